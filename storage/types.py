@@ -1,0 +1,187 @@
+"""Values that cross the storage boundary. Frozen; no ORM, driver or web imports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float64]
+
+
+class DeliveryMode(StrEnum):
+    online = "online"
+    classroom = "classroom"
+    blended = "blended"
+
+
+class InstitutionStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+    expelled = "expelled"
+
+
+class Role(StrEnum):
+    admin = "admin"
+    operator = "operator"
+    inspector = "inspector"
+    learner = "learner"
+
+
+class FlagStatus(StrEnum):
+    open = "open"
+    confirmed = "confirmed"
+    dismissed = "dismissed"
+
+
+@dataclass(frozen=True, slots=True)
+class Institution:
+    id: int
+    name: str
+    status: InstitutionStatus
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Course:
+    id: int
+    institution_id: int
+    name: str
+    required_hours: float
+    delivery_mode: DeliveryMode
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Learner:
+    """A real-name learner. `id_number` is the full resident ID; mask it on output."""
+
+    id: int
+    institution_id: int
+    full_name: str
+    id_number: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    id: int
+    learner_id: int
+    text_version: str
+    given_at: datetime
+    withdrawn_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.withdrawn_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A decrypted face template. Kept apart from identity data at rest."""
+
+    id: int
+    learner_id: int
+    vector: Vector
+    created_at: datetime
+    evidence_sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: int
+    role: Role
+    institution_id: int | None
+    learner_id: int | None
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StudySession:
+    """Projection of a session; the ledger chain `chain_id` is the truth."""
+
+    id: str
+    chain_id: str
+    learner_id: int
+    course_id: int
+    institution_id: int
+    started_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    id: int
+    kind: str
+    status: FlagStatus
+    institution_id: int | None
+    learner_id: int | None
+    other_learner_id: int | None
+    details: str  # canonical JSON of the evidence (scores, event refs, frame hashes)
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """What a caller asks to append. `payload` is canonical JSON (see storage.canonical)."""
+
+    kind: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEvent:
+    """One stored event. hash = SHA-256(prev_hash_bytes || canonical_event_bytes)."""
+
+    chain_id: str
+    seq: int
+    recorded_at: datetime
+    kind: str
+    payload: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    chain_id: str
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """The first event of a chain whose stored fields disagree with the recomputation."""
+
+    chain_id: str
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    chains: int
+    events: int
+    breaks: tuple[ChainBreak, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRecord:
+    sha256: str
+    size: int
+    content_type: str
+    stored_at: datetime
+    retain_until: datetime
+    purged_at: datetime | None

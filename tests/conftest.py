@@ -1,0 +1,91 @@
+"""Shared fixtures: real PostgreSQL and Redis servers, real face images.
+
+Tests that need an external server skip with a reason when it is unreachable,
+except under CI (CI=true), where an unreachable server fails the test: CI must
+run every storage and queue contract against the real servers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_HOST = os.environ.get("SUPERVISOR_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("SUPERVISOR_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("SUPERVISOR_TEST_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("SUPERVISOR_TEST_PG_DB", "test")
+REDIS_URL = os.environ.get("SUPERVISOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+FACES_DIR = Path(
+    os.environ.get(
+        "SUPERVISOR_FACES_DIR", str(Path(__file__).resolve().parents[1].parent / "shared" / "faces")
+    )
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, fail under CI, where every real-server contract must run."""
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    if not _port_open(PG_HOST, PG_PORT):
+        unavailable(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
+    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
+    name = f"sv_test_{uuid.uuid4().hex[:12]}"
+    dsn = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={PG_ADMIN_DB}"
+    try:
+        admin = psycopg.connect(dsn, autocommit=True)
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL refused a connection: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{postgres_server_url}/{name}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1.0)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        unavailable(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """The labelled set beside the checkout; tests that need it skip when absent."""
+    if not (FACES_DIR / "manifest.csv").is_file():
+        pytest.skip(f"labelled face set not found at {FACES_DIR} (set SUPERVISOR_FACES_DIR)")
+    return FACES_DIR
