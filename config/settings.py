@@ -47,7 +47,7 @@ class FaceSettings(_Section):
     """Face detection, quality gates and matching (verification/)."""
 
     detect_width: int = Field(
-        320,
+        400,
         ge=80,
         le=4096,
         description="Width in px of the downscaled copy used for the first detection pass; "
@@ -68,7 +68,7 @@ class FaceSettings(_Section):
         "detections (patterns, badges) are ignored.",
     )
     min_face_px: int = Field(
-        80,
+        90,
         ge=20,
         le=2000,
         description="Minimum face box width in original-frame px; smaller faces fail the "
@@ -93,15 +93,15 @@ class FaceSettings(_Section):
         description="Maximum mean grey level (0-255) of the face region; higher fails "
         "'too_bright'.",
     )
-    edge_margin_px: int = Field(
-        2,
-        ge=0,
-        le=200,
-        description="A face box or landmark closer than this to the frame edge fails the "
-        "'face_cut_off' gate.",
+    cutoff_fraction: float = Field(
+        0.08,
+        ge=0.0,
+        le=1.0,
+        description="A face whose box extends past the frame edge by more than this fraction "
+        "of its width, or with a landmark outside the frame, fails the 'face_cut_off' gate.",
     )
     match_threshold: float = Field(
-        0.55,
+        0.53,
         gt=0.0,
         lt=2.0,
         description="Euclidean distance between 128-d encodings at or below which a probe "
@@ -111,8 +111,8 @@ class FaceSettings(_Section):
         10,
         ge=1,
         le=100,
-        description="Random jitters averaged into an enrolment template (cost grows linearly; "
-        "checks always use 1).",
+        description="Random jitters averaged into an enrolment template, for the photo and its "
+        "mirror image (cost grows linearly; checks always encode once).",
     )
     identify_margin: float = Field(
         0.06,
@@ -385,7 +385,9 @@ def format_validation_error(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def settings_table(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[str, str, str]]:
+def settings_table(
+    model: type[BaseModel] = Settings, prefix: str = ""
+) -> list[tuple[str, str, str]]:
     """(dotted name, default, description) for every leaf setting, for the README."""
     rows: list[tuple[str, str, str]] = []
     for name, field in model.model_fields.items():

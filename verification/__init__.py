@@ -1,1 +1,4 @@
-"""verification package."""
+"""Face verification: pure, synchronous, CPU-bound functions on numpy arrays.
+
+No web, database or video imports. Build a `DlibFaceEngine` once per process.
+"""
