@@ -12,6 +12,7 @@ from config.settings import (
     SecuritySettings,
     ServerSettings,
     Settings,
+    WebRTCSettings,
     load_settings,
     settings_table,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SettingsError",
+    "WebRTCSettings",
     "load_settings",
     "settings_table",
 ]

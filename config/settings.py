@@ -276,6 +276,29 @@ class PolicySettings(_Section):
     frames_per_check: int = Field(
         3, ge=1, le=20, description="Frames a check decides over (best of k)."
     )
+    retry_interval_s: float = Field(
+        10.0, gt=0, le=600, description="Seconds between retries inside a response window."
+    )
+    capture_timeout_s: float = Field(
+        8.0,
+        gt=0,
+        le=120,
+        description="Seconds a check waits for the learner's frames before it counts as missed.",
+    )
+    reconnect_grace_s: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="Seconds a disconnected live session waits for the learner to come back "
+        "before it ends.",
+    )
+    live_lock_ttl_s: float = Field(
+        30.0,
+        ge=2,
+        le=3600,
+        description="Expiry of a learner's one-live-session lock in Redis; refreshed by "
+        "heartbeats and checks, so a crashed tab frees the learner after this long.",
+    )
 
     @model_validator(mode="after")
     def _intervals_ordered(self) -> Self:
@@ -289,6 +312,51 @@ class PolicySettings(_Section):
                     f"(got {lo}, {mean}, {hi})"
                 )
         return self
+
+
+class WebRTCSettings(_Section):
+    """Learners' webcams over WebRTC (capture/)."""
+
+    max_peers: int = Field(
+        1000, ge=1, le=100_000, description="Peer connections one process accepts at most."
+    )
+    max_sdp_bytes: int = Field(
+        64 * 1024, ge=1024, le=1024 * 1024, description="Largest accepted SDP offer in bytes."
+    )
+    ice_gathering_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Seconds to wait for the server's ICE candidates."
+    )
+    connect_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=300,
+        description="Seconds a new peer connection may take to connect before it is closed.",
+    )
+    check_fps: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="Frame rate the browser is asked to send while a check is sampling.",
+    )
+    idle_fps: float = Field(
+        0.0,
+        ge=0,
+        le=30,
+        description="Frame rate between checks; 0 stops the video between checks (the "
+        "browser's encoder is paused; checks resume it at random moments).",
+    )
+    max_width: int = Field(
+        640, ge=160, le=1920, description="Widest frame the browser is asked to send."
+    )
+    frame_spacing_s: float = Field(
+        0.6, ge=0.0, le=10, description="Seconds between the frames one check samples."
+    )
+    heartbeat_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        le=600,
+        description="A learner link with no heartbeat for this long counts as disconnected.",
+    )
 
 
 class Settings(BaseSettings):
@@ -316,6 +384,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings, description="Keys.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
     policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy.")
+    webrtc: WebRTCSettings = Field(default_factory=WebRTCSettings, description="WebRTC.")
 
     @model_validator(mode="after")
     def _no_default_secrets_outside_development(self) -> Self:

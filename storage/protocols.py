@@ -19,8 +19,8 @@ from storage.types import (
     Flag,
     FlagStatus,
     Institution,
-    LedgerEvent,
     Learner,
+    LedgerEvent,
     NewEvent,
     Role,
     StudySession,
@@ -83,6 +83,7 @@ class RegistryStore(Protocol):
     def create_learner(self, institution_id: int, full_name: str, id_number: str) -> Learner:
         """Raises `Duplicate` when the ID number is already registered."""
         ...
+
     def get_learner(self, learner_id: int) -> Learner: ...
     def list_learners(self, institution_id: int | None = None) -> list[Learner]: ...
 
@@ -92,6 +93,7 @@ class RegistryStore(Protocol):
         transaction; returns the consent and the number of templates deleted.
         Raises `NotFound` when there is no active consent."""
         ...
+
     def active_consent(self, learner_id: int) -> Consent | None: ...
 
     def create_token(
@@ -103,9 +105,11 @@ class RegistryStore(Protocol):
     ) -> tuple[Token, str]:
         """Store a new token hashed; return it and its secret (shown once)."""
         ...
+
     def resolve_token(self, secret: str) -> Token | None:
         """The live (not revoked) token with this secret, or None."""
         ...
+
     def revoke_token(self, token_id: int, at: datetime) -> None: ...
 
     def create_session(
@@ -148,6 +152,7 @@ class TemplateStore(Protocol):
     def all(self) -> list[Template]:
         """Every template (for 1:N duplicate search)."""
         ...
+
     def delete_for_learner(self, learner_id: int) -> int: ...
 
 
@@ -157,9 +162,11 @@ class EvidenceStore(Protocol):
     def put(self, data: bytes, content_type: str, retain_until: datetime) -> EvidenceRecord:
         """Store by SHA-256 (idempotent); returns the record."""
         ...
+
     def get(self, sha256: str) -> bytes:
         """Raises `NotFound` for an unknown hash and `EvidencePurged` for a purged one."""
         ...
+
     def record(self, sha256: str) -> EvidenceRecord: ...
     def purge_expired(self, now: datetime) -> list[str]:
         """Delete images whose retention has passed; keep their records and hashes."""

@@ -31,6 +31,41 @@ def _cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
     return run_calibrate(settings, args.dataset, args.threshold, args.target_fmr, args.processes)
 
 
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from supervisor.admin_cli import run_serve
+
+    if args.host or args.port:
+        server = settings.server.model_copy(
+            update={k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+        )
+        settings = settings.model_copy(update={"server": server})
+    return run_serve(settings)
+
+
+def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from supervisor.admin_cli import run_migrate
+
+    return run_migrate(settings)
+
+
+def _cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
+    from supervisor.admin_cli import run_token_create
+
+    return run_token_create(settings, args.role, args.institution, args.learner, args.label)
+
+
+def _cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from supervisor.admin_cli import run_ledger_verify
+
+    return run_ledger_verify(settings, args.chain)
+
+
+def _cmd_evidence_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from supervisor.admin_cli import run_evidence_purge
+
+    return run_evidence_purge(settings)
+
+
 def _cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     rows = settings_table()
     if args.markdown:
@@ -68,6 +103,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=None, help="encoding processes")
     p.add_argument("--jitters", type=int, default=None, help="template jitters override")
     p.set_defaults(handler=_cmd_calibrate)
+
+    p = sub.add_parser("serve", help="run the HTTP service")
+    p.add_argument("--host", default=None, help="bind address (server.host)")
+    p.add_argument("--port", type=int, default=None, help="port (server.port)")
+    p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(handler=_cmd_migrate)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(
+        dest="token_command", required=True, metavar="ACTION"
+    )
+    p = token.add_parser("create", help="create a token and print its secret once")
+    p.add_argument("--role", required=True, help="admin, operator, inspector or learner")
+    p.add_argument("--institution", type=int, default=None, help="institution id (operator)")
+    p.add_argument("--learner", type=int, default=None, help="learner id (learner)")
+    p.add_argument("--label", default=None, help="who the token is for")
+    p.set_defaults(handler=_cmd_token_create)
+
+    ledger = sub.add_parser("ledger", help="the learning-process ledger").add_subparsers(
+        dest="ledger_command", required=True, metavar="ACTION"
+    )
+    p = ledger.add_parser("verify", help="recompute hash chains; name the first bad event")
+    p.add_argument("--chain", action="append", default=None, help="only this chain (repeatable)")
+    p.set_defaults(handler=_cmd_ledger_verify)
+
+    evidence = sub.add_parser("evidence", help="evidence frames").add_subparsers(
+        dest="evidence_command", required=True, metavar="ACTION"
+    )
+    p = evidence.add_parser("purge", help="delete frames past retention; keep their hashes")
+    p.set_defaults(handler=_cmd_evidence_purge)
 
     p = sub.add_parser("settings", help="print the settings in force (secrets hidden)")
     p.add_argument("--markdown", action="store_true", help="defaults table for the README")

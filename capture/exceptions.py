@@ -1,0 +1,39 @@
+"""Errors of the capture package, under one root. `reason` is machine-readable."""
+
+from __future__ import annotations
+
+
+class CaptureError(Exception):
+    reason = "capture_error"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+
+class InvalidOffer(CaptureError):
+    """The SDP offer is malformed, too large, of the wrong type or has no video."""
+
+    reason = "invalid_sdp"
+
+
+class PeerExists(CaptureError):
+    """A live peer connection already exists for this session."""
+
+    reason = "peer_exists"
+
+
+class TooManyPeers(CaptureError):
+    reason = "too_many_peers"
+
+
+class NoFrames(CaptureError):
+    """No new frame arrived in time."""
+
+    reason = "no_frames"
+
+
+class NotConnected(CaptureError):
+    reason = "not_connected"

@@ -1,0 +1,231 @@
+"""`EvidenceStore` on a local folder, with metadata rows in the database.
+
+Files are content-addressed: ``<directory>/ab/cd/abcd...`` (the full lowercase hex
+SHA-256, under two levels of fan-out from its first four characters). A file is
+written to a temporary name in its final folder, fsynced, renamed into place and
+the folder fsynced, so a reader never sees a partial image. Only 64-lowercase-hex
+names are ever turned into paths, which rules out path tricks.
+
+The database row is the authority on whether an image should exist: after a
+purge the row stays with `purged_at` set, so the hash still proves the image
+existed (ledger events carry it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from storage.engine import Database
+from storage.exceptions import (
+    EvidencePurged,
+    IntegrityViolation,
+    InvalidInput,
+    NotFound,
+    StorageUnavailable,
+)
+from storage.models import evidence as T
+from storage.types import EvidenceRecord
+from storage.validate import aware, sha256_hex
+
+_CONTENT_TYPE: Final = re.compile(
+    r"[a-z0-9][a-z0-9!#$&^_.+-]{0,47}/[a-z0-9][a-z0-9!#$&^_.+-]{0,47}"
+)
+_PURGE_CHUNK: Final = 500
+
+
+class LocalEvidenceStore:
+    """Content-addressed evidence images. Thread-safe and safe across processes."""
+
+    def __init__(self, db: Database, directory: Path) -> None:
+        self._db = db
+        self._root = Path(directory).expanduser().resolve()
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create evidence folder {self._root}: {exc}") from None
+
+    @property
+    def directory(self) -> Path:
+        return self._root
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the image with this hash lives (whether or not it exists)."""
+        sha256_hex(sha256)
+        return self._root / sha256[:2] / sha256[2:4] / sha256
+
+    def put(self, data: bytes, content_type: str, retain_until: datetime) -> EvidenceRecord:
+        """Store by SHA-256 (idempotent); returns the record.
+
+        Storing the same bytes again keeps the later of the two retention dates and
+        restores a purged image.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidInput(f"evidence must be bytes (got {type(data).__name__})")
+        data = bytes(data)
+        if not data:
+            raise InvalidInput("evidence must not be empty")
+        if not isinstance(content_type, str) or not _CONTENT_TYPE.fullmatch(content_type):
+            raise InvalidInput(f"content type must look like 'image/jpeg' (got {content_type!r})")
+        aware(retain_until, "retain_until")
+        sha256 = hashlib.sha256(data).hexdigest()
+        path = self.path_for(sha256)
+        # Written before the row exists: a crash leaves at most an orphan file,
+        # never a row without its image.
+        if not _holds(path, sha256):
+            _write_atomic(path, data)
+        now = datetime.now(UTC)
+        insert = pg_insert(T) if self._db.dialect == "postgresql" else sqlite_insert(T)
+        with self._db.write() as conn:
+            conn.execute(
+                insert.values(
+                    sha256=sha256,
+                    size=len(data),
+                    content_type=content_type,
+                    stored_at=now,
+                    retain_until=retain_until,
+                    purged_at=None,
+                ).on_conflict_do_nothing(index_elements=[T.c.sha256])
+            )
+            # Locked: a concurrent purge either finished before (we restore the
+            # file below) or waits for us and then sees the new retention date.
+            row = conn.execute(select(T).where(T.c.sha256 == sha256).with_for_update()).one()
+            changes: dict[str, Any] = {}
+            if row.retain_until < retain_until:
+                changes["retain_until"] = retain_until
+            if row.purged_at is not None:
+                changes["purged_at"] = None
+                changes["stored_at"] = now
+            if not _holds(path, sha256):
+                _write_atomic(path, data)
+            if changes:
+                conn.execute(update(T).where(T.c.sha256 == sha256).values(**changes))
+                row = conn.execute(select(T).where(T.c.sha256 == sha256)).one()
+        return _record(row)
+
+    def get(self, sha256: str) -> bytes:
+        """Raises `NotFound` for an unknown hash and `EvidencePurged` for a purged one.
+
+        The bytes are checked against their hash; a damaged file raises
+        `IntegrityViolation`.
+        """
+        record = self.record(sha256)
+        if record.purged_at is not None:
+            raise EvidencePurged(f"evidence {sha256} was purged at {record.purged_at.isoformat()}")
+        try:
+            data = self.path_for(sha256).read_bytes()
+        except FileNotFoundError:
+            if record.retain_until <= datetime.now(UTC):
+                raise EvidencePurged(f"evidence {sha256} expired and was deleted") from None
+            raise IntegrityViolation(
+                f"evidence {sha256} is recorded but its file is missing"
+            ) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read evidence {sha256}: {exc}") from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise IntegrityViolation(f"evidence file {sha256} is damaged (hash mismatch)")
+        return data
+
+    def record(self, sha256: str) -> EvidenceRecord:
+        sha256_hex(sha256)
+        with self._db.read() as conn:
+            row = conn.execute(select(T).where(T.c.sha256 == sha256)).first()
+        if row is None:
+            raise NotFound(f"evidence {sha256} not found")
+        return _record(row)
+
+    def purge_expired(self, now: datetime) -> list[str]:
+        """Delete images whose retention has passed (retain_until <= now); keep their
+        records with `purged_at` = now. Returns the purged hashes."""
+        aware(now, "now")
+        purged: list[str] = []
+        while True:
+            with self._db.write() as conn:
+                hashes = list(
+                    conn.execute(
+                        select(T.c.sha256)
+                        .where(T.c.retain_until <= now, T.c.purged_at.is_(None))
+                        .order_by(T.c.retain_until, T.c.sha256)
+                        .limit(_PURGE_CHUNK)
+                        .with_for_update()
+                    ).scalars()
+                )
+                if not hashes:
+                    return purged
+                # Files go inside the transaction: if the COMMIT then fails, the rows
+                # are still expired and the next purge marks them.
+                for sha256 in hashes:
+                    try:
+                        self.path_for(sha256).unlink(missing_ok=True)
+                    except OSError as exc:
+                        raise StorageUnavailable(
+                            f"cannot delete evidence {sha256}: {exc}"
+                        ) from None
+                conn.execute(update(T).where(T.c.sha256.in_(hashes)).values(purged_at=now))
+            purged.extend(hashes)
+
+
+def _record(r: Row[Any]) -> EvidenceRecord:
+    return EvidenceRecord(
+        r.sha256, r.size, r.content_type, r.stored_at, r.retain_until, r.purged_at
+    )
+
+
+def _holds(path: Path, sha256: str) -> bool:
+    """True when `path` exists and holds exactly the bytes with this hash."""
+    try:
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest() == sha256
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageUnavailable(f"cannot read {path}: {exc}") from None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    try:
+        created = _make_dirs(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        # The rename (and any new fan-out folder) is durable only once the
+        # folders holding the new entries are fsynced.
+        for folder in [path.parent, *created]:
+            _fsync_dir(folder)
+    except OSError as exc:
+        raise StorageUnavailable(f"cannot write evidence {path.name}: {exc}") from None
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """Create `folder` and missing parents; return the parents of what was created."""
+    missing: list[Path] = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return [m.parent for m in missing]
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

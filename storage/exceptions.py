@@ -1,0 +1,59 @@
+"""Errors raised by storage. Every driver or SQLAlchemy error is translated into one of these.
+
+`StorageError` is the root. Some errors also derive from the matching builtin
+(`LookupError`, `ValueError`) so that generic callers can catch them naturally.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Root of every error raised by the storage package."""
+
+
+class StorageConfigError(StorageError):
+    """Storage was configured wrongly (bad URL, bad key, unusable folder)."""
+
+
+class StorageUnavailable(StorageError):
+    """The database or the evidence folder cannot be reached or used right now."""
+
+
+class SchemaOutdated(StorageError):
+    """The database schema is missing or older than this code; run `supervisor migrate`."""
+
+
+class NotFound(StorageError, LookupError):
+    """No row with the given identifier."""
+
+
+class InvalidInput(StorageError, ValueError):
+    """A value was refused before it reached the database (format, range, naive datetime)."""
+
+
+class IntegrityViolation(StorageError):
+    """A database constraint refused the change, or stored data is inconsistent."""
+
+
+class Duplicate(IntegrityViolation):
+    """A row with the same unique key already exists."""
+
+
+class InvalidState(StorageError):
+    """The row exists but is in a state that forbids the change (e.g. session already ended)."""
+
+
+class ConsentRequired(StorageError):
+    """A face template was offered for a learner with no active biometric consent."""
+
+
+class TemplateKeyError(StorageError):
+    """A face template cannot be decrypted: wrong key, or the row was altered."""
+
+
+class AppendConflict(StorageError):
+    """A ledger append kept losing the race for the next sequence number."""
+
+
+class EvidencePurged(StorageError):
+    """The evidence image existed but was deleted by retention; only its hash remains."""

@@ -1,0 +1,112 @@
+"""`open_storage`: the one entry point that builds every store from settings."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from types import TracebackType
+from typing import Self
+
+from config.settings import DatabaseSettings, EvidenceSettings
+from storage.engine import Database, create_database
+from storage.evidence_local import LocalEvidenceStore
+from storage.exceptions import StorageConfigError
+from storage.ledger_sql import SqlLedgerStore
+from storage.migrate import check_schema
+from storage.registry_sql import SqlRegistryStore
+from storage.templates_sql import KEY_BYTES, SqlTemplateStore
+
+
+class Storage:
+    """The storage of one process: `.ledger`, `.registry`, `.templates`, `.evidence`.
+
+    Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
+    writer thread and closes the database connections. Usable as a context manager.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        ledger: SqlLedgerStore,
+        registry: SqlRegistryStore,
+        templates: SqlTemplateStore,
+        evidence: LocalEvidenceStore,
+    ) -> None:
+        self.db = db
+        self.ledger = ledger
+        self.registry = registry
+        self.templates = templates
+        self.evidence = evidence
+        self._closed = False
+
+    def close(self) -> None:
+        """Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.ledger.close()
+        finally:
+            self.db.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def decode_template_key(template_key_b64: str) -> bytes:
+    """The 32-byte AES key from its base64 text; raises `StorageConfigError` otherwise."""
+    try:
+        key = base64.b64decode(template_key_b64.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise StorageConfigError("template key is not valid base64") from None
+    if len(key) != KEY_BYTES:
+        raise StorageConfigError(
+            f"template key must decode to {KEY_BYTES} bytes (got {len(key)}); "
+            "generate one with: python -c "
+            "'import os, base64; print(base64.b64encode(os.urandom(32)).decode())'"
+        )
+    return key
+
+
+def open_storage(
+    database: DatabaseSettings,
+    evidence: EvidenceSettings,
+    template_key_b64: str,
+    *,
+    group_commit: bool = True,
+    check_schema_version: bool = True,
+) -> Storage:
+    """Build the stores. Does not migrate: run `storage.migrate.upgrade` first.
+
+    With `check_schema_version` (the default) the database is contacted once: it
+    raises `StorageUnavailable` when unreachable and `SchemaOutdated` when not
+    migrated to this code's head. `group_commit=False` makes every ledger append
+    its own transaction (for comparison; slower under concurrency).
+    """
+    key = decode_template_key(template_key_b64)
+    db = create_database(database)
+    try:
+        if check_schema_version:
+            check_schema(db)
+        ledger = SqlLedgerStore(
+            db, append_retries=database.append_retries, group_commit=group_commit
+        )
+        store = Storage(
+            db,
+            ledger,
+            SqlRegistryStore(db),
+            SqlTemplateStore(db, key),
+            LocalEvidenceStore(db, evidence.directory),
+        )
+    except BaseException:
+        db.dispose()
+        raise
+    return store

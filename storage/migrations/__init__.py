@@ -1,0 +1,1 @@
+"""Alembic environment of the storage schema; run through `storage.migrate`."""

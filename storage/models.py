@@ -1,0 +1,201 @@
+"""Tables of the service. The schema is created by Alembic (storage/migrations), not here.
+
+The ORM classes define the schema and serve the tests that compare it with the
+migrations; the stores use their `__table__` through SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.coltypes import UTCDateTime
+
+# Stable constraint names, so later migrations can refer to them on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+HASH_LEN = 64  # lowercase hex SHA-256
+ID_LEN = 64  # session and chain identifiers
+KIND_LEN = 64  # ledger event kinds, flag kinds
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class InstitutionRow(Base):
+    __tablename__ = "institutions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CourseRow(Base):
+    __tablename__ = "courses"
+    __table_args__ = (CheckConstraint("required_hours > 0", name="required_hours_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    required_hours: Mapped[float] = mapped_column(Float)
+    delivery_mode: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LearnerRow(Base):
+    __tablename__ = "learners"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    full_name: Mapped[str] = mapped_column(String(100))
+    # GB 11643 resident ID: 17 digits and a check character (digit or X).
+    id_number: Mapped[str] = mapped_column(String(18), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentRow(Base):
+    __tablename__ = "consents"
+    __table_args__ = (
+        # At most one active (not withdrawn) consent per learner.
+        Index(
+            "uq_consents_active_learner",
+            "learner_id",
+            unique=True,
+            sqlite_where=text("withdrawn_at IS NULL"),
+            postgresql_where=text("withdrawn_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
+    text_version: Mapped[str] = mapped_column(String(64))
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class FaceTemplateRow(Base):
+    """Biometric data, kept apart from identity: AES-256-GCM ciphertext only."""
+
+    __tablename__ = "face_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
+    # First 16 hex chars of SHA-256(key): says which key encrypted the row.
+    key_id: Mapped[str] = mapped_column(String(16))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    evidence_sha256: Mapped[str | None] = mapped_column(String(HASH_LEN))
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # SHA-256 hex of the secret; the secret itself is never stored.
+    secret_sha256: Mapped[str] = mapped_column(String(HASH_LEN), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"))
+    learner_id: Mapped[int | None] = mapped_column(ForeignKey("learners.id"))
+    label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StudySessionRow(Base):
+    """Projection of a session for listing; its ledger chain is the truth."""
+
+    __tablename__ = "study_sessions"
+
+    id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN), unique=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"))
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class FlagRow(Base):
+    __tablename__ = "flags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(KIND_LEN))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"), index=True)
+    learner_id: Mapped[int | None] = mapped_column(ForeignKey("learners.id"))
+    other_learner_id: Mapped[int | None] = mapped_column(ForeignKey("learners.id"))
+    details: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+
+class EvidenceRow(Base):
+    __tablename__ = "evidence"
+
+    sha256: Mapped[str] = mapped_column(String(HASH_LEN), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retain_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LedgerEventRow(Base):
+    """Append-only. The code never updates or deletes a row; triggers refuse it too."""
+
+    __tablename__ = "ledger_events"
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        # SQLite: rows stored in (chain_id, seq) order, so a timeline is one range
+        # scan and verification one sequential pass (about 2x faster than a rowid
+        # table plus index, for somewhat slower inserts).
+        {"sqlite_with_rowid": False},
+    )
+
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(KIND_LEN))
+    payload: Mapped[str] = mapped_column(Text)  # exactly the text that was hashed
+    prev_hash: Mapped[str] = mapped_column(String(HASH_LEN))
+    hash: Mapped[str] = mapped_column(String(HASH_LEN))
+
+
+# Core tables for the stores (declarative types `__table__` as FromClause).
+institutions = cast(Table, InstitutionRow.__table__)
+courses = cast(Table, CourseRow.__table__)
+learners = cast(Table, LearnerRow.__table__)
+consents = cast(Table, ConsentRow.__table__)
+face_templates = cast(Table, FaceTemplateRow.__table__)
+api_tokens = cast(Table, ApiTokenRow.__table__)
+study_sessions = cast(Table, StudySessionRow.__table__)
+flags = cast(Table, FlagRow.__table__)
+evidence = cast(Table, EvidenceRow.__table__)
+ledger_events = cast(Table, LedgerEventRow.__table__)

@@ -1,0 +1,90 @@
+"""Domain and storage errors to HTTP responses: a 4xx/5xx with a machine-readable reason.
+
+Body: {"reason": "...", "message": "...", ...details}.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from storage import exceptions as se
+from supervisor.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: a reason a program can act on and a message a person can read."""
+
+    model_config = ConfigDict(extra="allow")
+    reason: str
+    message: str
+
+
+STORAGE_ERRORS: list[tuple[type[se.StorageError], int, str]] = [
+    (se.NotFound, 404, "unknown_id"),
+    (se.Duplicate, 409, "duplicate"),
+    (se.IntegrityViolation, 409, "conflict"),
+    (se.InvalidState, 409, "invalid_state"),
+    (se.ConsentRequired, 409, "no_consent"),
+    (se.InvalidInput, 422, "invalid_input"),
+    (se.EvidencePurged, 410, "evidence_purged"),
+    (se.AppendConflict, 503, "ledger_busy"),
+    (se.StorageUnavailable, 503, "storage_unavailable"),
+    (se.SchemaOutdated, 503, "schema_outdated"),
+    # Server-side faults: the caller can do nothing about them, and learns no detail.
+    (se.TemplateKeyError, 500, "template_key_error"),
+    (se.StorageConfigError, 500, "storage_misconfigured"),
+]
+
+
+def error_response(status: int, reason: str, message: str, **details: Any) -> JSONResponse:
+    return JSONResponse({"reason": reason, "message": message, **details}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(exc.status, exc.reason, exc.message, **exc.details)
+
+    @app.exception_handler(se.StorageError)
+    async def _storage(_: Request, exc: se.StorageError) -> JSONResponse:
+        for cls, status, reason in STORAGE_ERRORS:
+            if isinstance(exc, cls):
+                if status >= 500:
+                    log.error("storage fault: %s", exc)
+                    return error_response(status, reason, "the service cannot use its storage")
+                return error_response(status, reason, str(exc))
+        log.error("storage error: %s", exc)
+        return error_response(500, "storage_error", "the record could not be read or written")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        return error_response(422, "invalid_input", summary or "invalid request", problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reasons = {
+            400: "bad_request",
+            401: "unauthenticated",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "body_too_large",
+        }
+        return error_response(
+            exc.status_code,
+            reasons.get(exc.status_code, "http_error"),
+            str(exc.detail),
+        )

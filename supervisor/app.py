@@ -1,0 +1,114 @@
+"""The FastAPI application factory and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from config import Settings
+from storage import open_storage
+from storage.migrate import upgrade
+from supervisor.api import errors, routes_live, routes_registry, routes_sessions
+from supervisor.api.middleware import BodyLimitMiddleware
+from supervisor.context import Context
+from supervisor.live import LiveManager
+from supervisor.pool import VerificationPool
+from supervisor.redis_conn import open_redis
+from supervisor.registry import RegistryService
+from supervisor.sessions import SessionService
+from supervisor.web import STATIC_DIR
+
+log = logging.getLogger(__name__)
+
+# Multipart framing around the largest accepted image; a fallback post carries
+# several frames of a check.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
+    """Build the app. Storage, Redis, the verification pool and live supervision
+    start in the lifespan and stop, in reverse order, when it ends."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await asyncio.to_thread(upgrade, settings.database.url)
+        storage = await asyncio.to_thread(
+            open_storage,
+            settings.database,
+            settings.evidence,
+            settings.security.template_key.get_secret_value(),
+        )
+        redis = None
+        pool = VerificationPool(
+            settings.face,
+            settings.images,
+            settings.server.verify_processes,
+            jpeg_quality=settings.evidence.jpeg_quality,
+        )
+        live: LiveManager | None = None
+        ctx: Context | None = None
+        try:
+            redis = await asyncio.to_thread(open_redis, settings.redis)
+            await redis.client.ping()
+            await pool.start()
+            ctx = Context(settings, storage, pool)
+            sessions = SessionService(ctx)
+            live = LiveManager(ctx, sessions, redis.client)
+            await live.start()
+            app.state.ctx = ctx
+            app.state.registry = RegistryService(ctx)
+            app.state.sessions = sessions
+            app.state.live = live
+            log.info(
+                "service started: database %s, redis %s",
+                settings.database.url.split("@")[-1],
+                redis.url,
+            )
+            yield
+        finally:
+            if live is not None:
+                await live.stop()
+            await pool.stop()
+            if redis is not None:
+                await redis.close()
+            if ctx is not None:
+                await asyncio.to_thread(ctx.close)
+            await asyncio.to_thread(storage.close)
+
+    app = FastAPI(
+        title="Training supervisor",
+        version="0.1.0",
+        description=(
+            "Supervision of subsidised vocational training: real-name learners, face checks "
+            "at server-chosen moments, and a tamper-evident learning ledger from which "
+            "credited hours are computed. Every refusal is a 4xx with a machine-readable "
+            "`reason`."
+        ),
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.images.max_upload_bytes * 4 + MULTIPART_OVERHEAD,
+    )
+    app.include_router(routes_registry.router)
+    app.include_router(routes_sessions.router)
+    app.include_router(routes_live.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/learn", include_in_schema=False)
+    async def learner_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "learner.html")
+
+    return app

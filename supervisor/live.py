@@ -1,0 +1,694 @@
+"""Live supervision of online study: server-chosen random checks over a learner link.
+
+A `LiveSession` runs one task per session while the learner's page is attached,
+over WebRTC (frames from the peer connection; messages on the data channel) or,
+where WebRTC cannot connect, over plain HTTP (the page long-polls for requests
+and posts still frames). The policy is the same in both modes:
+
+- presence and identity checks at random moments drawn on the server;
+- a failed or missed check prompts the learner and opens a response window with
+  retries; if nothing passes in it, the session pauses (the clock stops) until
+  an identity check passes; `max_failed_windows` failed windows end it;
+- a disconnected learner's session pauses and resumes on reconnection after an
+  identity check; one live session per learner, held by an expiring Redis lock.
+
+Every decision is a ledger event recorded through `SessionService`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+import redis.asyncio as aioredis
+
+from capture.exceptions import CaptureError, NoFrames
+from capture.types import PeerState
+from capture.webrtc import PeerHub
+from config import Settings
+from storage.types import StudySession
+from supervisor import events as ev
+from supervisor.context import Context
+from supervisor.errors import Conflict, ServiceError
+from supervisor.sessions import ACTIVE, ENDED, PAUSED, SessionService, SessionState
+from verification.types import CheckKind, QualityIssue
+
+log = logging.getLogger(__name__)
+
+# A page attaching within this many seconds of a passed identity check (the one
+# that opened the session) is not asked for another one straight away.
+ATTACH_GRACE_S = 30.0
+
+
+def draw_interval(rng: random.Random, low: float, mean: float, high: float) -> float:
+    """A random interval in [low, high] with the given mean (triangular distribution).
+
+    The mode is placed so that the mean is exact; where that is impossible the
+    mode is clamped to the range.
+    """
+    mode = min(max(3 * mean - low - high, low), high)
+    return rng.triangular(low, high, mode)
+
+
+# -- the one-live-session lock -------------------------------------------------
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+_REFRESH = """
+local v = redis.call('get', KEYS[1])
+if v == false then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1
+elseif v == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2]) return 1
+end
+return 0
+"""
+
+
+class LiveLocks:
+    """`sv:live:learner:<id>` = session id, expiring unless refreshed."""
+
+    def __init__(self, client: aioredis.Redis, ttl_s: float) -> None:
+        self.client = client
+        self.ttl_ms = int(ttl_s * 1000)
+
+    @staticmethod
+    def key(learner_id: int) -> str:
+        return f"sv:live:learner:{learner_id}"
+
+    async def hold(self, learner_id: int, session_id: str) -> bool:
+        """Take or refresh the lock for this session; False if another session holds it."""
+        result = await self.client.eval(
+            _REFRESH, 1, self.key(learner_id), session_id, str(self.ttl_ms)
+        )
+        return bool(result)
+
+    async def holder(self, learner_id: int) -> str | None:
+        value = await self.client.get(self.key(learner_id))
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def release(self, learner_id: int, session_id: str) -> None:
+        await self.client.eval(_RELEASE, 1, self.key(learner_id), session_id)
+
+
+# -- links to the learner's page ---------------------------------------------
+
+
+class Link(Protocol):
+    mode: str
+
+    def send(self, message: dict[str, Any]) -> None: ...
+
+    def busy(self) -> bool:
+        """True while the page is demonstrably there (e.g. a long-poll is waiting)."""
+        ...
+
+    async def frames(
+        self, check_id: str, count: int, spacing: float, timeout: float
+    ) -> Sequence[bytes | np.ndarray]: ...
+
+    async def close(self) -> None: ...
+
+
+class WebRTCLink:
+    """Frames from the session's peer connection; messages on its data channel."""
+
+    mode = "webrtc"
+
+    def __init__(self, hub: PeerHub, session_id: str, settings: Settings) -> None:
+        self.hub = hub
+        self.session_id = session_id
+        self.settings = settings
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.hub.send(self.session_id, json.dumps(message))
+
+    def busy(self) -> bool:
+        return False  # the data channel's heartbeats speak for the page
+
+    def _capture(self, on: bool, check_id: str | None = None) -> None:
+        w = self.settings.webrtc
+        fps = w.check_fps if on else w.idle_fps
+        self.send(
+            {
+                "type": "capture",
+                "on": on or fps > 0,
+                "fps": fps,
+                "max_width": w.max_width,
+                "check_id": check_id,
+            }
+        )
+
+    async def frames(
+        self, check_id: str, count: int, spacing: float, timeout: float
+    ) -> Sequence[np.ndarray]:
+        reader = self.hub.reader(self.session_id)
+        self._capture(True, check_id)
+        try:
+            samples = await reader.sample(count, spacing, timeout)
+        finally:
+            self._capture(False)
+        return [s.image for s in samples]
+
+    async def close(self) -> None:
+        await self.hub.close(self.session_id)
+
+
+@dataclass
+class _FrameRequest:
+    check_id: str
+    count: int
+    future: asyncio.Future[list[bytes]]
+
+
+class UploadLink:
+    """The HTTP fallback: the page long-polls for messages and posts still frames."""
+
+    mode = "upload"
+    MAX_QUEUED = 64
+
+    def __init__(self) -> None:
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.MAX_QUEUED)
+        self.pending: _FrameRequest | None = None
+        self.closed = False
+        self.polls = 0  # long-polls waiting right now
+
+    def busy(self) -> bool:
+        return self.polls > 0
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.outbox.full():  # a page that stopped polling: keep the newest
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.outbox.get_nowait()
+        self.outbox.put_nowait(message)
+
+    async def frames(
+        self, check_id: str, count: int, spacing: float, timeout: float
+    ) -> Sequence[bytes]:
+        future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+        self.pending = _FrameRequest(check_id, count, future)
+        self.send(
+            {
+                "type": "capture",
+                "on": True,
+                "check_id": check_id,
+                "count": count,
+                "spacing": spacing,
+            }
+        )
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise NoFrames(f"no frames were posted within {timeout:.0f} s") from None
+        finally:
+            self.pending = None
+
+    def deliver(self, check_id: str, frames: list[bytes]) -> bool:
+        """Frames posted by the page for a pending request; False if none matches."""
+        request = self.pending
+        if request is None or request.check_id != check_id or request.future.done():
+            return False
+        request.future.set_result(frames[: request.count])
+        return True
+
+    async def next_messages(self, wait: float) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.outbox.empty() and wait > 0:
+            self.polls += 1
+            try:
+                out.append(await asyncio.wait_for(self.outbox.get(), wait))
+            except TimeoutError:
+                return out
+            finally:
+                self.polls -= 1
+        while not self.outbox.empty():
+            out.append(self.outbox.get_nowait())
+        return out
+
+    async def close(self) -> None:
+        self.closed = True
+        if self.pending is not None and not self.pending.future.done():
+            self.pending.future.cancel()
+
+
+# -- one supervised session --------------------------------------------------
+
+
+@dataclass
+class LiveSession:
+    manager: LiveManager
+    session: StudySession
+    link: Link | None = None
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    disconnected_at: datetime | None = None
+    task: asyncio.Task[None] | None = None
+    last_heartbeat: float = 0.0
+    last_verdict: str | None = None
+    stopped: bool = False
+
+    @property
+    def sessions(self) -> SessionService:
+        return self.manager.sessions
+
+    @property
+    def policy(self) -> Any:
+        return self.manager.settings.policy
+
+    def clock(self) -> datetime:
+        return self.manager.ctx.clock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.link is not None:
+            self.link.send(message)
+
+    async def send_state(self, state: SessionState | None = None, note: str | None = None) -> None:
+        if state is None:
+            state = await self.manager.state_of(self.session)
+        credit = self.sessions.credit_of(await self.sessions.chain(self.session))
+        running = state.state == ACTIVE and (self.last_verdict in (None, "match", "present"))
+        self.send(
+            {
+                "type": "state",
+                "state": state.state,
+                "note": note,
+                "mode": self.link.mode if self.link else None,
+                "credited_seconds": credit.credited_seconds,
+                "clock_running": running,
+                "at": ev.iso(self.clock()),
+            }
+        )
+
+    def attach(self, link: Link) -> None:
+        self.link = link
+        self.last_heartbeat = asyncio.get_running_loop().time()
+        self.connected.set()
+
+    def heartbeat(self) -> None:
+        self.last_heartbeat = asyncio.get_running_loop().time()
+
+    async def detach(self, reason: str) -> None:
+        """The learner's page went away: pause now (the clock stops) and wait for it."""
+        if self.link is None:
+            return
+        link, self.link = self.link, None
+        self.connected.clear()
+        self.disconnected_at = self.clock()
+        with contextlib.suppress(Exception):
+            await link.close()
+        with contextlib.suppress(Conflict):
+            await self.sessions.record(
+                self.session, [ev.StateChanged(ACTIVE, PAUSED, reason, self.clock())]
+            )
+
+    # -- checks --------------------------------------------------------------
+
+    async def check(
+        self, kind: CheckKind, purpose: str, scheduled_at: datetime | None = None
+    ) -> bool:
+        """Run one check over fresh frames; a check nobody answers is recorded as missed."""
+        link = self.link
+        if link is None:
+            return False
+        check_id = uuid.uuid4().hex
+        self.send({"type": "checking", "check_id": check_id, "kind": kind.value})
+        try:
+            frames = await link.frames(
+                check_id,
+                self.policy.frames_per_check,
+                self.manager.settings.webrtc.frame_spacing_s,
+                self.policy.capture_timeout_s,
+            )
+        except CaptureError as exc:
+            missed = ev.CheckMissed(
+                check_id, kind.value, scheduled_at or self.clock(), self.clock(), exc.reason
+            )
+            await self.sessions.record(self.session, [missed])
+            self.last_verdict = "missed"
+            self.send(
+                {"type": "result", "check_id": check_id, "kind": kind.value, "verdict": "missed",
+                 "passed": False, "advice": ["Keep this page open with the camera on."]}
+            )  # fmt: skip
+            return False
+        try:
+            state, recorded = await self.sessions.record_check(
+                self.session,
+                kind,
+                frames,
+                purpose,
+                pause_on_failure=False,
+                scheduled_at=scheduled_at,
+                check_id=check_id,
+            )
+        except ServiceError as exc:
+            if exc.reason == "overloaded":
+                await self.sessions.record(
+                    self.session,
+                    [ev.CheckDeferred(check_id, kind.value, self.clock(), "overloaded")],
+                )
+                return True  # the service's fault: never counted against the learner
+            raise
+        self.last_verdict = recorded.verdict
+        advice = [QualityIssue(i).advice for i in recorded.issues if i in QualityIssue.__members__]
+        self.send(
+            {
+                "type": "result",
+                "check_id": check_id,
+                "kind": kind.value,
+                "verdict": recorded.verdict,
+                "passed": recorded.passed,
+                "advice": advice,
+            }
+        )
+        await self.send_state(state)
+        return recorded.passed
+
+    async def respond(self, failed_kind: CheckKind) -> bool:
+        """Response windows after a failed check. Returns False if the session ended."""
+        windows = 0
+        while not self.stopped:
+            state = await self.manager.state_of(self.session)
+            if state.state == ENDED:
+                return False
+            deadline = self.clock() + timedelta(seconds=self.policy.response_window_s)
+            self.send(
+                {
+                    "type": "prompt",
+                    "message": "Please face the camera: a check did not pass.",
+                    "deadline": ev.iso(deadline),
+                }
+            )
+            await self.send_state(state, note="please_face_the_camera")
+            while self.clock() < deadline and not self.stopped:
+                wait = min(self.policy.retry_interval_s, (deadline - self.clock()).total_seconds())
+                if await self._sleep(wait):
+                    return True
+                if self.link is None:
+                    break
+                paused = (await self.manager.state_of(self.session)).state == PAUSED
+                kind = CheckKind.identity if paused else failed_kind
+                if await self.check(kind, "retry"):
+                    state = await self.manager.state_of(self.session)
+                    if state.state == ACTIVE:
+                        self.send({"type": "prompt", "message": None, "deadline": None})
+                        return True
+            if self.link is None:
+                return True  # disconnected: the run loop waits for the learner
+            windows += 1
+            await self.sessions.record(
+                self.session,
+                [ev.StateChanged(ACTIVE, PAUSED, "response_window_expired", self.clock())],
+            )
+            if windows >= self.policy.max_failed_windows:
+                with contextlib.suppress(Conflict):
+                    await self.sessions.end_session(self.session, "failed_windows")
+                return False
+        return False
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep; True if the session stopped meanwhile."""
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+        return self.stopped
+
+    # -- the loop ------------------------------------------------------------
+
+    async def _identity_is_recent(self) -> bool:
+        """Was an identity check passed just now (the page that started the session)?"""
+        stored = await self.sessions.chain(self.session)
+        for _, e in reversed(ev.decode_all(stored)):
+            if isinstance(e, ev.CheckRecorded) and e.passed and e.check_kind == "identity":
+                return (self.clock() - e.at).total_seconds() <= ATTACH_GRACE_S
+        return False
+
+    async def run(self) -> None:
+        rng = self.manager.rng
+        p = self.policy
+        try:
+            # A page that attaches to a session it did not just open (a reload, a
+            # second device, a session opened elsewhere) proves who is there first.
+            resume_first = not await self._identity_is_recent()
+            while not self.stopped:
+                if self.link is None:
+                    if not await self._await_reconnect():
+                        return
+                    resume_first = True
+                if resume_first:
+                    resume_first = False
+                    if not await self.check(CheckKind.identity, "resume"):
+                        if not await self.respond(CheckKind.identity):
+                            return
+                    continue
+                now = self.clock()
+                presence_at = now + timedelta(
+                    seconds=draw_interval(
+                        rng, p.presence_interval_min_s, p.presence_interval_mean_s,
+                        p.presence_interval_max_s,
+                    )
+                )  # fmt: skip
+                if self.manager.identity_due.get(self.session.id) is None:
+                    self.manager.identity_due[self.session.id] = now + timedelta(
+                        seconds=draw_interval(
+                            rng, p.identity_interval_min_s, p.identity_interval_mean_s,
+                            p.identity_interval_max_s,
+                        )
+                    )  # fmt: skip
+                identity_at = self.manager.identity_due[self.session.id]
+                due = min(presence_at, identity_at)
+                kind = CheckKind.identity if identity_at <= presence_at else CheckKind.presence
+                if not await self._wait_until(due):
+                    continue  # disconnected or stopped while waiting
+                if kind is CheckKind.identity:
+                    self.manager.identity_due.pop(self.session.id, None)
+                if not await self.check(kind, "scheduled", scheduled_at=due):
+                    if self.link is None:
+                        continue
+                    if not await self.respond(kind):
+                        return
+        except asyncio.CancelledError:
+            raise
+        except Conflict:
+            return  # the session ended under us
+        except Exception:
+            log.exception("live supervision of session %s failed", self.session.id)
+        finally:
+            self.stopped = True
+
+    async def _wait_until(self, due: datetime) -> bool:
+        """Wait for a check's moment while watching the link. False if it went away."""
+        loop = asyncio.get_running_loop()
+        timeout = self.manager.settings.webrtc.heartbeat_timeout_s
+        while not self.stopped:
+            remaining = (due - self.clock()).total_seconds()
+            if remaining <= 0:
+                return self.link is not None
+            await asyncio.sleep(min(remaining, 1.0))
+            if self.link is None:
+                return False
+            if self.link.busy():
+                self.heartbeat()
+            if loop.time() - self.last_heartbeat > timeout:
+                await self.detach("heartbeat_lost")
+                return False
+            await self.manager.keep_lock(self.session)
+        return False
+
+    async def _await_reconnect(self) -> bool:
+        grace = self.policy.reconnect_grace_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), grace)
+        if self.link is not None:
+            return True
+        with contextlib.suppress(Conflict):
+            await self.sessions.end_session(self.session, "disconnected")
+        return False
+
+
+# -- all live sessions of this process ---------------------------------------
+
+
+class LiveManager:
+    """Live sessions of one process; `start()`/`stop()` from the app lifespan."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        sessions: SessionService,
+        redis_client: aioredis.Redis,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.sessions = sessions
+        # Check moments must not be predictable from the client: system randomness.
+        self.rng = rng or secrets.SystemRandom()
+        self.locks = LiveLocks(redis_client, self.settings.policy.live_lock_ttl_s)
+        self.live: dict[str, LiveSession] = {}
+        self.identity_due: dict[str, datetime] = {}
+        self.hub = PeerHub(self.settings.webrtc, ctx.clock, self._on_message, self._on_peer_state)
+        sessions.on_activity = self.keep_lock
+        sessions.on_end = self._ended
+        sessions.before_start = self._before_start
+
+    async def state_of(self, session: StudySession) -> SessionState:
+        from supervisor.sessions import fold
+
+        return fold([e for _, e in ev.decode_all(await self.sessions.chain(session))])
+
+    # -- hooks from SessionService ---------------------------------------------
+
+    async def keep_lock(self, session: StudySession) -> None:
+        if not await self.locks.hold(session.learner_id, session.id):
+            raise Conflict(
+                "another session of this learner is live",
+                reason="session_already_open",
+                session_id=await self.locks.holder(session.learner_id),
+            )
+
+    async def _before_start(self, learner_id: int, open_session_id: str) -> None:
+        """A new session may start only if the open one is no longer live (lock expired)."""
+        holder = await self.locks.holder(learner_id)
+        if holder == open_session_id:
+            raise Conflict(
+                "the learner already has a live session",
+                reason="session_already_open",
+                session_id=open_session_id,
+            )
+        session = await self.ctx.db(self.ctx.storage.registry.get_session, open_session_id)
+        with contextlib.suppress(Conflict):
+            await self.sessions.end_session(session, "abandoned")
+
+    async def _ended(self, session: StudySession) -> None:
+        live = self.live.pop(session.id, None)
+        self.identity_due.pop(session.id, None)
+        if live is not None:
+            live.stopped = True
+            live.send({"type": "state", "state": ENDED, "at": ev.iso(self.ctx.clock())})
+            if live.link is not None:
+                await live.link.close()
+            if live.task is not None and live.task is not asyncio.current_task():
+                live.task.cancel()
+        await self.locks.release(session.learner_id, session.id)
+
+    # -- attaching a learner's page ------------------------------------------
+
+    async def _attach(self, session: StudySession, link: Link) -> LiveSession:
+        state = await self.state_of(session)
+        if state.state == ENDED:
+            raise Conflict("the session has already ended", reason="session_ended")
+        await self.keep_lock(session)
+        live = self.live.get(session.id)
+        if live is None or live.stopped:
+            live = LiveSession(self, session)
+            self.live[session.id] = live
+            live.attach(link)
+            live.task = asyncio.ensure_future(live.run())
+        else:
+            if live.link is not None and live.link is not link:
+                await live.link.close()
+            live.attach(link)
+        return live
+
+    async def offer(self, session: StudySession, sdp: str, sdp_type: str) -> str:
+        """Answer the page's WebRTC offer; the session is supervised over it."""
+        state = await self.state_of(session)
+        if state.state == ENDED:
+            raise Conflict("the session has already ended", reason="session_ended")
+        await self.keep_lock(session)
+        answer = await self.hub.accept(session.id, sdp, sdp_type)
+        live = await self._attach(session, WebRTCLink(self.hub, session.id, self.settings))
+        live.send({"type": "hello", "mode": "webrtc"})
+        return answer
+
+    async def attach_upload(self, session: StudySession) -> UploadLink:
+        """Supervise the session over the HTTP fallback."""
+        live = self.live.get(session.id)
+        if live is not None and isinstance(live.link, WebRTCLink):
+            await self.hub.close(session.id)
+        link = UploadLink()
+        await self._attach(session, link)
+        link.send({"type": "hello", "mode": "upload"})
+        await self.live[session.id].send_state()
+        return link
+
+    def upload_link(self, session_id: str) -> UploadLink | None:
+        live = self.live.get(session_id)
+        if live is None or not isinstance(live.link, UploadLink):
+            return None
+        return live.link
+
+    def heartbeat(self, session_id: str) -> bool:
+        live = self.live.get(session_id)
+        if live is None or live.link is None:
+            return False
+        live.heartbeat()
+        return True
+
+    # -- capture callbacks ---------------------------------------------------
+
+    def _on_message(self, session_id: str, text: str) -> None:
+        live = self.live.get(session_id)
+        if live is None:
+            return
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return  # a malformed message is ignored, never fatal
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind == "heartbeat":
+            live.heartbeat()
+            live.send({"type": "heartbeat", "at": ev.iso(self.ctx.clock())})
+        elif kind == "hello":
+            live.heartbeat()
+            asyncio.ensure_future(live.send_state())
+
+    def _on_peer_state(self, session_id: str, state: PeerState) -> None:
+        live = self.live.get(session_id)
+        if live is None or not isinstance(live.link, WebRTCLink):
+            return
+        if state is PeerState.connected:
+            live.heartbeat()
+            asyncio.ensure_future(live.send_state())
+        elif state in (PeerState.failed, PeerState.closed, PeerState.disconnected):
+            asyncio.ensure_future(live.detach(f"disconnected:{state.value}"))
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        """Pause every live session (the clock stops honestly) and close every peer."""
+        for live in list(self.live.values()):
+            live.stopped = True
+            if live.task is not None:
+                live.task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(
+                        self.sessions.record(
+                            live.session,
+                            [ev.StateChanged(ACTIVE, PAUSED, "server_shutdown", self.ctx.clock())],
+                        )
+                        for live in self.live.values()
+                    ),
+                    return_exceptions=True,
+                ),
+                10,
+            )
+        await self.hub.stop()
+        self.live.clear()

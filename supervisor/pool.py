@@ -1,0 +1,165 @@
+"""The verification process pool: face work never runs on the event loop.
+
+Each worker process builds one `DlibFaceEngine` in its initializer (models load
+once per process) and runs whole jobs: decode, check, and re-encode the decisive
+frame as a JPEG for the evidence store (which also strips any EXIF metadata the
+client sent). Jobs in flight are bounded; past the bound the pool refuses work
+with `Overloaded` instead of queueing without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from config import FaceSettings, ImageSettings
+from verification.dlib_engine import DlibFaceEngine
+from verification.imageio import decode_image, encode_jpeg, ensure_image
+from verification.matching import as_matrix
+from verification.types import CheckKind, CheckResult, FaceEncoding, Image, Matrix
+
+
+class Overloaded(Exception):
+    """More jobs are in flight than the pool accepts; the caller sheds the work visibly."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    result: CheckResult
+    evidence_jpeg: bytes  # the decisive frame, re-encoded
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolOutcome:
+    encoding: FaceEncoding
+    evidence_jpeg: bytes
+
+
+# -- worker side (runs in the pool's processes) ------------------------------
+
+_engine: DlibFaceEngine | None = None
+_images: ImageSettings | None = None
+_jpeg_quality = 85
+
+
+def _init_worker(face: FaceSettings, images: ImageSettings, jpeg_quality: int) -> None:
+    global _engine, _images, _jpeg_quality
+    _engine = DlibFaceEngine(face)
+    _images = images
+    _jpeg_quality = jpeg_quality
+
+
+def _decode(data: bytes) -> Image:
+    assert _images is not None
+    return decode_image(data, max_pixels=_images.max_pixels, max_side=_images.max_side)
+
+
+def _job_check(
+    kind: CheckKind, frames: Sequence[bytes | Image], templates: Matrix | None
+) -> CheckOutcome:
+    assert _engine is not None and _images is not None
+    images = [
+        _decode(f)
+        if isinstance(f, bytes)
+        else ensure_image(f, max_pixels=_images.max_pixels, max_side=_images.max_side)
+        for f in frames
+    ]
+    result = _engine.check(kind, images, templates)
+    decisive = images[result.frame_index]
+    return CheckOutcome(
+        result, encode_jpeg(decisive, _jpeg_quality), decisive.shape[1], decisive.shape[0]
+    )
+
+
+def _job_enrol(data: bytes) -> EnrolOutcome:
+    assert _engine is not None
+    image = _decode(data)
+    encoding = _engine.enrol(image)
+    return EnrolOutcome(encoding, encode_jpeg(image, _jpeg_quality))
+
+
+def _job_ping() -> bool:
+    return _engine is not None
+
+
+# -- event-loop side ---------------------------------------------------------
+
+
+class VerificationPool:
+    """Async front of the process pool. `start()` / `stop()` from the app lifespan."""
+
+    def __init__(
+        self,
+        face: FaceSettings,
+        images: ImageSettings,
+        processes: int,
+        jpeg_quality: int = 85,
+        max_in_flight: int | None = None,
+    ) -> None:
+        self._face = face
+        self._images = images
+        self._processes = processes
+        self._jpeg_quality = jpeg_quality
+        self._max_in_flight = max_in_flight or processes * 8
+        self._in_flight = 0
+        self._executor: ProcessPoolExecutor | None = None
+        self.shed = 0  # jobs refused because the pool was full
+
+    async def start(self) -> None:
+        # spawn, not fork: the parent runs threads (the ledger writer, the loop's
+        # executors) that a forked child would inherit in an unknown state.
+        ctx = multiprocessing.get_context("spawn")
+        self._executor = ProcessPoolExecutor(
+            max_workers=self._processes,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(self._face, self._images, self._jpeg_quality),
+        )
+        # Load the models in every worker now rather than on the first learner's check.
+        await asyncio.gather(*(self._run(_job_ping) for _ in range(self._processes)))
+
+    async def stop(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        if self._executor is None:
+            raise RuntimeError("verification pool is not started")
+        if self._in_flight >= self._max_in_flight:
+            self.shed += 1
+            raise Overloaded(f"{self._in_flight} verification jobs in flight")
+        self._in_flight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, fn, *args)
+        finally:
+            self._in_flight -= 1
+
+    async def check(
+        self,
+        kind: CheckKind,
+        frames: Sequence[bytes | Image],
+        templates: Matrix | Sequence[np.ndarray] | None = None,
+    ) -> CheckOutcome:
+        """Decide one check over the frames (encoded bytes or RGB arrays)."""
+        matrix = as_matrix(templates) if templates is not None and len(templates) else None
+        result: CheckOutcome = await self._run(_job_check, kind, list(frames), matrix)
+        return result
+
+    async def enrol(self, data: bytes) -> EnrolOutcome:
+        """A template from an enrolment photo; raises `EnrolmentRejected` or `ImageError`."""
+        result: EnrolOutcome = await self._run(_job_enrol, data)
+        return result

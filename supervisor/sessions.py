@@ -1,0 +1,355 @@
+"""Supervised study sessions: start on a passed identity check, checks, end.
+
+The ledger chain of a session is its truth; `fold` derives the live state from
+it and `credit` the learning time. Decisions for one session are serialised by
+a per-session lock, and the storage layer keeps the chain unforked even when
+several processes append at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from storage.types import LedgerEvent, Role, StudySession, VerifyReport
+from supervisor import events as ev
+from supervisor.auth import Principal, can_act_as_learner, can_read_learner, require_role
+from supervisor.context import Context
+from supervisor.crediting import Credit, credit
+from supervisor.errors import CheckRefused, Conflict, InvalidInput, OtherInstitution, Unavailable
+from supervisor.pool import CheckOutcome, Overloaded
+from verification.exceptions import ImageError, ImageTooLarge
+from verification.types import CheckKind, Image
+
+ACTIVE, PAUSED, ENDED = "active", "paused", "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    session_id: str
+    learner_id: int
+    course_id: int
+    institution_id: int
+    mode: str
+    state: str
+    started_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    checks: int
+    last_check: ev.CheckRecorded | None
+    consecutive_failures: int
+
+
+def fold(events: Sequence[ev.Event]) -> SessionState:
+    """The live state of a session from its events, in ledger order."""
+    start = next((e for e in events if isinstance(e, ev.SessionStarted)), None)
+    if start is None:
+        raise ValueError("a session chain must begin with session_started")
+    state, ended_at, end_reason = ACTIVE, None, None
+    checks, failures = 0, 0
+    last: ev.CheckRecorded | None = None
+    for e in events:
+        if isinstance(e, ev.CheckRecorded):
+            checks += 1
+            last = e
+            failures = 0 if e.passed else failures + 1
+        elif isinstance(e, ev.StateChanged):
+            state = e.to_state
+        elif isinstance(e, ev.SessionEnded):
+            state, ended_at, end_reason = ENDED, e.at, e.reason
+    return SessionState(
+        start.session_id,
+        start.learner_id,
+        start.course_id,
+        start.institution_id,
+        start.mode,
+        state,
+        start.at,
+        ended_at,
+        end_reason,
+        checks,
+        last,
+        failures,
+    )
+
+
+def check_event(
+    outcome: CheckOutcome,
+    evidence_sha256: str | None,
+    purpose: str,
+    at: datetime,
+    scheduled_at: datetime | None = None,
+    check_id: str | None = None,
+) -> ev.CheckRecorded:
+    r = outcome.result
+    frame = r.decisive
+    return ev.CheckRecorded(
+        check_id=check_id or uuid.uuid4().hex,
+        check_kind=r.kind.value,
+        purpose=purpose,
+        verdict=r.verdict.value,
+        passed=r.passed,
+        at=at,
+        distance=frame.distance,
+        threshold=frame.threshold,
+        issues=tuple(i.value for i in frame.issues),
+        faces=frame.faces_found,
+        frames=len(r.frames),
+        evidence_sha256=evidence_sha256,
+        scheduled_at=scheduled_at,
+    )
+
+
+def image_error(exc: ImageError) -> InvalidInput:
+    err = InvalidInput(str(exc), reason=exc.reason)
+    if isinstance(exc, ImageTooLarge):
+        err.status = 413
+    else:
+        err.status = 415
+    return err
+
+
+class SessionService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.registry = ctx.storage.registry
+        # Hooks set by live supervision: the learner was active on a session (keeps
+        # their one-live-session lock), a session ended (closes its live link), a
+        # new session may start (refuses when another is live, ends abandoned ones).
+        self.on_activity: Callable[[StudySession], Awaitable[None]] | None = None
+        self.on_end: Callable[[StudySession], Awaitable[None]] | None = None
+        self.before_start: Callable[[int, str], Awaitable[None]] | None = None
+
+    # -- reading -------------------------------------------------------------
+
+    async def _session(self, p: Principal, session_id: str, act: bool) -> StudySession:
+        session = await self.ctx.db(self.registry.get_session, session_id)
+        if act:
+            can_act_as_learner(p, session.learner_id, session.institution_id)
+        else:
+            can_read_learner(p, session.learner_id, session.institution_id)
+        return session
+
+    async def chain(self, session: StudySession) -> list[LedgerEvent]:
+        return await self.ctx.db(self.ctx.storage.ledger.read_chain, session.chain_id)
+
+    async def state(self, p: Principal, session_id: str) -> SessionState:
+        session = await self._session(p, session_id, act=False)
+        return fold([e for _, e in ev.decode_all(await self.chain(session))])
+
+    async def events(self, p: Principal, session_id: str) -> list[LedgerEvent]:
+        return await self.chain(await self._session(p, session_id, act=False))
+
+    async def integrity(self, p: Principal, session_id: str) -> VerifyReport:
+        session = await self._session(p, session_id, act=False)
+        return await self.ctx.db(self.ctx.storage.ledger.verify, [session.chain_id])
+
+    async def credited(self, p: Principal, session_id: str) -> Credit:
+        session = await self._session(p, session_id, act=False)
+        return self.credit_of(await self.chain(session))
+
+    def credit_of(self, stored: Sequence[LedgerEvent]) -> Credit:
+        gap = timedelta(seconds=self.ctx.settings.policy.max_credited_gap_s)
+        return credit([e for _, e in ev.decode_all(stored)], gap)
+
+    async def list(
+        self, p: Principal, learner_id: int | None, open_only: bool
+    ) -> list[StudySession]:
+        if p.role is Role.learner:
+            learner_id = p.learner_id
+            institution_id = None
+        elif p.role is Role.operator:
+            institution_id = p.institution_id
+        else:
+            require_role(p, Role.admin, Role.inspector)
+            institution_id = None
+        return await self.ctx.db(self.registry.list_sessions, institution_id, learner_id, open_only)
+
+    # -- acting ------------------------------------------------------------
+
+    async def _verify(
+        self, kind: CheckKind, frames: Sequence[bytes | Image], learner_id: int
+    ) -> CheckOutcome:
+        templates = None
+        if kind is CheckKind.identity:
+            templates = await self.ctx.db(self.ctx.storage.templates.for_learner, learner_id)
+            if not templates:
+                raise Conflict("the learner has no enrolled face", reason="not_enrolled")
+        try:
+            return await self.ctx.pool.check(
+                kind, frames, [t.vector for t in templates] if templates else None
+            )
+        except ImageError as exc:
+            raise image_error(exc) from None
+        except Overloaded as exc:
+            raise Unavailable(
+                f"verification is overloaded ({exc}); retry shortly", reason="overloaded"
+            ) from None
+
+    async def start(
+        self, p: Principal, course_id: int, frames: Sequence[bytes | Image], mode: str = "upload"
+    ) -> tuple[SessionState, ev.CheckRecorded]:
+        """Open a session after an identity check passes; a refusal changes nothing."""
+        require_role(p, Role.learner)
+        assert p.learner_id is not None
+        learner = await self.ctx.db(self.registry.get_learner, p.learner_id)
+        course = await self.ctx.db(self.registry.get_course, course_id)
+        if course.institution_id != learner.institution_id:
+            raise OtherInstitution("the course belongs to another institution")
+        if await self.ctx.db(self.registry.active_consent, learner.id) is None:
+            raise Conflict("biometric consent has not been given", reason="no_consent")
+        async with self.ctx.lock(f"learner:{learner.id}"):
+            open_now = await self.ctx.db(self.registry.list_sessions, None, learner.id, True)
+            for session in open_now:
+                if self.before_start is None:
+                    raise Conflict(
+                        "the learner already has a session open",
+                        reason="session_already_open",
+                        session_id=session.id,
+                    )
+                await self.before_start(learner.id, session.id)
+            outcome = await self._verify(CheckKind.identity, frames, learner.id)
+            if not outcome.result.passed:
+                frame = outcome.result.decisive
+                raise CheckRefused(
+                    "the identity check at sign-in did not pass",
+                    reason=outcome.result.verdict.value,
+                    distance=frame.distance,
+                    threshold=frame.threshold,
+                    issues=[i.value for i in frame.issues],
+                    faces=frame.faces_found,
+                )
+            now = self.ctx.clock()
+            evidence = await self.ctx.db(
+                self.ctx.storage.evidence.put,
+                outcome.evidence_jpeg,
+                "image/jpeg",
+                self.ctx.retain_until(),
+            )
+            session_id = str(uuid.uuid4())
+            chain_id = ev.session_chain(session_id)
+            started = ev.SessionStarted(
+                session_id, learner.id, course.id, course.institution_id, mode, now
+            )
+            check = check_event(outcome, evidence.sha256, "start", now)
+            await self.ctx.append(chain_id, [ev.encode(started), ev.encode(check)])
+            created = await self.ctx.db(
+                self.registry.create_session,
+                session_id,
+                chain_id,
+                learner.id,
+                course.id,
+                course.institution_id,
+                now,
+            )
+            if self.on_activity is not None:
+                await self.on_activity(created)
+        return fold([started, check]), check
+
+    async def submit_check(
+        self,
+        p: Principal,
+        session_id: str,
+        kind: CheckKind,
+        frames: Sequence[bytes | Image],
+    ) -> tuple[SessionState, ev.CheckRecorded]:
+        """Verify frames a client submitted and record the check; a failed one pauses."""
+        session = await self._session(p, session_id, act=True)
+        if self.on_activity is not None:
+            await self.on_activity(session)
+        return await self.record_check(session, kind, frames, "submitted", pause_on_failure=True)
+
+    async def record_check(
+        self,
+        session: StudySession,
+        kind: CheckKind,
+        frames: Sequence[bytes | Image],
+        purpose: str,
+        *,
+        pause_on_failure: bool,
+        scheduled_at: datetime | None = None,
+        check_id: str | None = None,
+    ) -> tuple[SessionState, ev.CheckRecorded]:
+        """Verify frames and record the check and any state change it causes.
+
+        A passed identity check resumes a paused session. A failed check pauses
+        an active one only with `pause_on_failure` (client-submitted checks);
+        live supervision opens a response window instead.
+        """
+        current = fold([e for _, e in ev.decode_all(await self.chain(session))])
+        if current.state == ENDED:
+            raise Conflict("the session has already ended", reason="session_ended")
+        outcome = await self._verify(kind, frames, session.learner_id)
+        evidence = await self.ctx.db(
+            self.ctx.storage.evidence.put,
+            outcome.evidence_jpeg,
+            "image/jpeg",
+            self.ctx.retain_until(),
+        )
+        async with self.ctx.lock(session.chain_id):
+            stored = await self.chain(session)
+            current = fold([e for _, e in ev.decode_all(stored)])
+            if current.state == ENDED:
+                raise Conflict("the session has already ended", reason="session_ended")
+            now = self.ctx.clock()
+            check = check_event(outcome, evidence.sha256, purpose, now, scheduled_at, check_id)
+            new: list[ev.Event] = [check]
+            if not check.passed and current.state == ACTIVE and pause_on_failure:
+                new.append(ev.StateChanged(ACTIVE, PAUSED, f"check_failed:{check.verdict}", now))
+            elif check.passed and current.state == PAUSED and kind is CheckKind.identity:
+                new.append(ev.StateChanged(PAUSED, ACTIVE, "identity_check_passed", now))
+            await self.ctx.append(session.chain_id, [ev.encode(e) for e in new])
+        after = fold([e for _, e in ev.decode_all(stored)] + new)
+        return after, check
+
+    async def record(self, session: StudySession, events: Sequence[ev.Event]) -> SessionState:
+        """Append events the supervisor decided (missed checks, pauses) unless ended."""
+        async with self.ctx.lock(session.chain_id):
+            stored = await self.chain(session)
+            current = fold([e for _, e in ev.decode_all(stored)])
+            if current.state == ENDED:
+                raise Conflict("the session has already ended", reason="session_ended")
+            wanted = list(events)
+            for e in events:
+                if isinstance(e, ev.StateChanged) and e.from_state != current.state:
+                    wanted.remove(e)  # already in that state: nothing to record
+            if wanted:
+                await self.ctx.append(session.chain_id, [ev.encode(e) for e in wanted])
+        return fold([e for _, e in ev.decode_all(stored)] + wanted)
+
+    async def session_for(self, p: Principal, session_id: str) -> StudySession:
+        """The session, if the principal may act on it."""
+        return await self._session(p, session_id, act=True)
+
+    async def end(self, p: Principal, session_id: str, reason: str = "learner") -> SessionState:
+        session = await self._session(p, session_id, act=True)
+        return await self.end_session(session, reason)
+
+    async def end_session(self, session: StudySession, reason: str) -> SessionState:
+        """Record the end of a session and release everything live that serves it."""
+        async with self.ctx.lock(session.chain_id):
+            stored = await self.chain(session)
+            current = fold([e for _, e in ev.decode_all(stored)])
+            if current.state == ENDED:
+                raise Conflict("the session has already ended", reason="session_ended")
+            now = self.ctx.clock()
+            ended = ev.SessionEnded(reason, now)
+            await self.ctx.append(session.chain_id, [ev.encode(ended)])
+            await self.ctx.db(self.registry.end_session, session.id, now)
+        self.ctx.forget_lock(session.chain_id)
+        if self.on_end is not None:
+            await self.on_end(session)
+        return fold([e for _, e in ev.decode_all(stored)] + [ended])
+
+    async def end_open_sessions(self, learner_id: int, reason: str) -> int:
+        """End every open session of a learner (consent withdrawn, for example)."""
+        ended = 0
+        for session in await self.ctx.db(self.registry.list_sessions, None, learner_id, True):
+            try:
+                await self.end_session(session, reason)
+                ended += 1
+            except Conflict:
+                continue
+        return ended

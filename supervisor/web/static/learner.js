@@ -1,0 +1,381 @@
+// The learner's page: sign-in, consent, camera, and a supervised study session.
+// No build step. The token stays in sessionStorage (never a cookie, so no CSRF).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const S = {
+  token: null, me: null, session: null, pc: null, sender: null, channel: null,
+  stream: null, mode: null, credited: 0, running: false, tick: null, beat: null,
+  polling: false, fallbackForced: false,
+};
+
+async function api(path, opts = {}) {
+  const headers = Object.assign({}, opts.headers || {}, { Authorization: `Bearer ${S.token}` });
+  const res = await fetch(`/api/v1${path}`, Object.assign({}, opts, { headers }));
+  let body = null;
+  const text = await res.text();
+  try { body = text ? JSON.parse(text) : null; } catch (_) { body = text; }
+  if (!res.ok) {
+    const err = new Error((body && body.message) || `HTTP ${res.status}`);
+    err.reason = body && body.reason; err.status = res.status; err.body = body;
+    throw err;
+  }
+  return body;
+}
+
+function show(section) {
+  for (const id of ["signin", "consent", "study"]) $(id).hidden = id !== section;
+}
+
+// -- sign-in and consent ------------------------------------------------------
+
+async function signIn(token) {
+  S.token = token.trim();
+  try {
+    S.me = await api("/me");
+  } catch (e) {
+    $("signin-error").textContent = `Sign-in failed: ${e.message}`;
+    return;
+  }
+  if (S.me.role !== "learner") {
+    $("signin-error").textContent = "This page is for learners; use a learner's token.";
+    return;
+  }
+  sessionStorage.setItem("sv-token", S.token);
+  const learner = await api(`/learners/${S.me.learner_id}`);
+  $("who").textContent = `${learner.full_name} (${learner.id_number_masked})`;
+  const consent = await api(`/learners/${S.me.learner_id}/consent`);
+  if (!consent.consent || consent.consent.text_version !== consent.current_text_version) {
+    await showConsent();
+  } else {
+    await showStudy();
+  }
+}
+
+async function showConsent() {
+  const res = await fetch("/api/v1/consent-text");
+  const body = await res.json();
+  $("consent-text").textContent = body.text;
+  $("consent-version").textContent = body.version;
+  $("consent-button").dataset.version = body.version;
+  show("consent");
+}
+
+async function giveConsent() {
+  try {
+    await api(`/learners/${S.me.learner_id}/consent`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text_version: $("consent-button").dataset.version }),
+    });
+    await showStudy();
+  } catch (e) {
+    $("consent-error").textContent = e.message;
+  }
+}
+
+// -- camera ---------------------------------------------------------------------
+
+async function openCamera() {
+  if (S.stream) return S.stream;
+  S.stream = await navigator.mediaDevices.getUserMedia({
+    video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false,
+  });
+  $("preview").srcObject = S.stream;
+  await new Promise((resolve) => {
+    const v = $("preview");
+    if (v.readyState >= 2) resolve(); else v.onloadeddata = () => resolve();
+  });
+  return S.stream;
+}
+
+function grabFrame() {
+  const v = $("preview"), c = $("grab");
+  c.width = v.videoWidth || 640; c.height = v.videoHeight || 480;
+  c.getContext("2d").drawImage(v, 0, 0, c.width, c.height);
+  return new Promise((resolve) => c.toBlob(resolve, "image/jpeg", 0.85));
+}
+
+async function showStudy() {
+  show("study");
+  try {
+    await openCamera();
+  } catch (e) {
+    $("study-error").textContent = `The camera could not be opened: ${e.name} ${e.message}`;
+  }
+  const courses = await api("/courses");
+  const select = $("course");
+  select.innerHTML = "";
+  for (const c of courses) {
+    const o = document.createElement("option");
+    o.value = c.id; o.textContent = `${c.name} (${c.required_hours} h)`;
+    select.appendChild(o);
+  }
+  $("start-button").disabled = courses.length === 0;
+  if (!courses.length) $("study-error").textContent = "No course is open to you yet.";
+  document.body.dataset.ready = "1";
+  const resume = new URLSearchParams(location.hash.slice(1)).get("session");
+  if (resume) {
+    S.session = resume;
+    enterSession();
+    await connect();
+  }
+}
+
+// -- the session ------------------------------------------------------------------
+
+async function start() {
+  $("study-error").textContent = "";
+  const form = new FormData();
+  form.append("course_id", $("course").value);
+  form.append("frame", await grabFrame(), "frame.jpg");
+  setState("checking", "identity check");
+  try {
+    const res = await api("/sessions", { method: "POST", body: form });
+    S.session = res.session.session_id;
+    S.credited = 0;
+    showResult(res.check);
+  } catch (e) {
+    const verdicts = ["no_face", "multiple_faces", "low_quality", "mismatch"];
+    if (verdicts.includes(e.reason)) setState("attention", "the sign-in check did not pass");
+    else setState("not started", "");
+    $("study-error").textContent = `${e.message}${e.reason ? ` (${e.reason})` : ""}`;
+    if (e.body && e.body.issues) showAdvice(e.body.issues.map(adviceFor));
+    if (e.reason === "not_enrolled") $("enrol-button").hidden = false;
+    return;
+  }
+  enterSession();
+  await connect();
+}
+
+function enterSession() {
+  $("start-controls").hidden = true;
+  $("end-button").hidden = false;
+  document.body.dataset.session = S.session;
+}
+
+async function connect() {
+  S.fallbackForced = $("force-fallback").checked || !window.RTCPeerConnection;
+  if (!S.fallbackForced) {
+    try {
+      await connectWebRTC();
+      return;
+    } catch (e) {
+      console.warn("WebRTC failed, using still frames", e);
+      if (e.reason === "session_ended" || e.reason === "session_already_open") {
+        $("study-error").textContent = e.message; return;
+      }
+      closePeer();
+    }
+  }
+  await connectFallback();
+}
+
+function waitIce(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, 3000);
+  });
+}
+
+async function connectWebRTC() {
+  const track = S.stream.getVideoTracks()[0];
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  S.pc = pc;
+  // Nothing is sent until the server asks for frames at a check (active: false).
+  const tr = pc.addTransceiver(track, {
+    direction: "sendonly",
+    sendEncodings: [{ active: false, maxFramerate: 2 }],
+  });
+  S.sender = tr.sender;
+  const channel = pc.createDataChannel("supervision");
+  S.channel = channel;
+  channel.onmessage = (ev) => { try { handle(JSON.parse(ev.data)); } catch (_) { /* ignore */ } };
+  channel.onopen = () => channel.send(JSON.stringify({ type: "hello" }));
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitIce(pc);
+  const answer = await api(`/sessions/${S.session}/webrtc`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer" }),
+  });
+  await pc.setRemoteDescription(answer);
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("WebRTC did not connect")), 10000);
+    const check = () => {
+      if (pc.connectionState === "connected") { clearTimeout(t); resolve(); }
+      if (pc.connectionState === "failed") { clearTimeout(t); reject(new Error("WebRTC failed")); }
+    };
+    pc.addEventListener("connectionstatechange", check);
+    check();
+  });
+  pc.addEventListener("connectionstatechange", () => {
+    if (["failed", "closed", "disconnected"].includes(pc.connectionState)) {
+      setState("paused", "connection lost");
+    }
+  });
+  setMode("webrtc");
+  S.beat = setInterval(() => {
+    if (channel.readyState === "open") channel.send(JSON.stringify({ type: "heartbeat" }));
+  }, 5000);
+}
+
+async function setSending(on, fps, maxWidth) {
+  if (!S.sender) return;
+  const params = S.sender.getParameters();
+  if (!params.encodings || !params.encodings.length) params.encodings = [{}];
+  const width = (S.stream && S.stream.getVideoTracks()[0].getSettings().width) || 640;
+  params.encodings[0].active = !!on;
+  if (fps) params.encodings[0].maxFramerate = fps;
+  params.encodings[0].scaleResolutionDownBy = Math.max(1, width / (maxWidth || 640));
+  params.degradationPreference = "maintain-resolution";
+  try { await S.sender.setParameters(params); } catch (e) { console.warn("setParameters", e); }
+}
+
+function closePeer() {
+  if (S.beat) { clearInterval(S.beat); S.beat = null; }
+  if (S.pc) { try { S.pc.close(); } catch (_) { /* closed */ } }
+  S.pc = null; S.sender = null; S.channel = null;
+}
+
+async function connectFallback() {
+  await api(`/sessions/${S.session}/live`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ mode: "upload" }),
+  });
+  setMode("upload");
+  S.polling = true;
+  pollLoop();
+}
+
+async function pollLoop() {
+  while (S.polling && S.session) {
+    let messages = [];
+    try {
+      messages = await api(`/sessions/${S.session}/messages?wait=20`);
+    } catch (e) {
+      if (e.reason === "not_live" || e.status === 409 || e.status === 403) { S.polling = false; break; }
+      await new Promise((r) => setTimeout(r, 2000));
+      continue;
+    }
+    for (const m of messages) await handle(m);
+  }
+}
+
+async function sendFrames(m) {
+  const form = new FormData();
+  form.append("check_id", m.check_id);
+  const count = m.count || 1;
+  for (let i = 0; i < count; i++) {
+    form.append("frames", await grabFrame(), `f${i}.jpg`);
+    if (i + 1 < count) await new Promise((r) => setTimeout(r, (m.spacing || 0.5) * 1000));
+  }
+  try {
+    await api(`/sessions/${S.session}/frames`, { method: "POST", body: form });
+  } catch (e) { console.warn("frames", e); }
+}
+
+async function handle(m) {
+  switch (m.type) {
+    case "capture":
+      if (S.mode === "upload") { if (m.on && m.check_id) sendFrames(m); }
+      else await setSending(m.on, m.fps, m.max_width);
+      break;
+    case "checking": setState("checking", `${m.kind} check`); break;
+    case "result": showResult(m); break;
+    case "prompt": $("prompt").textContent = m.message || ""; break;
+    case "state": applyState(m); break;
+    default: break;
+  }
+}
+
+// -- display ------------------------------------------------------------------
+
+const ADVICE = {
+  face_too_small: "Move closer to the camera.",
+  too_blurred: "Hold still and make sure the camera is in focus.",
+  too_dark: "Turn on a light or face a window.",
+  too_bright: "Move away from strong light behind or in front of you.",
+  face_cut_off: "Move so that your whole face is inside the picture.",
+};
+function adviceFor(issue) { return ADVICE[issue] || issue; }
+
+function showAdvice(list) {
+  const ul = $("advice"); ul.innerHTML = "";
+  for (const a of list || []) { const li = document.createElement("li"); li.textContent = a; ul.appendChild(li); }
+}
+
+function showResult(r) {
+  $("last-check").textContent = `${r.kind} — ${r.verdict}`;
+  showAdvice(r.advice || []);
+  if (r.passed) { setState("verified", ""); $("prompt").textContent = ""; }
+  else if (r.verdict === "no_face") setState("attention", "please face the camera");
+  else setState("attention", r.verdict.replace("_", " "));
+}
+
+function setMode(mode) {
+  S.mode = mode;
+  $("mode").textContent = mode === "webrtc" ? "video (WebRTC)" : "still frames (fallback)";
+  document.body.dataset.mode = mode;
+}
+
+function setState(kind, why) {
+  const el = $("state");
+  const label = { verified: "verified", checking: "check in progress", attention: "please face the camera",
+    paused: "paused", ended: "ended" }[kind] || kind;
+  el.textContent = why && kind !== "verified" ? `${label}: ${why}` : label;
+  el.className = `state-${kind}`;
+  document.body.dataset.state = kind;
+}
+
+function applyState(m) {
+  if (typeof m.credited_seconds === "number") S.credited = m.credited_seconds;
+  S.running = !!m.clock_running;
+  renderClock();
+  if (m.state === "ended") { setState("ended", ""); finish(); return; }
+  if (m.state === "paused") setState("paused", m.note || "the clock is stopped until an identity check passes");
+  else if (m.note === "please_face_the_camera") setState("attention", "please face the camera");
+  else if (m.clock_running) setState("verified", "");
+}
+
+function renderClock() {
+  const s = Math.floor(S.credited);
+  const hh = String(Math.floor(s / 3600)).padStart(2, "0");
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, "0");
+  const ss = String(s % 60).padStart(2, "0");
+  $("clock").textContent = `${hh}:${mm}:${ss}`;
+}
+
+async function end() {
+  try { await api(`/sessions/${S.session}/end`, { method: "POST" }); } catch (e) { console.warn(e); }
+  setState("ended", ""); finish();
+}
+
+function finish() {
+  S.polling = false; closePeer();
+  $("end-button").hidden = true; $("start-controls").hidden = false;
+}
+
+async function enrolFromCamera() {
+  const form = new FormData();
+  form.append("photo", await grabFrame(), "photo.jpg");
+  try {
+    await api(`/learners/${S.me.learner_id}/templates`, { method: "POST", body: form });
+    $("enrol-button").hidden = true; $("study-error").textContent = "Enrolled. You can start now.";
+  } catch (e) {
+    $("study-error").textContent = `Enrolment refused: ${e.message}`;
+  }
+}
+
+window.addEventListener("DOMContentLoaded", () => {
+  $("signin-form").addEventListener("submit", (ev) => { ev.preventDefault(); signIn($("token").value); });
+  $("consent-agree").addEventListener("change", () => { $("consent-button").disabled = !$("consent-agree").checked; });
+  $("consent-button").addEventListener("click", giveConsent);
+  $("start-button").addEventListener("click", start);
+  $("end-button").addEventListener("click", end);
+  $("enrol-button").addEventListener("click", enrolFromCamera);
+  S.tick = setInterval(() => { if (S.running) { S.credited += 1; renderClock(); } }, 1000);
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+  const saved = fromLink || sessionStorage.getItem("sv-token");
+  if (saved) { $("token").value = saved; signIn(saved); }
+});
