@@ -37,3 +37,14 @@ class NoFrames(CaptureError):
 
 class NotConnected(CaptureError):
     reason = "not_connected"
+
+
+class SourceDown(CaptureError):
+    """A camera source could not deliver a frame: it is not live (see `state`)."""
+
+    reason = "source_down"
+
+    def __init__(self, message: str, state: str, last_error: str | None = None) -> None:
+        super().__init__(message)
+        self.state = state
+        self.last_error = last_error

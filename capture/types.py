@@ -57,3 +57,52 @@ class HubStats:
     frames_dropped: int
     frames_sampled: int
     offers_refused: int
+
+
+# -- camera sources by URL (capture/stream.py) ---------------------------------
+
+
+class SourceState(StrEnum):
+    """Where a camera source stands. Only `live` delivers frames; every other state
+    is an outage of the camera, never a statement about the people in front of it."""
+
+    connecting = "connecting"  # first attempt to open it
+    live = "live"  # frames arriving
+    reconnecting = "reconnecting"  # it was live and dropped; retrying with back-off
+    unreachable = "unreachable"  # cannot be opened (refused, timed out, not found)
+    not_a_video = "not_a_video"  # it answers, but not with a video stream
+    ended = "ended"  # a video file reached its end
+    stopped = "stopped"  # closed by the service
+
+    @property
+    def outage(self) -> bool:
+        return self is not SourceState.live
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStats:
+    """Video packets received, frames decoded, frames handed out, and packets never
+    handed out (the source keeps no backlog: only what a sample asks for is decoded)."""
+
+    received: int
+    decoded: int
+    sampled: int
+    dropped: int
+    reconnects: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """A camera source's state, with the last error and when the state began.
+
+    `url` is redacted (no user name or password)."""
+
+    source_id: str
+    url: str
+    state: SourceState
+    since: datetime
+    last_error: str | None
+    attempts: int  # failed attempts since the source was last live
+    width: int | None
+    height: int | None
+    stats: SourceStats

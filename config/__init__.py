@@ -2,27 +2,32 @@
 
 from config.exceptions import SettingsError
 from config.settings import (
+    ClassroomSettings,
     DatabaseSettings,
     Environment,
     EvidenceSettings,
     FaceSettings,
     ImageSettings,
+    LivenessSettings,
     PolicySettings,
     RedisSettings,
     SecuritySettings,
     ServerSettings,
     Settings,
     WebRTCSettings,
+    WorkerSettings,
     load_settings,
     settings_table,
 )
 
 __all__ = [
+    "ClassroomSettings",
     "DatabaseSettings",
     "Environment",
     "EvidenceSettings",
     "FaceSettings",
     "ImageSettings",
+    "LivenessSettings",
     "PolicySettings",
     "RedisSettings",
     "SecuritySettings",
@@ -30,6 +35,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "WebRTCSettings",
+    "WorkerSettings",
     "load_settings",
     "settings_table",
 ]

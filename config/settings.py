@@ -221,11 +221,11 @@ class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server binds.")
     verify_processes: int = Field(
-        2,
+        1,
         ge=1,
         le=256,
-        description="Worker processes of the verification pool (face work never runs on the "
-        "event loop).",
+        description="Processes of the local verification pool for enrolment and roll calls "
+        "(checks go to the workers; face work never runs on the event loop).",
     )
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL used in links given to learners."
@@ -359,6 +359,251 @@ class WebRTCSettings(_Section):
     )
 
 
+class WorkerSettings(_Section):
+    """Verification workers fed by a Redis Stream (supervisor worker)."""
+
+    embedded: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Worker processes the service starts itself; 0 when workers run "
+        "elsewhere (`supervisor worker`, on any machine).",
+    )
+    stream: str = Field(
+        "sv:checks", min_length=1, max_length=100, description="Redis Stream of check jobs."
+    )
+    group: str = Field(
+        "verifiers", min_length=1, max_length=100, description="Consumer group of the workers."
+    )
+    max_backlog: int = Field(
+        500,
+        ge=1,
+        le=1_000_000,
+        description="Checks queued or in flight beyond which new checks are deferred "
+        "(recorded as `check_deferred`, never counted against the learner).",
+    )
+    stream_maxlen: int = Field(
+        100_000, ge=100, description="Hard cap on the stream's length (approximate trimming)."
+    )
+    claim_idle_s: float = Field(
+        20.0,
+        gt=0,
+        le=3600,
+        description="A job a worker took but has not acknowledged for this long is "
+        "reclaimed by another worker (XAUTOCLAIM).",
+    )
+    max_deliveries: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Deliveries of a job after which it goes to the dead-letter stream.",
+    )
+    result_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a check waits for its result before it is recorded as deferred.",
+    )
+    heartbeat_s: float = Field(
+        5.0, gt=0, le=300, description="Seconds between a worker's liveness heartbeats."
+    )
+
+
+class ClassroomSettings(_Section):
+    """Classroom training and assessments: cameras, roll call by face, presence over time."""
+
+    interval_mean_s: float = Field(
+        600.0, gt=0, description="Training classes: mean seconds between random roll calls."
+    )
+    interval_min_s: float = Field(
+        300.0, gt=0, description="Training classes: minimum seconds between random roll calls."
+    )
+    interval_max_s: float = Field(
+        900.0, gt=0, description="Training classes: maximum seconds between random roll calls."
+    )
+    assessment_interval_mean_s: float = Field(
+        120.0,
+        gt=0,
+        description="Assessments: mean seconds between random roll calls (denser sampling).",
+    )
+    assessment_interval_min_s: float = Field(
+        60.0, gt=0, description="Assessments: minimum seconds between random roll calls."
+    )
+    assessment_interval_max_s: float = Field(
+        180.0, gt=0, description="Assessments: maximum seconds between random roll calls."
+    )
+    max_credited_gap_s: float = Field(
+        1200.0,
+        ge=1,
+        le=86_400,
+        description="Longest gap in seconds between two roll calls that found a learner that "
+        "is credited as classroom time; must exceed both maximum roll-call intervals.",
+    )
+    frames_per_roll_call: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Frames a roll call samples from each camera; a learner found in any of "
+        "them is present (people look down, turn or are hidden for a moment).",
+    )
+    frame_spacing_s: float = Field(
+        1.0, ge=0.0, le=30, description="Seconds between the frames of one roll call."
+    )
+    min_face_px: int = Field(
+        40,
+        ge=20,
+        le=400,
+        description="Smallest face width in px of the camera frame that roll call must find. "
+        "The detector runs on a grey copy scaled by 64/min_face_px (its smallest reliable "
+        "face is about 64 px), so halving this quadruples detection cost.",
+    )
+    max_frame_width: int = Field(
+        1920,
+        ge=320,
+        le=7680,
+        description="Wider camera frames are scaled down to this width (aspect kept) when "
+        "decoded; detection cost grows with frame area.",
+    )
+    frame_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a roll call waits for a camera's frame before it counts that "
+        "camera as out (an outage, never the learners' absence).",
+    )
+    camera_open_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Seconds allowed to open a camera source."
+    )
+    camera_read_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="A camera that sends nothing for this long counts as dropped and is "
+        "reconnected.",
+    )
+    camera_backoff_initial_s: float = Field(
+        1.0, gt=0, le=600, description="First delay before reconnecting a camera."
+    )
+    camera_backoff_max_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest delay between reconnection attempts (the delay doubles per "
+        "failed attempt up to this).",
+    )
+    camera_unreachable_after: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Failed reconnection attempts after a drop after which a camera is "
+        "reported unreachable rather than reconnecting (attempts continue).",
+    )
+    rtsp_transport: str = Field(
+        "tcp",
+        pattern="^(tcp|udp|http)$",
+        description="RTSP transport (tcp survives lossy networks and firewalls best).",
+    )
+    file_sources_dir: Path | None = Field(
+        None,
+        description="Folder whose video files may be used as camera sources (`file://` URLs "
+        "inside it). Empty: file sources are refused.",
+    )
+    early_start_s: float = Field(
+        900.0,
+        ge=0,
+        le=86_400,
+        description="Seconds before its scheduled start that a class's supervision may start.",
+    )
+    max_roster: int = Field(200, ge=1, le=10_000, description="Largest roster of one class.")
+    max_cameras: int = Field(8, ge=1, le=64, description="Most camera sources of one class.")
+    lease_s: float = Field(
+        30.0,
+        ge=2,
+        le=3600,
+        description="Lease of the process supervising a class, renewed while it runs; when "
+        "it lapses (a crashed process) another process resumes the supervision.",
+    )
+
+    @model_validator(mode="after")
+    def _intervals_ordered(self) -> Self:
+        for prefix in ("", "assessment_"):
+            lo = getattr(self, f"{prefix}interval_min_s")
+            mean = getattr(self, f"{prefix}interval_mean_s")
+            hi = getattr(self, f"{prefix}interval_max_s")
+            if not lo <= mean <= hi:
+                raise ValueError(
+                    f"{prefix}interval_* must satisfy min <= mean <= max (got {lo}, {mean}, {hi})"
+                )
+        longest = max(self.interval_max_s, self.assessment_interval_max_s)
+        if self.max_credited_gap_s <= longest:
+            raise ValueError(
+                f"max_credited_gap_s ({self.max_credited_gap_s}) must exceed the longest "
+                f"roll-call interval ({longest}), or a present learner would go uncredited"
+            )
+        if self.camera_backoff_max_s < self.camera_backoff_initial_s:
+            raise ValueError("camera_backoff_max_s must be >= camera_backoff_initial_s")
+        return self
+
+
+class LivenessSettings(_Section):
+    """Liveness: passive cues on every check, active challenges at random."""
+
+    passive: bool = Field(
+        True,
+        description="Run passive liveness (facial motion, frozen or looped video) on the "
+        "frames of every check; a spoof verdict fails the check.",
+    )
+    challenge_probability: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Chance that a passed scheduled identity check is followed by an active "
+        "challenge (turn the head, look up, blink).",
+    )
+    challenge_when_doubtful: bool = Field(
+        True,
+        description="Also challenge when passive liveness is inconclusive or the browser's "
+        "signals raise suspicion (at most once per `challenge_min_interval_s`).",
+    )
+    challenge_min_interval_s: float = Field(
+        300.0, ge=0, le=86_400, description="Least time between two challenges of a session."
+    )
+    challenge_kinds: tuple[str, ...] = Field(
+        ("turn_left", "turn_right", "look_up"),
+        min_length=1,
+        description="Actions a challenge may ask for (blink, turn_left, turn_right, look_up); "
+        "blinks are the weakest, since recordings blink too.",
+    )
+    challenge_fps: float = Field(
+        8.0, gt=0, le=30, description="Frame rate the browser sends while a challenge runs."
+    )
+    challenge_time_limit_s: float = Field(
+        5.0, gt=0.5, le=60, description="Seconds the learner has to perform the action."
+    )
+    spoof_flag_after: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Spoof verdicts or failed challenges in one session after which a "
+        "`liveness_spoof` fraud flag is raised.",
+    )
+    history_frames: int = Field(
+        30,
+        ge=0,
+        le=1000,
+        description="Frame fingerprints of a session's earlier checks kept in Redis (not in "
+        "the ledger) to catch a looped video across checks.",
+    )
+
+    @model_validator(mode="after")
+    def _known_kinds(self) -> Self:
+        known = {"blink", "turn_left", "turn_right", "look_up"}
+        unknown = set(self.challenge_kinds) - known
+        if unknown:
+            raise ValueError(f"unknown challenge kinds: {sorted(unknown)}")
+        return self
+
+
 class Settings(BaseSettings):
     """All settings of the service. Build directly in tests; use `load_settings` elsewhere."""
 
@@ -385,6 +630,15 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
     policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy.")
     webrtc: WebRTCSettings = Field(default_factory=WebRTCSettings, description="WebRTC.")
+    workers: WorkerSettings = Field(
+        default_factory=WorkerSettings, description="Verification workers."
+    )
+    liveness: LivenessSettings = Field(
+        default_factory=LivenessSettings, description="Liveness."
+    )
+    classroom: ClassroomSettings = Field(
+        default_factory=ClassroomSettings, description="Classroom supervision."
+    )
 
     @model_validator(mode="after")
     def _no_default_secrets_outside_development(self) -> Self:

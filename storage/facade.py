@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from config.settings import DatabaseSettings, EvidenceSettings
+from storage.classroom_sql import SqlClassroomStore
 from storage.engine import Database, create_database
 from storage.evidence_local import LocalEvidenceStore
 from storage.exceptions import StorageConfigError
@@ -18,7 +19,8 @@ from storage.templates_sql import KEY_BYTES, SqlTemplateStore
 
 
 class Storage:
-    """The storage of one process: `.ledger`, `.registry`, `.templates`, `.evidence`.
+    """The storage of one process: `.ledger`, `.registry`, `.templates`, `.evidence`,
+    `.classroom`.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
     writer thread and closes the database connections. Usable as a context manager.
@@ -37,6 +39,7 @@ class Storage:
         self.registry = registry
         self.templates = templates
         self.evidence = evidence
+        self.classroom = SqlClassroomStore(db)
         self._closed = False
 
     def close(self) -> None:

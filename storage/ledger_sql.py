@@ -48,6 +48,7 @@ from storage.exceptions import (
     StorageError,
 )
 from storage.models import ledger_events as T
+from storage.models import ledger_keys as K
 from storage.types import ChainBreak, ChainHead, LedgerEvent, NewEvent, VerifyReport
 from storage.validate import aware, ident
 
@@ -108,15 +109,45 @@ class SqlLedgerStore:
             return self._writer.submit(chain_id, events)
         return self._append_direct(chain_id, events)
 
-    def _append_direct(self, chain_id: str, events: Sequence[NewEvent]) -> list[LedgerEvent]:
+    def append_once(
+        self, chain_id: str, key: str, events: Sequence[NewEvent]
+    ) -> tuple[list[LedgerEvent], bool]:
+        """Append events unless an append with this key was already made to the chain.
+
+        Returns (events, True) when appended now, and ([the first event of the
+        earlier append], False) when the key was already used: a job delivered
+        twice is recorded once. Keys are 1-64 characters like chain ids.
+        """
+        _check_append(chain_id, events)
+        ident(key, "idempotency key")
+        if not events:
+            raise InvalidInput("an idempotent append needs at least one event")
+        if self._closed:
+            raise StorageError("the ledger store is closed")
+        if self._writer is not None:
+            pending = self._writer.submit_pending(chain_id, events, key)
+            return pending.result, pending.created
+        return self._append_direct(chain_id, events, key)
+
+    def _append_direct(
+        self, chain_id: str, events: Sequence[NewEvent], key: str | None = None
+    ) -> Any:
         for _attempt in range(self._retries + 1):
             try:
                 with self._db.write() as conn:
                     _lock_chains(conn, [chain_id])
+                    if key is not None:
+                        found = _existing_keys(conn, [(chain_id, key)])
+                        if (chain_id, key) in found:
+                            return _events_at(conn, [(chain_id, found[(chain_id, key)])])[0], False
                     head = _load_heads(conn, [chain_id]).get(chain_id, _GENESIS)
                     rows: list[tuple[Any, ...]] = []
                     out, _ = _build(chain_id, head, events, datetime.now(UTC), rows, self._db)
                     _insert(conn, rows)
+                    if key is not None:
+                        _insert_keys(conn, [(chain_id, key, out[0].seq)])
+                if key is not None:
+                    return out, True
                 return out
             except Duplicate:
                 continue  # another writer took the next seq first; reload the head
@@ -354,6 +385,36 @@ def _insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.exec_driver_sql(_INSERT_SQL[conn.dialect.name], rows)
 
 
+_KEY_INSERT_SQL: Final = {
+    "sqlite": "INSERT INTO ledger_keys (chain_id, key, seq) VALUES (?, ?, ?)",
+    "postgresql": "INSERT INTO ledger_keys (chain_id, key, seq) VALUES (%s, %s, %s)",
+}
+
+
+def _insert_keys(conn: Connection, rows: list[tuple[str, str, int]]) -> None:
+    conn.exec_driver_sql(_KEY_INSERT_SQL[conn.dialect.name], rows)
+
+
+def _existing_keys(
+    conn: Connection, wanted: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """seq of the first event of each (chain_id, key) already appended."""
+    found: dict[tuple[str, str], int] = {}
+    for chain_id, key in wanted:
+        row = conn.execute(select(K.c.seq).where(K.c.chain_id == chain_id, K.c.key == key)).first()
+        if row is not None:
+            found[(chain_id, key)] = int(row[0])
+    return found
+
+
+def _events_at(conn: Connection, refs: Sequence[tuple[str, int]]) -> list[list[LedgerEvent]]:
+    out: list[list[LedgerEvent]] = []
+    for chain_id, seq in refs:
+        row = conn.execute(select(*_COLUMNS).where(T.c.chain_id == chain_id, T.c.seq == seq)).one()
+        out.append([LedgerEvent(*row)])
+    return out
+
+
 def _lock_chains(conn: Connection, chain_ids: Sequence[str]) -> None:
     """PostgreSQL: lock the chains' appends until COMMIT, across all connections.
 
@@ -397,11 +458,23 @@ def _load_heads(conn: Connection, chain_ids: Sequence[str]) -> dict[str, _Head]:
 class _Pending:
     """One caller's append, waiting for the writer. `done` is held until it is settled."""
 
-    __slots__ = ("chain_id", "events", "attempts", "done", "settled", "result", "error")
+    __slots__ = (
+        "chain_id",
+        "events",
+        "key",
+        "created",
+        "attempts",
+        "done",
+        "settled",
+        "result",
+        "error",
+    )
 
-    def __init__(self, chain_id: str, events: Sequence[NewEvent]) -> None:
+    def __init__(self, chain_id: str, events: Sequence[NewEvent], key: str | None = None) -> None:
         self.chain_id = chain_id
         self.events = events
+        self.key = key
+        self.created = True
         self.attempts = 0
         # A bare lock is the cheapest one-shot signal: acquired now, released by
         # the writer after COMMIT (or on failure), acquired again by the caller.
@@ -443,7 +516,12 @@ class _GroupCommitWriter:
         self._heads: dict[str, _Head] = {}
 
     def submit(self, chain_id: str, events: Sequence[NewEvent]) -> list[LedgerEvent]:
-        pending = _Pending(chain_id, events)
+        return self.submit_pending(chain_id, events, None).result
+
+    def submit_pending(
+        self, chain_id: str, events: Sequence[NewEvent], key: str | None
+    ) -> _Pending:
+        pending = _Pending(chain_id, events, key)
         with self._state:
             if self._closed:
                 raise StorageError("the ledger store is closed")
@@ -456,7 +534,7 @@ class _GroupCommitWriter:
         pending.done.acquire()
         if pending.error is not None:
             raise pending.error
-        return pending.result
+        return pending
 
     def close(self) -> None:
         with self._state:
@@ -543,13 +621,36 @@ class _GroupCommitWriter:
                     head = heads.get(chain_id) or loaded.get(chain_id, _GENESIS)
                     used[chain_id] = working[chain_id] = head
                 rows: list[tuple[Any, ...]] = []
+                key_rows: list[tuple[str, str, int]] = []
+                keyed = [(p.chain_id, p.key) for p in batch if p.key is not None]
+                existing = _existing_keys(conn, keyed) if keyed else {}
+                first_of: dict[tuple[str, str], list[LedgerEvent]] = {}
+                if existing:
+                    refs = list(existing.items())
+                    for (found_ref, _), evs in zip(
+                        refs, _events_at(conn, [(c, s) for (c, _), s in refs]), strict=True
+                    ):
+                        first_of[found_ref] = evs
                 now = datetime.now(UTC)
                 for p in batch:
+                    ref = (p.chain_id, p.key) if p.key is not None else None
+                    if ref is not None and ref in first_of:
+                        # Already appended (earlier, or earlier in this batch).
+                        p.created = False
+                        results.append(first_of[ref])
+                        continue
                     out, working[p.chain_id] = _build(
                         p.chain_id, working[p.chain_id], p.events, now, rows, self._store.db
                     )
                     results.append(out)
-                _insert(conn, rows)
+                    if ref is not None:
+                        p.created = True
+                        first_of[ref] = out[:1]
+                        key_rows.append((p.chain_id, ref[1], out[0].seq))
+                if rows:
+                    _insert(conn, rows)
+                if key_rows:
+                    _insert_keys(conn, key_rows)
                 _wake(committed)
         except Duplicate:
             _wake(committed)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -188,6 +189,16 @@ class LedgerEventRow(Base):
     hash: Mapped[str] = mapped_column(String(HASH_LEN))
 
 
+class LedgerKeyRow(Base):
+    """(chain_id, key) of an idempotent append -> seq of its first event. Never updated."""
+
+    __tablename__ = "ledger_keys"
+
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    key: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
 # Core tables for the stores (declarative types `__table__` as FromClause).
 institutions = cast(Table, InstitutionRow.__table__)
 courses = cast(Table, CourseRow.__table__)
@@ -199,3 +210,90 @@ study_sessions = cast(Table, StudySessionRow.__table__)
 flags = cast(Table, FlagRow.__table__)
 evidence = cast(Table, EvidenceRow.__table__)
 ledger_events = cast(Table, LedgerEventRow.__table__)
+ledger_keys = cast(Table, LedgerKeyRow.__table__)
+
+
+# -- classroom training and assessments ----------------------------------------
+
+URL_LEN = 2000  # camera URLs (may hold credentials; never echoed unredacted)
+
+
+class TrainingClassRow(Base):
+    __tablename__ = "training_classes"
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="schedule_ordered"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), index=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ClassRosterRow(Base):
+    __tablename__ = "class_roster"
+
+    class_id: Mapped[int] = mapped_column(ForeignKey("training_classes.id"), primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), primary_key=True, index=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ClassCameraRow(Base):
+    __tablename__ = "class_cameras"
+    __table_args__ = (UniqueConstraint("class_id", "url", name="uq_class_cameras_class_url"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("training_classes.id"), index=True)
+    url: Mapped[str] = mapped_column(String(URL_LEN))
+    label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ClassFilingRow(Base):
+    """A filing before training. Several may exist before the first run; the latest counts."""
+
+    __tablename__ = "class_filings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("training_classes.id"), index=True)
+    teacher: Mapped[str] = mapped_column(String(200))
+    teaching_plan: Mapped[str] = mapped_column(Text)
+    assessment_plan: Mapped[str] = mapped_column(Text)
+    roster: Mapped[str] = mapped_column(Text)  # canonical JSON list of sorted learner ids
+    filed_by: Mapped[str] = mapped_column(String(200))
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sha256: Mapped[str] = mapped_column(String(HASH_LEN))
+
+
+class ClassRunRow(Base):
+    __tablename__ = "class_supervision_runs"
+    __table_args__ = (
+        # At most one open (not stopped) run per class.
+        Index(
+            "uq_class_supervision_runs_open_class",
+            "class_id",
+            unique=True,
+            sqlite_where=text("stopped_at IS NULL"),
+            postgresql_where=text("stopped_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("training_classes.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_by: Mapped[str] = mapped_column(String(200))
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_by: Mapped[str | None] = mapped_column(String(200))
+    stop_reason: Mapped[str | None] = mapped_column(String(KIND_LEN))
+    stop_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(ID_LEN))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+training_classes = cast(Table, TrainingClassRow.__table__)
+class_roster = cast(Table, ClassRosterRow.__table__)
+class_cameras = cast(Table, ClassCameraRow.__table__)
+class_filings = cast(Table, ClassFilingRow.__table__)
+class_runs = cast(Table, ClassRunRow.__table__)

@@ -11,7 +11,10 @@ from datetime import datetime
 from typing import Protocol
 
 from storage.types import (
+    CameraSource,
     ChainHead,
+    ClassFiling,
+    ClassMode,
     Consent,
     Course,
     DeliveryMode,
@@ -23,9 +26,12 @@ from storage.types import (
     LedgerEvent,
     NewEvent,
     Role,
+    RosterEntry,
     StudySession,
+    SupervisionRun,
     Template,
     Token,
+    TrainingClass,
     Vector,
     VerifyReport,
 )
@@ -40,6 +46,16 @@ class LedgerStore(Protocol):
         Concurrent appends to the same chain never fork it: a lost race for the
         next `seq` is retried (up to `append_retries`), then raises `AppendConflict`.
         Returns only after the events are durably committed.
+        """
+        ...
+
+    def append_once(
+        self, chain_id: str, key: str, events: Sequence[NewEvent]
+    ) -> tuple[list[LedgerEvent], bool]:
+        """Append unless an append with `key` was made to the chain before.
+
+        Returns (the new events, True), or ([the first event of the earlier
+        append], False): a job delivered twice is recorded once.
         """
         ...
 
@@ -171,3 +187,66 @@ class EvidenceStore(Protocol):
     def purge_expired(self, now: datetime) -> list[str]:
         """Delete images whose retention has passed; keep their records and hashes."""
         ...
+
+
+class ClassroomStore(Protocol):
+    """Classes (training cohorts and assessments) of a course: schedule, roster,
+    cameras, the filing before training, and supervision runs."""
+
+    def create_class(
+        self,
+        course_id: int,
+        name: str,
+        mode: ClassMode,
+        starts_at: datetime,
+        ends_at: datetime,
+    ) -> TrainingClass: ...
+    def get_class(self, class_id: int) -> TrainingClass: ...
+    def list_classes(
+        self, institution_id: int | None = None, course_id: int | None = None
+    ) -> list[TrainingClass]: ...
+
+    def add_to_roster(
+        self, class_id: int, learner_ids: Sequence[int], at: datetime
+    ) -> list[RosterEntry]:
+        """All or none; learners of the course's institution only; frozen once
+        supervision has started (`InvalidState`)."""
+        ...
+
+    def remove_from_roster(self, class_id: int, learner_id: int) -> list[RosterEntry]: ...
+    def roster(self, class_id: int) -> list[RosterEntry]: ...
+
+    def add_camera(self, class_id: int, url: str, label: str, at: datetime) -> CameraSource: ...
+    def remove_camera(self, class_id: int, camera_id: int) -> None: ...
+    def cameras(self, class_id: int) -> list[CameraSource]: ...
+
+    def file_class(
+        self,
+        class_id: int,
+        teacher: str,
+        teaching_plan: str,
+        assessment_plan: str,
+        filed_by: str,
+        at: datetime,
+    ) -> ClassFiling:
+        """Snapshot the roster with the plans; closed once supervision has started."""
+        ...
+
+    def latest_filing(self, class_id: int) -> ClassFiling | None: ...
+
+    def start_run(
+        self, class_id: int, at: datetime, by: str, owner: str, lease_until: datetime
+    ) -> SupervisionRun:
+        """Only for a filed class whose roster is as filed, with a camera, and no open run."""
+        ...
+
+    def get_run(self, run_id: int) -> SupervisionRun: ...
+    def open_run(self, class_id: int) -> SupervisionRun | None: ...
+    def list_runs(self, class_id: int) -> list[SupervisionRun]: ...
+    def renew_lease(self, run_id: int, owner: str, until: datetime) -> SupervisionRun | None: ...
+    def release_lease(self, run_id: int, owner: str, at: datetime) -> None: ...
+    def claim_lapsed_runs(
+        self, owner: str, now: datetime, until: datetime
+    ) -> list[SupervisionRun]: ...
+    def request_stop(self, run_id: int, at: datetime, by: str) -> SupervisionRun: ...
+    def stop_run(self, run_id: int, at: datetime, by: str, reason: str) -> SupervisionRun: ...

@@ -185,3 +185,83 @@ class EvidenceRecord:
     stored_at: datetime
     retain_until: datetime
     purged_at: datetime | None
+
+
+# -- classroom training and assessments (storage/classroom_sql.py) --------------
+
+
+class ClassMode(StrEnum):
+    training = "training"
+    assessment = "assessment"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingClass:
+    """A class (training cohort) of a course, or an assessment (`mode`)."""
+
+    id: int
+    course_id: int
+    institution_id: int  # the course's; kept here so scope checks need one read
+    name: str
+    mode: ClassMode
+    starts_at: datetime
+    ends_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RosterEntry:
+    class_id: int
+    learner_id: int
+    added_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CameraSource:
+    """A camera of a class. `url` may carry credentials: redact it on output."""
+
+    id: int
+    class_id: int
+    url: str
+    label: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClassFiling:
+    """The filing before training. `roster` is the roster as filed (sorted learner ids);
+    `sha256` covers the canonical JSON of the filed content (see classroom_sql)."""
+
+    id: int
+    class_id: int
+    teacher: str
+    teaching_plan: str
+    assessment_plan: str
+    roster: tuple[int, ...]
+    filed_by: str
+    filed_at: datetime
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionRun:
+    """One supervised stretch of a class, from start to stop.
+
+    `lease_owner`/`lease_until` name the process that runs it; a lapsed lease means
+    nobody does (a crashed process) and another process may resume it.
+    """
+
+    id: int
+    class_id: int
+    started_at: datetime
+    started_by: str
+    stopped_at: datetime | None
+    stopped_by: str | None
+    stop_reason: str | None
+    stop_requested_at: datetime | None
+    lease_owner: str | None
+    lease_until: datetime | None
+
+    @property
+    def open(self) -> bool:
+        return self.stopped_at is None

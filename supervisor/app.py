@@ -8,21 +8,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from redis.exceptions import RedisError
 
 from config import Settings
 from storage import open_storage
 from storage.migrate import upgrade
-from supervisor.api import errors, routes_live, routes_registry, routes_sessions
+from supervisor.api import errors, routes_classes, routes_live, routes_registry, routes_sessions
 from supervisor.api.middleware import BodyLimitMiddleware
 from supervisor.context import Context
 from supervisor.live import LiveManager
 from supervisor.pool import VerificationPool
+from supervisor.queue import CheckQueue
 from supervisor.redis_conn import open_redis
 from supervisor.registry import RegistryService
 from supervisor.sessions import SessionService
 from supervisor.web import STATIC_DIR
+from supervisor.worker import EmbeddedWorkers
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +57,19 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         )
         live: LiveManager | None = None
         ctx: Context | None = None
+        workers: EmbeddedWorkers | None = None
         try:
             redis = await asyncio.to_thread(open_redis, settings.redis)
             await redis.client.ping()
+            app.state.redis_url = redis.url
+            queue = CheckQueue(redis.client, settings.workers)
+            await queue.ensure_group()
+            if settings.workers.embedded:
+                workers = EmbeddedWorkers(settings, redis.url, settings.workers.embedded)
+                workers.start()
+                app.state.workers = workers
             await pool.start()
-            ctx = Context(settings, storage, pool)
+            ctx = Context(settings, storage, pool, queue)
             sessions = SessionService(ctx)
             live = LiveManager(ctx, sessions, redis.client)
             await live.start()
@@ -75,6 +86,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         finally:
             if live is not None:
                 await live.stop()
+            if workers is not None:
+                await asyncio.to_thread(workers.stop)
             await pool.stop()
             if redis is not None:
                 await redis.close()
@@ -101,14 +114,32 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_registry.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_live.router)
+    app.include_router(routes_classes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_text() -> Response:
+        """Prometheus metrics of this process and of the shared check queue (counts
+        only, no personal data)."""
+        ctx: Context = app.state.ctx
+        live_manager: LiveManager = app.state.live
+        try:
+            queue_stats = await ctx.queue.stats()
+        except RedisError:
+            queue_stats = None  # Redis down: report what this process knows
+        body = ctx.metrics.render(queue_stats, live_manager.hub.stats(), len(live_manager.live))
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
     @app.get("/learn", include_in_schema=False)
     async def learner_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "learner.html")
+
+    @app.get("/operator", include_in_schema=False)
+    async def operator_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "operator.html")
 
     return app

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from config import Settings, SettingsError, load_settings, settings_table
+from supervisor.class_cli import add_class_parser
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -66,6 +67,17 @@ def _cmd_evidence_purge(settings: Settings, args: argparse.Namespace) -> int:
     return run_evidence_purge(settings)
 
 
+def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    import logging
+
+    from supervisor.worker import run_worker
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return run_worker(settings, args.name, args.redis_url)
+
+
 def _cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     rows = settings_table()
     if args.markdown:
@@ -109,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (server.port)")
     p.set_defaults(handler=_cmd_serve)
 
+    p = sub.add_parser("worker", help="run a verification worker (Redis Stream consumer)")
+    p.add_argument("--name", default=None, help="consumer name (default: host-pid)")
+    p.add_argument(
+        "--redis-url", default=None, help="Redis URL (default: redis.url from the settings)"
+    )
+    p.set_defaults(handler=_cmd_worker)
+
     p = sub.add_parser("migrate", help="apply database migrations")
     p.set_defaults(handler=_cmd_migrate)
 
@@ -138,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", help="print the settings in force (secrets hidden)")
     p.add_argument("--markdown", action="store_true", help="defaults table for the README")
     p.set_defaults(handler=_cmd_settings)
+    add_class_parser(sub)
     return parser
 
 

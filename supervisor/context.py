@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 from config import Settings
 from storage import Storage
 from storage.types import LedgerEvent, NewEvent
+from supervisor.metrics import Metrics
 from supervisor.pool import VerificationPool
+from supervisor.queue import CheckQueue
 
 T = TypeVar("T")
 
@@ -36,6 +38,8 @@ class Context:
     settings: Settings
     storage: Storage
     pool: VerificationPool
+    queue: CheckQueue
+    metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], datetime] = utc_now
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _threads: ThreadPoolExecutor = field(

@@ -78,6 +78,12 @@ class CheckRecorded(Event):
     frames: int
     evidence_sha256: str | None
     scheduled_at: datetime | None = None
+    # Passive liveness over the check's frames: verdict, reasons, measures.
+    liveness: dict[str, Any] | None = None
+    # An active challenge answered in these frames: kind, outcome, measures.
+    challenge: dict[str, Any] | None = None
+    # What the browser reported that raised suspicion (it never clears any).
+    suspicion: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +241,11 @@ def decode_all(stored: typing.Iterable[LedgerEvent]) -> list[tuple[LedgerEvent, 
         if event is not None:
             out.append((s, event))
     return out
+
+
+def decode_payload(kind: str, payload: str) -> Event | None:
+    """The dataclass of an event given only its kind and canonical payload."""
+    from datetime import UTC
+
+    stub = LedgerEvent("", 0, datetime.now(UTC), kind, payload, "", "")
+    return decode(stub)

@@ -24,9 +24,8 @@ import logging
 import random
 import secrets
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,12 +35,14 @@ from capture.exceptions import CaptureError, NoFrames
 from capture.types import PeerState
 from capture.webrtc import PeerHub
 from config import Settings
+from storage.canonical import canonical_json
 from storage.types import StudySession
 from supervisor import events as ev
 from supervisor.context import Context
-from supervisor.errors import Conflict, ServiceError
+from supervisor.errors import Conflict
+from supervisor.liveness_glue import suspicion_from_signals
 from supervisor.sessions import ACTIVE, ENDED, PAUSED, SessionService, SessionState
-from verification.types import CheckKind, QualityIssue
+from verification.types import ChallengeKind, CheckKind, QualityIssue
 
 log = logging.getLogger(__name__)
 
@@ -88,22 +89,41 @@ class LiveLocks:
     def key(learner_id: int) -> str:
         return f"sv:live:learner:{learner_id}"
 
+    # While Redis is unreachable the lock fails open: learners keep studying, and
+    # any overlap this lets through stays visible in the ledger (session times).
+
     async def hold(self, learner_id: int, session_id: str) -> bool:
         """Take or refresh the lock for this session; False if another session holds it."""
-        result = await self.client.eval(
-            _REFRESH, 1, self.key(learner_id), session_id, str(self.ttl_ms)
-        )
+        try:
+            result = await self.client.eval(
+                _REFRESH, 1, self.key(learner_id), session_id, str(self.ttl_ms)
+            )
+        except aioredis.RedisError:
+            log.warning("live lock: redis unavailable; not enforced for learner %s", learner_id)
+            return True
         return bool(result)
 
     async def holder(self, learner_id: int) -> str | None:
-        value = await self.client.get(self.key(learner_id))
+        try:
+            value = await self.client.get(self.key(learner_id))
+        except aioredis.RedisError:
+            return None
         return value.decode() if isinstance(value, bytes) else value
 
     async def release(self, learner_id: int, session_id: str) -> None:
-        await self.client.eval(_RELEASE, 1, self.key(learner_id), session_id)
+        with contextlib.suppress(aioredis.RedisError):
+            await self.client.eval(_RELEASE, 1, self.key(learner_id), session_id)
 
 
 # -- links to the learner's page ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """Frames of one check, with their times in seconds after the request."""
+
+    frames: list[bytes | np.ndarray]
+    times: list[float]
 
 
 class Link(Protocol):
@@ -116,8 +136,10 @@ class Link(Protocol):
         ...
 
     async def frames(
-        self, check_id: str, count: int, spacing: float, timeout: float
-    ) -> Sequence[bytes | np.ndarray]: ...
+        self, check_id: str, count: int, spacing: float, timeout: float, fps: float | None = None
+    ) -> Captured:
+        """Ask the page for `count` frames `spacing` s apart (sent at `fps`)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -138,9 +160,9 @@ class WebRTCLink:
     def busy(self) -> bool:
         return False  # the data channel's heartbeats speak for the page
 
-    def _capture(self, on: bool, check_id: str | None = None) -> None:
+    def _capture(self, on: bool, check_id: str | None = None, fps: float | None = None) -> None:
         w = self.settings.webrtc
-        fps = w.check_fps if on else w.idle_fps
+        fps = (fps or w.check_fps) if on else w.idle_fps
         self.send(
             {
                 "type": "capture",
@@ -152,15 +174,17 @@ class WebRTCLink:
         )
 
     async def frames(
-        self, check_id: str, count: int, spacing: float, timeout: float
-    ) -> Sequence[np.ndarray]:
+        self, check_id: str, count: int, spacing: float, timeout: float, fps: float | None = None
+    ) -> Captured:
         reader = self.hub.reader(self.session_id)
-        self._capture(True, check_id)
+        asked = datetime.now(UTC)
+        self._capture(True, check_id, fps)
         try:
             samples = await reader.sample(count, spacing, timeout)
         finally:
             self._capture(False)
-        return [s.image for s in samples]
+        times = [(s.captured_at - asked).total_seconds() for s in samples]
+        return Captured([s.image for s in samples], times)
 
     async def close(self) -> None:
         await self.hub.close(self.session_id)
@@ -195,8 +219,8 @@ class UploadLink:
         self.outbox.put_nowait(message)
 
     async def frames(
-        self, check_id: str, count: int, spacing: float, timeout: float
-    ) -> Sequence[bytes]:
+        self, check_id: str, count: int, spacing: float, timeout: float, fps: float | None = None
+    ) -> Captured:
         future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
         self.pending = _FrameRequest(check_id, count, future)
         self.send(
@@ -209,11 +233,13 @@ class UploadLink:
             }
         )
         try:
-            return await asyncio.wait_for(future, timeout)
+            posted = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise NoFrames(f"no frames were posted within {timeout:.0f} s") from None
         finally:
             self.pending = None
+        # The page takes them `spacing` seconds apart from the moment it is asked.
+        return Captured(list(posted), [i * spacing for i in range(len(posted))])
 
     def deliver(self, check_id: str, frames: list[bytes]) -> bool:
         """Frames posted by the page for a pending request; False if none matches."""
@@ -257,6 +283,12 @@ class LiveSession:
     last_heartbeat: float = 0.0
     last_verdict: str | None = None
     stopped: bool = False
+    signals: dict[str, Any] = field(default_factory=dict)  # the page's own reports
+    hidden_since_check: bool = False
+    last_challenge: float | None = None  # loop time of the last challenge
+    spoof_signs: list[str] = field(default_factory=list)
+    spoof_flagged: bool = False
+    needs_challenge: bool = False  # a liveness failure not yet cleared by a challenge
 
     @property
     def sessions(self) -> SessionService:
@@ -278,6 +310,15 @@ class LiveSession:
             state = await self.manager.state_of(self.session)
         credit = self.sessions.credit_of(await self.sessions.chain(self.session))
         running = state.state == ACTIVE and (self.last_verdict in (None, "match", "present"))
+        await self.manager.board.publish(
+            self.session,
+            state=state.state,
+            note=note,
+            mode=self.link.mode if self.link else None,
+            last_verdict=self.last_verdict,
+            credited_seconds=credit.credited_seconds,
+            at=self.clock(),
+        )
         self.send(
             {
                 "type": "state",
@@ -298,6 +339,23 @@ class LiveSession:
     def heartbeat(self) -> None:
         self.last_heartbeat = asyncio.get_running_loop().time()
 
+    def take_signals(self, message: dict[str, Any]) -> None:
+        """Keep what the page reports about its camera; a hidden page is remembered
+        until the next check (it can only add suspicion)."""
+        label = message.get("label")
+        settings = message.get("settings")
+        self.signals = {
+            "label": label[:200] if isinstance(label, str) else None,
+            "settings": {
+                k: v
+                for k, v in (settings.items() if isinstance(settings, dict) else ())
+                if k in ("width", "height", "frameRate") and isinstance(v, int | float)
+            },
+            "hidden": message.get("hidden") is True,
+        }
+        if self.signals["hidden"]:
+            self.hidden_since_check = True
+
     async def detach(self, reason: str) -> None:
         """The learner's page went away: pause now (the clock stops) and wait for it."""
         if self.link is None:
@@ -308,28 +366,54 @@ class LiveSession:
         with contextlib.suppress(Exception):
             await link.close()
         with contextlib.suppress(Conflict):
-            await self.sessions.record(
+            state = await self.sessions.record(
                 self.session, [ev.StateChanged(ACTIVE, PAUSED, reason, self.clock())]
             )
+            await self.send_state(state, note=reason)
 
     # -- checks --------------------------------------------------------------
 
     async def check(
-        self, kind: CheckKind, purpose: str, scheduled_at: datetime | None = None
+        self,
+        kind: CheckKind,
+        purpose: str,
+        scheduled_at: datetime | None = None,
+        challenge: ChallengeKind | None = None,
     ) -> bool:
-        """Run one check over fresh frames; a check nobody answers is recorded as missed."""
+        """Run one check over fresh frames; a check nobody answers is recorded as missed.
+
+        With `challenge`, the learner is first asked for that action and the frames of
+        the following seconds must show it. A passed check may be followed by a
+        challenge (at random, or when liveness was doubtful); a spoof verdict is
+        followed by one at once, so an honest learner who sat very still can clear it.
+        """
         link = self.link
         if link is None:
             return False
         check_id = uuid.uuid4().hex
-        self.send({"type": "checking", "check_id": check_id, "kind": kind.value})
-        try:
-            frames = await link.frames(
-                check_id,
-                self.policy.frames_per_check,
-                self.manager.settings.webrtc.frame_spacing_s,
-                self.policy.capture_timeout_s,
+        live_cfg = self.manager.settings.liveness
+        suspicion = self.suspicion()
+        if challenge is not None:
+            self.last_challenge = asyncio.get_running_loop().time()
+            self.send(
+                {
+                    "type": "challenge",
+                    "check_id": check_id,
+                    "kind": challenge.value,
+                    "prompt": challenge.prompt,
+                    "time_limit_s": live_cfg.challenge_time_limit_s,
+                }
             )
+            fps = live_cfg.challenge_fps
+            count = max(2, int(fps * (live_cfg.challenge_time_limit_s + 0.5)))
+            spacing, timeout, want_fps = 1.0 / fps, live_cfg.challenge_time_limit_s + 4, fps
+        else:
+            self.send({"type": "checking", "check_id": check_id, "kind": kind.value})
+            count = self.policy.frames_per_check
+            spacing = self.manager.settings.webrtc.frame_spacing_s
+            timeout, want_fps = self.policy.capture_timeout_s, None
+        try:
+            captured = await link.frames(check_id, count, spacing, timeout, want_fps)
         except CaptureError as exc:
             missed = ev.CheckMissed(
                 check_id, kind.value, scheduled_at or self.clock(), self.clock(), exc.reason
@@ -341,26 +425,31 @@ class LiveSession:
                  "passed": False, "advice": ["Keep this page open with the camera on."]}
             )  # fmt: skip
             return False
-        try:
-            state, recorded = await self.sessions.record_check(
-                self.session,
-                kind,
-                frames,
-                purpose,
-                pause_on_failure=False,
-                scheduled_at=scheduled_at,
-                check_id=check_id,
-            )
-        except ServiceError as exc:
-            if exc.reason == "overloaded":
-                await self.sessions.record(
-                    self.session,
-                    [ev.CheckDeferred(check_id, kind.value, self.clock(), "overloaded")],
-                )
-                return True  # the service's fault: never counted against the learner
-            raise
+        state, recorded = await self.sessions.record_check(
+            self.session,
+            kind,
+            captured.frames,
+            "challenge" if challenge is not None else purpose,
+            pause_on_failure=False,
+            scheduled_at=scheduled_at,
+            check_id=check_id,
+            frame_times=captured.times,
+            challenge=challenge.value if challenge is not None else None,
+            suspicion=suspicion,
+        )
+        if isinstance(recorded, ev.CheckDeferred):
+            # The service's own overload or fault: never counted against the learner.
+            self.send(
+                {"type": "result", "check_id": check_id, "kind": kind.value,
+                 "verdict": "deferred", "passed": True, "advice": []}
+            )  # fmt: skip
+            return True
         self.last_verdict = recorded.verdict
         advice = [QualityIssue(i).advice for i in recorded.issues if i in QualityIssue.__members__]
+        if recorded.verdict == "spoof":
+            advice.append("Move a little and face the camera: the picture looked like a photo.")
+        elif recorded.verdict.startswith("challenge_") and challenge is not None:
+            advice.append(f"Please do as asked when prompted: {challenge.prompt}")
         self.send(
             {
                 "type": "result",
@@ -372,7 +461,82 @@ class LiveSession:
             }
         )
         await self.send_state(state)
+        await self._count_spoof(recorded)
+        liveness_failed = recorded.verdict == "spoof" or recorded.verdict.startswith("challenge_")
+        if liveness_failed:
+            self.needs_challenge = True
+        elif challenge is not None and recorded.passed:
+            self.needs_challenge = False
+        if challenge is None:
+            follow = self._challenge_after(recorded, purpose)
+            if follow is not None:
+                return await self.check(kind, purpose, challenge=follow)
         return recorded.passed
+
+    def suspicion(self) -> tuple[str, ...]:
+        """Suspicion from the page's own reports since the last check (never cleared by them)."""
+        reasons = set(suspicion_from_signals(self.signals))
+        if self.hidden_since_check:
+            reasons.add("page_hidden")
+        self.hidden_since_check = bool(self.signals.get("hidden"))
+        return tuple(sorted(reasons))
+
+    def _challenge_after(self, recorded: ev.CheckRecorded, purpose: str) -> ChallengeKind | None:
+        cfg = self.manager.settings.liveness
+        kinds = [ChallengeKind(k) for k in cfg.challenge_kinds]
+        verdict = (recorded.liveness or {}).get("verdict")
+        if recorded.verdict == "spoof":
+            return self.manager.rng.choice(kinds)
+        if not recorded.passed:
+            return None
+        now = asyncio.get_running_loop().time()
+        recent = (
+            self.last_challenge is not None
+            and now - self.last_challenge < cfg.challenge_min_interval_s
+        )
+        if recent:
+            return None
+        doubtful = verdict == "inconclusive" or bool(recorded.suspicion)
+        if cfg.challenge_when_doubtful and doubtful and recorded.check_kind == "identity":
+            return self.manager.rng.choice(kinds)
+        if (
+            purpose == "scheduled"
+            and recorded.check_kind == "identity"
+            and self.manager.rng.random() < cfg.challenge_probability
+        ):
+            return self.manager.rng.choice(kinds)
+        return None
+
+    async def _count_spoof(self, recorded: ev.CheckRecorded) -> None:
+        """Repeated spoof signs in one session raise one `liveness_spoof` flag."""
+        spoofy = (
+            recorded.verdict in ("spoof", "challenge_failed")
+            or (recorded.liveness or {}).get("verdict") == "spoof"
+        )
+        if not spoofy:
+            return
+        self.spoof_signs.append(recorded.check_id)
+        if (
+            self.spoof_flagged
+            or len(self.spoof_signs) < self.manager.settings.liveness.spoof_flag_after
+        ):
+            return
+        self.spoof_flagged = True
+        details = canonical_json(
+            {
+                "session_id": self.session.id,
+                "check_ids": list(self.spoof_signs),
+                "suspicion": list(recorded.suspicion),
+                "last_verdict": recorded.verdict,
+            }
+        )
+        await self.manager.ctx.db(
+            self.manager.ctx.storage.registry.raise_flag,
+            "liveness_spoof",
+            details,
+            self.session.institution_id,
+            self.session.learner_id,
+        )
 
     async def respond(self, failed_kind: CheckKind) -> bool:
         """Response windows after a failed check. Returns False if the session ended."""
@@ -398,7 +562,15 @@ class LiveSession:
                     break
                 paused = (await self.manager.state_of(self.session)).state == PAUSED
                 kind = CheckKind.identity if paused else failed_kind
-                if await self.check(kind, "retry"):
+                # After a liveness failure only a challenge answered can clear it.
+                retry_challenge = (
+                    self.manager.rng.choice(
+                        [ChallengeKind(k) for k in self.manager.settings.liveness.challenge_kinds]
+                    )
+                    if self.needs_challenge
+                    else None
+                )
+                if await self.check(kind, "retry", challenge=retry_challenge):
                     state = await self.manager.state_of(self.session)
                     if state.state == ACTIVE:
                         self.send({"type": "prompt", "message": None, "deadline": None})
@@ -518,6 +690,80 @@ class LiveSession:
 # -- all live sessions of this process ---------------------------------------
 
 
+class LiveBoard:
+    """The live state of every supervised session, shared in Redis for operators.
+
+    `sv:live:s:<session_id>` is a hash of the session's latest state; each
+    institution's set `sv:live:inst:<id>` lists its sessions. Entries expire
+    unless refreshed, so a crashed process leaves nothing stale for long.
+    """
+
+    TTL_S = 120
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+
+    async def publish(
+        self,
+        session: StudySession,
+        *,
+        state: str,
+        note: str | None,
+        mode: str | None,
+        last_verdict: str | None,
+        credited_seconds: float,
+        at: datetime,
+    ) -> None:
+        key = f"sv:live:s:{session.id}"
+        members = f"sv:live:inst:{session.institution_id}"
+        fields = {
+            "session_id": session.id,
+            "institution_id": str(session.institution_id),
+            "learner_id": str(session.learner_id),
+            "course_id": str(session.course_id),
+            "state": state,
+            "note": note or "",
+            "mode": mode or "",
+            "last_verdict": last_verdict or "",
+            "credited_seconds": f"{credited_seconds:.0f}",
+            "updated_at": ev.iso(at),
+        }
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(key, self.TTL_S)
+            pipe.sadd(members, session.id)
+            pipe.expire(members, self.TTL_S * 10)
+            await pipe.execute()
+        except aioredis.RedisError:
+            log.warning("live board: redis unavailable")
+
+    async def remove(self, session: StudySession) -> None:
+        with contextlib.suppress(aioredis.RedisError):
+            await self.client.delete(f"sv:live:s:{session.id}")
+            await self.client.srem(f"sv:live:inst:{session.institution_id}", session.id)
+
+    async def sessions(self, institution_id: int) -> list[dict[str, str]]:
+        members = f"sv:live:inst:{institution_id}"
+        out: list[dict[str, str]] = []
+        for raw in await self.client.smembers(members):
+            sid = raw.decode() if isinstance(raw, bytes) else str(raw)
+            data = await self.client.hgetall(f"sv:live:s:{sid}")
+            if not data:
+                await self.client.srem(members, sid)  # expired
+                continue
+            out.append(
+                {
+                    (k.decode() if isinstance(k, bytes) else str(k)): (
+                        v.decode() if isinstance(v, bytes) else str(v)
+                    )
+                    for k, v in data.items()
+                }
+            )
+        out.sort(key=lambda d: d.get("session_id", ""))
+        return out
+
+
 class LiveManager:
     """Live sessions of one process; `start()`/`stop()` from the app lifespan."""
 
@@ -534,6 +780,7 @@ class LiveManager:
         # Check moments must not be predictable from the client: system randomness.
         self.rng = rng or secrets.SystemRandom()
         self.locks = LiveLocks(redis_client, self.settings.policy.live_lock_ttl_s)
+        self.board = LiveBoard(redis_client)
         self.live: dict[str, LiveSession] = {}
         self.identity_due: dict[str, datetime] = {}
         self.hub = PeerHub(self.settings.webrtc, ctx.clock, self._on_message, self._on_peer_state)
@@ -580,6 +827,7 @@ class LiveManager:
             if live.task is not None and live.task is not asyncio.current_task():
                 live.task.cancel()
         await self.locks.release(session.learner_id, session.id)
+        await self.board.remove(session)
 
     # -- attaching a learner's page ------------------------------------------
 
@@ -654,6 +902,8 @@ class LiveManager:
         elif kind == "hello":
             live.heartbeat()
             asyncio.ensure_future(live.send_state())
+        elif kind == "signals":
+            live.take_signals(message)
 
     def _on_peer_state(self, session_id: str, state: PeerState) -> None:
         live = self.live.get(session_id)

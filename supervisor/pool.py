@@ -62,21 +62,51 @@ def _decode(data: bytes) -> Image:
     return decode_image(data, max_pixels=_images.max_pixels, max_side=_images.max_side)
 
 
+def decode_frames(images_settings: ImageSettings, frames: Sequence[bytes | Image]) -> list[Image]:
+    """Decode untrusted frames (or validate arrays); raises `ImageError`."""
+    limits = {"max_pixels": images_settings.max_pixels, "max_side": images_settings.max_side}
+    return [
+        decode_image(f, **limits) if isinstance(f, bytes) else ensure_image(f, **limits)
+        for f in frames
+    ]
+
+
+def decide_frames(
+    engine: DlibFaceEngine,
+    jpeg_quality: int,
+    kind: CheckKind,
+    images: Sequence[Image],
+    templates: Matrix | None,
+) -> CheckOutcome:
+    """Decide the check over decoded frames and re-encode the decisive frame."""
+    result = engine.check(kind, images, templates)
+    decisive = images[result.frame_index]
+    return CheckOutcome(
+        result, encode_jpeg(decisive, jpeg_quality), decisive.shape[1], decisive.shape[0]
+    )
+
+
+def verify_frames(
+    engine: DlibFaceEngine,
+    images_settings: ImageSettings,
+    jpeg_quality: int,
+    kind: CheckKind,
+    frames: Sequence[bytes | Image],
+    templates: Matrix | None,
+) -> CheckOutcome:
+    """Decode untrusted frames, decide the check, and re-encode the decisive frame.
+
+    Raises `ImageError` for a frame that is not a usable image.
+    """
+    images = decode_frames(images_settings, frames)
+    return decide_frames(engine, jpeg_quality, kind, images, templates)
+
+
 def _job_check(
     kind: CheckKind, frames: Sequence[bytes | Image], templates: Matrix | None
 ) -> CheckOutcome:
     assert _engine is not None and _images is not None
-    images = [
-        _decode(f)
-        if isinstance(f, bytes)
-        else ensure_image(f, max_pixels=_images.max_pixels, max_side=_images.max_side)
-        for f in frames
-    ]
-    result = _engine.check(kind, images, templates)
-    decisive = images[result.frame_index]
-    return CheckOutcome(
-        result, encode_jpeg(decisive, _jpeg_quality), decisive.shape[1], decisive.shape[0]
-    )
+    return verify_frames(_engine, _images, _jpeg_quality, kind, frames, templates)
 
 
 def _job_enrol(data: bytes) -> EnrolOutcome:

@@ -8,6 +8,8 @@ several processes append at once.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -19,8 +21,11 @@ from supervisor.auth import Principal, can_act_as_learner, can_read_learner, req
 from supervisor.context import Context
 from supervisor.crediting import Credit, credit
 from supervisor.errors import CheckRefused, Conflict, InvalidInput, OtherInstitution, Unavailable
+from supervisor.jobs import CheckJob, ResultStatus
 from supervisor.pool import CheckOutcome, Overloaded
+from supervisor.queue import QueueFull, QueueUnavailable
 from verification.exceptions import ImageError, ImageTooLarge
+from verification.imageio import encode_jpeg
 from verification.types import CheckKind, Image
 
 ACTIVE, PAUSED, ENDED = "active", "paused", "ended"
@@ -255,11 +260,24 @@ class SessionService:
         kind: CheckKind,
         frames: Sequence[bytes | Image],
     ) -> tuple[SessionState, ev.CheckRecorded]:
-        """Verify frames a client submitted and record the check; a failed one pauses."""
+        """Verify frames a client submitted and record the check; a failed one pauses.
+
+        A check the service had to defer answers 503 `check_deferred`."""
         session = await self._session(p, session_id, act=True)
         if self.on_activity is not None:
             await self.on_activity(session)
-        return await self.record_check(session, kind, frames, "submitted", pause_on_failure=True)
+        state, event = await self.record_check(
+            session, kind, frames, "submitted", pause_on_failure=True
+        )
+        if isinstance(event, ev.CheckDeferred):
+            raise Unavailable(
+                "the check could not be verified now; it is recorded as deferred and does "
+                "not count against the learner",
+                reason="check_deferred",
+                check_id=event.check_id,
+                deferred_reason=event.reason,
+            )
+        return state, event
 
     async def record_check(
         self,
@@ -271,38 +289,86 @@ class SessionService:
         pause_on_failure: bool,
         scheduled_at: datetime | None = None,
         check_id: str | None = None,
-    ) -> tuple[SessionState, ev.CheckRecorded]:
-        """Verify frames and record the check and any state change it causes.
+        frame_times: Sequence[float] = (),
+        challenge: str | None = None,
+        suspicion: Sequence[str] = (),
+    ) -> tuple[SessionState, ev.CheckRecorded | ev.CheckDeferred]:
+        """Have a worker verify the frames and record the check; wait for its result.
 
-        A passed identity check resumes a paused session. A failed check pauses
-        an active one only with `pause_on_failure` (client-submitted checks);
-        live supervision opens a response window instead.
+        The worker appends the check (and any state change it causes: a passed
+        identity check resumes a paused session; with `pause_on_failure` a failed
+        one pauses an active session) under the check id as idempotency key. When
+        the queue is full, unreachable, or no result comes in time, the check is
+        recorded as deferred under the same key instead: exactly one of the two
+        lands, and a deferred check never counts against the learner.
         """
         current = fold([e for _, e in ev.decode_all(await self.chain(session))])
         if current.state == ENDED:
             raise Conflict("the session has already ended", reason="session_ended")
-        outcome = await self._verify(kind, frames, session.learner_id)
-        evidence = await self.ctx.db(
-            self.ctx.storage.evidence.put,
-            outcome.evidence_jpeg,
-            "image/jpeg",
-            self.ctx.retain_until(),
+        check_id = check_id or uuid.uuid4().hex
+        data = await asyncio.to_thread(_frames_as_jpeg, frames)
+        job = CheckJob(
+            check_id=check_id,
+            session_id=session.id,
+            chain_id=session.chain_id,
+            learner_id=session.learner_id,
+            kind=kind,
+            purpose=purpose,
+            pause_on_failure=pause_on_failure,
+            scheduled_at=scheduled_at,
+            enqueued_at=self.ctx.clock(),
+            frames=tuple(data),
+            frame_times=tuple(frame_times),
+            challenge=challenge,
+            suspicion=tuple(suspicion),
         )
-        async with self.ctx.lock(session.chain_id):
-            stored = await self.chain(session)
-            current = fold([e for _, e in ev.decode_all(stored)])
-            if current.state == ENDED:
-                raise Conflict("the session has already ended", reason="session_ended")
-            now = self.ctx.clock()
-            check = check_event(outcome, evidence.sha256, purpose, now, scheduled_at, check_id)
-            new: list[ev.Event] = [check]
-            if not check.passed and current.state == ACTIVE and pause_on_failure:
-                new.append(ev.StateChanged(ACTIVE, PAUSED, f"check_failed:{check.verdict}", now))
-            elif check.passed and current.state == PAUSED and kind is CheckKind.identity:
-                new.append(ev.StateChanged(PAUSED, ACTIVE, "identity_check_passed", now))
-            await self.ctx.append(session.chain_id, [ev.encode(e) for e in new])
-        after = fold([e for _, e in ev.decode_all(stored)] + new)
-        return after, check
+        started = time.monotonic()
+        queue = self.ctx.queue
+        try:
+            await queue.submit(job)
+        except QueueFull:
+            return await self._defer(session, check_id, kind, "overloaded")
+        except QueueUnavailable:
+            return await self._defer(session, check_id, kind, "queue_unavailable")
+        result = await queue.wait_result(check_id, self.ctx.settings.workers.result_timeout_s)
+        if result is None:
+            return await self._defer(session, check_id, kind, "timeout")
+        if result.status is ResultStatus.image_error:
+            if result.reason == "not_enrolled":
+                raise Conflict(result.message or "not enrolled", reason="not_enrolled")
+            err = InvalidInput(result.message or "not an image", reason=result.reason)
+            err.status = 413 if result.reason == "image_too_large" else 415
+            raise err
+        if result.status is ResultStatus.session_ended:
+            raise Conflict("the session has already ended", reason="session_ended")
+        if result.status is ResultStatus.failed:
+            return await self._defer(session, check_id, kind, "failed")
+        event = ev.decode_payload(result.kind or "", result.payload or "")
+        if not isinstance(event, ev.CheckRecorded | ev.CheckDeferred):
+            raise Unavailable("the worker's result could not be read", reason="bad_result")
+        if isinstance(event, ev.CheckRecorded):
+            self.ctx.metrics.checks.labels(event.check_kind, event.verdict).inc()
+            self.ctx.metrics.latency.observe(time.monotonic() - started)
+        after = fold([e for _, e in ev.decode_all(await self.chain(session))])
+        return after, event
+
+    async def _defer(
+        self, session: StudySession, check_id: str, kind: CheckKind, reason: str
+    ) -> tuple[SessionState, ev.CheckRecorded | ev.CheckDeferred]:
+        """Record the check as deferred unless its real result got there first."""
+        deferred = ev.CheckDeferred(check_id, kind.value, self.ctx.clock(), reason)
+        stored, created = await self.ctx.db(
+            self.ctx.storage.ledger.append_once, session.chain_id, check_id, [ev.encode(deferred)]
+        )
+        event = deferred
+        if not created:
+            found = ev.decode(stored[0])
+            if isinstance(found, ev.CheckRecorded | ev.CheckDeferred):
+                event = found  # type: ignore[assignment]
+        if isinstance(event, ev.CheckDeferred):
+            self.ctx.metrics.deferred.labels(event.reason).inc()
+        after = fold([e for _, e in ev.decode_all(await self.chain(session))])
+        return after, event
 
     async def record(self, session: StudySession, events: Sequence[ev.Event]) -> SessionState:
         """Append events the supervisor decided (missed checks, pauses) unless ended."""
@@ -353,3 +419,9 @@ class SessionService:
             except Conflict:
                 continue
         return ended
+
+
+def _frames_as_jpeg(frames: Sequence[bytes | Image]) -> list[bytes]:
+    """Frames for a job: uploads as they came (the worker decodes them safely),
+    decoded video frames re-encoded as JPEG (quality 90: a check must see the face)."""
+    return [f if isinstance(f, bytes) else encode_jpeg(f, 90) for f in frames]

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 
 from capture.exceptions import CaptureError, PeerExists, TooManyPeers
-from storage.types import Role
+from storage.exceptions import StorageError
+from storage.types import FlagStatus, Role
 from supervisor.api.deps import CtxDep, PrincipalDep, SessionsDep, read_upload
 from supervisor.api.routes_registry import ERRORS
-from supervisor.auth import require_role
-from supervisor.errors import Conflict, InvalidInput, ServiceError, Unavailable
+from supervisor.auth import Principal, require_role
+from supervisor.context import Context
+from supervisor.errors import (
+    Conflict,
+    InvalidInput,
+    OtherInstitution,
+    ServiceError,
+    Unavailable,
+)
+from supervisor.events import iso
 from supervisor.live import LiveManager
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["live"])
 
-MAX_FRAMES_PER_POST = 10
+MAX_FRAMES_PER_POST = 60  # a challenge's few seconds of frames
 
 
 def manager(request: Request) -> LiveManager:
@@ -47,6 +61,13 @@ class LiveOut(BaseModel):
 
 class FramesOut(BaseModel):
     accepted: bool
+
+
+def _without_password(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
 
 
 def _capture_error(exc: CaptureError) -> ServiceError:
@@ -131,6 +152,28 @@ async def post_frames(
     return FramesOut(accepted=True)
 
 
+class SignalsIn(BaseModel):
+    label: str | None = Field(None, max_length=200, description="The camera's label.")
+    settings: dict[str, float] = Field(
+        default_factory=dict, description="width, height, frameRate of the track."
+    )
+    hidden: bool = Field(False, description="The page is hidden (another tab is in front).")
+
+
+@router.post("/sessions/{session_id}/signals", status_code=status.HTTP_204_NO_CONTENT)
+async def signals(
+    session_id: uuid.UUID, body: SignalsIn, p: PrincipalDep, sessions: SessionsDep, request: Request
+) -> Response:
+    """What the page reports about its camera (fallback mode; WebRTC pages use the data
+    channel). These reports can only raise suspicion, never clear it."""
+    session = await sessions.session_for(p, str(session_id))
+    live = manager(request).live.get(session.id)
+    if live is None or live.link is None:
+        raise Conflict("the session is not supervised live", reason="not_live")
+    live.take_signals(body.model_dump())
+    return Response(status_code=204)
+
+
 @router.post("/sessions/{session_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
 async def heartbeat(
     session_id: uuid.UUID, p: PrincipalDep, sessions: SessionsDep, request: Request
@@ -165,6 +208,7 @@ class LiveStatsOut(BaseModel):
     offers_refused: int
     verification_in_flight: int
     verification_shed: int
+    redis_url: str = Field(description="Where the check queue lives (for `supervisor worker`).")
 
 
 @router.get("/live/stats", response_model=LiveStatsOut)
@@ -183,4 +227,100 @@ async def live_stats(p: PrincipalDep, ctx: CtxDep, request: Request) -> LiveStat
         offers_refused=hub.offers_refused,
         verification_in_flight=ctx.pool.in_flight,
         verification_shed=ctx.pool.shed,
+        redis_url=_without_password(request.app.state.redis_url),
+    )
+
+
+# -- the operators' live view ----------------------------------------------------
+
+STREAM_INTERVAL_S = 2.0
+
+
+async def _institution_scope(p: Principal, institution_id: int | None) -> int:
+    if p.role is Role.operator:
+        assert p.institution_id is not None
+        if institution_id not in (None, p.institution_id):
+            raise OtherInstitution("this belongs to another institution")
+        return p.institution_id
+    require_role(p, Role.admin, Role.inspector)
+    if institution_id is None:
+        raise InvalidInput("institution_id is required", reason="invalid_input")
+    return institution_id
+
+
+async def _snapshot(ctx: Context, live: LiveManager, institution_id: int) -> dict[str, Any]:
+    sessions = await live.board.sessions(institution_id)
+    names: dict[int, str] = {}
+    for s in sessions:
+        lid = int(s["learner_id"])
+        if lid not in names:
+            try:
+                names[lid] = (await ctx.db(ctx.storage.registry.get_learner, lid)).full_name
+            except StorageError:
+                names[lid] = f"learner {lid}"
+        s["learner_name"] = names[lid]
+    flags = await ctx.db(ctx.storage.registry.list_flags, FlagStatus.open, institution_id)
+    queue: dict[str, Any]
+    try:
+        q = await ctx.queue.stats()
+        queue = {
+            "length": q.length,
+            "pending": q.pending,
+            "lag_seconds": q.oldest_age_s,
+            "workers_alive": q.workers_alive,
+            "dead_letters": q.dead_letters,
+        }
+    except RedisError:
+        queue = {"error": "redis unavailable"}
+    return {
+        "at": iso(ctx.clock()),
+        "institution_id": institution_id,
+        "sessions": sessions,
+        "flags_open": len(flags),
+        "flags": [
+            {
+                "id": f.id,
+                "kind": f.kind,
+                "learner_id": f.learner_id,
+                "created_at": iso(f.created_at),
+            }
+            for f in flags[:20]
+        ],
+        "queue": queue,
+    }
+
+
+@router.get("/live/sessions")
+async def live_sessions(
+    p: PrincipalDep,
+    ctx: CtxDep,
+    request: Request,
+    institution_id: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """Live sessions of an institution, open flags and the queue (one snapshot)."""
+    inst = await _institution_scope(p, institution_id)
+    return await _snapshot(ctx, manager(request), inst)
+
+
+@router.get("/live/stream")
+async def live_stream(
+    p: PrincipalDep,
+    ctx: CtxDep,
+    request: Request,
+    institution_id: Annotated[int | None, Query(ge=1)] = None,
+) -> StreamingResponse:
+    """Server-sent events: a snapshot of the institution's live view every 2 s."""
+    inst = await _institution_scope(p, institution_id)
+    live = manager(request)
+
+    async def events() -> AsyncIterator[bytes]:
+        while not await request.is_disconnected():
+            snap = await _snapshot(ctx, live, inst)
+            yield f"event: snapshot\ndata: {json.dumps(snap)}\n\n".encode()
+            await asyncio.sleep(STREAM_INTERVAL_S)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

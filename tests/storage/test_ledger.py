@@ -363,3 +363,48 @@ def test_verify_of_many_named_chains(store: Storage) -> None:
     assert (report.chains, report.events) == (620, 620)
     assert [(b.chain_id, b.seq) for b in report.breaks] == [("c0007", 1), ("c0555", 1)]
     assert [h.chain_id for h in store.ledger.heads()] == chains
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_append_once_records_a_keyed_append_exactly_once(
+    open_store: OpenStore, group_commit: bool
+) -> None:
+    store = open_store(group_commit=group_commit)
+    first, created = store.ledger.append_once("session:k", "check-1", [ev(1), ev(2)])
+    assert created and [e.seq for e in first] == [1, 2]
+    again, created = store.ledger.append_once("session:k", "check-1", [ev(3)])
+    assert not created and again == first[:1]
+    other, created = store.ledger.append_once("session:k", "check-2", [ev(4)])
+    assert created and other[0].seq == 3
+    # The same key on another chain is another append.
+    elsewhere, created = store.ledger.append_once("session:j", "check-1", [ev(5)])
+    assert created and elsewhere[0].seq == 1
+    assert [e.seq for e in store.ledger.read_chain("session:k")] == [1, 2, 3]
+    assert store.ledger.verify(None).ok
+
+
+def test_concurrent_deliveries_of_one_job_are_recorded_once(open_store: OpenStore) -> None:
+    stores = [open_store(), open_store()]  # two processes' worth of writers
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def deliver(i: int) -> None:
+        _, created = stores[i % 2].ledger.append_once("session:dup", "job-7", [ev(i)])
+        with lock:
+            results.append(created)
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 11 + [True]
+    assert len(stores[0].ledger.read_chain("session:dup")) == 1
+
+
+def test_append_once_refuses_bad_keys(store: Storage) -> None:
+    with pytest.raises(InvalidInput):
+        store.ledger.append_once("session:k", "bad key with spaces", [ev(1)])
+    with pytest.raises(InvalidInput):
+        store.ledger.append_once("session:k", "k", [])
+    assert store.ledger.read_chain("session:k") == []

@@ -6,10 +6,11 @@ verification process pool; tests talk to it over HTTP with httpx.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from storage.types import Role
 from supervisor.app import create_app
 from supervisor.identity import id_check_character
 from tests import imagegen
+from tests.conftest import unavailable
 
 
 def free_port() -> int:
@@ -121,6 +123,21 @@ class Service:
         assert r.status_code == 200, r.text
         stats: dict[str, int] = r.json()
         return stats
+
+    def live_redis_url(self) -> str:
+        """The Redis the service uses (its embedded server's socket, or the URL)."""
+        r = self.call("GET", "/api/v1/live/stats", self.admin)
+        assert r.status_code == 200, r.text
+        url: str = r.json()["redis_url"]
+        return url
+
+    def live_stats_queue(self) -> dict[str, float]:
+        text = self.client.get("/metrics").text
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("supervisor_queue_length "):
+                out["length"] = float(line.split()[1])
+        return out
 
     def forget_faces(self) -> None:
         """Delete every enrolled template: the packaged photos hold only two people, and
@@ -239,3 +256,54 @@ def service(request: pytest.FixtureRequest) -> Service:
     svc: Service = request.getfixturevalue(fixture)
     svc.forget_faces()
     return svc
+
+
+CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
+
+
+def chromium_path() -> str:
+    for candidate in CHROMIUM_CANDIDATES:
+        if Path(candidate).exists():
+            return candidate
+    found = shutil.which("chromium")
+    if found is None:
+        unavailable("Debian's chromium is not installed (apt-get install chromium)")
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def browser_factory(tmp_path: Path) -> Iterator[Callable[..., object]]:
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    pw = sync_playwright().start()
+    browsers: list[object] = []
+
+    def launch(y4m: Path, init_script: str | None = None):  # type: ignore[no-untyped-def]
+        browser = pw.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={y4m}",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        browsers.append(browser)
+        context = browser.new_context(viewport={"width": 1000, "height": 800})
+        if init_script:
+            context.add_init_script(init_script)
+        return context.new_page()
+
+    yield launch
+    for b in browsers:
+        b.close()  # type: ignore[attr-defined]
+    pw.stop()

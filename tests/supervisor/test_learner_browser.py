@@ -8,7 +8,6 @@ learner's page are kept in test-artifacts/.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,14 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests import imagegen
-from tests.conftest import unavailable
 from tests.supervisor.conftest import HOPPER_FRAME, Service, _service
 from tests.videogen import write_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 
 # Short policy intervals so that a test sees several scheduled checks in seconds.
 LIVE_POLICY = {
@@ -40,17 +37,10 @@ LIVE_POLICY = {
     "max_failed_windows": 3,
 }
 LIVE_WEBRTC = {"heartbeat_timeout_s": 6.0, "frame_spacing_s": 0.4}
-
-
-def chromium_path() -> str:
-    for candidate in CHROMIUM_CANDIDATES:
-        if Path(candidate).exists():
-            return candidate
-    found = shutil.which("chromium")
-    if found is None:
-        unavailable("Debian's chromium is not installed (apt-get install chromium)")
-    assert found is not None
-    return found
+# These tests are about supervision over WebRTC, with a still photo as the camera: a
+# still photo is exactly what passive liveness refuses, so it is off here (the
+# liveness tests turn it on).
+LIVE_LIVENESS = {"passive": False, "challenge_probability": 0.0, "challenge_when_doubtful": False}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +52,7 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         "sqlite",
         policy=LIVE_POLICY,
         webrtc=LIVE_WEBRTC,
+        liveness=LIVE_LIVENESS,
     )
 
 
@@ -69,43 +60,6 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def svc(live_service: Service) -> Service:
     live_service.forget_faces()
     return live_service
-
-
-@pytest.fixture
-def browser_factory(tmp_path: Path) -> Iterator[Callable[..., object]]:
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    pw = sync_playwright().start()
-    browsers: list[object] = []
-
-    def launch(y4m: Path, init_script: str | None = None):  # type: ignore[no-untyped-def]
-        browser = pw.chromium.launch(
-            executable_path=executable,
-            headless=True,
-            args=[
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={y4m}",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        browsers.append(browser)
-        context = browser.new_context(viewport={"width": 1000, "height": 800})
-        if init_script:
-            context.add_init_script(init_script)
-        return context.new_page()
-
-    yield launch
-    for b in browsers:
-        b.close()  # type: ignore[attr-defined]
-    pw.stop()
 
 
 def frame(image: object, width: int = 170) -> object:

@@ -192,7 +192,10 @@ async function connectWebRTC() {
   const channel = pc.createDataChannel("supervision");
   S.channel = channel;
   channel.onmessage = (ev) => { try { handle(JSON.parse(ev.data)); } catch (_) { /* ignore */ } };
-  channel.onopen = () => channel.send(JSON.stringify({ type: "hello" }));
+  channel.onopen = () => {
+    channel.send(JSON.stringify({ type: "hello" }));
+    channel.send(JSON.stringify(signals()));
+  };
   await pc.setLocalDescription(await pc.createOffer());
   await waitIce(pc);
   const answer = await api(`/sessions/${S.session}/webrtc`, {
@@ -244,6 +247,7 @@ async function connectFallback() {
     body: JSON.stringify({ mode: "upload" }),
   });
   setMode("upload");
+  sendSignals();
   S.polling = true;
   pollLoop();
 }
@@ -284,8 +288,47 @@ async function handle(m) {
     case "checking": setState("checking", `${m.kind} check`); break;
     case "result": showResult(m); break;
     case "prompt": $("prompt").textContent = m.message || ""; break;
+    case "challenge": showChallenge(m); break;
     case "state": applyState(m); break;
     default: break;
+  }
+}
+
+// -- liveness: challenges and the page's own signals -------------------------------
+
+function showChallenge(m) {
+  const el = $("challenge");
+  el.textContent = m.prompt;
+  el.hidden = false;
+  document.body.dataset.challenge = m.kind;
+  setState("checking", "follow the instruction");
+  setTimeout(() => { el.hidden = true; delete document.body.dataset.challenge; },
+    (m.time_limit_s || 5) * 1000 + 500);
+}
+
+function signals() {
+  const track = S.stream && S.stream.getVideoTracks()[0];
+  const st = track ? track.getSettings() : {};
+  return {
+    type: "signals",
+    label: track ? track.label : null,
+    settings: { width: st.width, height: st.height, frameRate: st.frameRate },
+    hidden: document.visibilityState === "hidden",
+  };
+}
+
+async function sendSignals() {
+  if (!S.session) return;
+  const body = signals();
+  if (S.mode === "webrtc" && S.channel && S.channel.readyState === "open") {
+    S.channel.send(JSON.stringify(body));
+  } else if (S.mode === "upload") {
+    delete body.type;
+    try {
+      await api(`/sessions/${S.session}/signals`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      });
+    } catch (_) { /* reported again on the next change */ }
   }
 }
 
@@ -374,6 +417,7 @@ window.addEventListener("DOMContentLoaded", () => {
   $("start-button").addEventListener("click", start);
   $("end-button").addEventListener("click", end);
   $("enrol-button").addEventListener("click", enrolFromCamera);
+  document.addEventListener("visibilitychange", sendSignals);
   S.tick = setInterval(() => { if (S.running) { S.credited += 1; renderClock(); } }, 1000);
   const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
   const saved = fromLink || sessionStorage.getItem("sv-token");
