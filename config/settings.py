@@ -633,9 +633,7 @@ class Settings(BaseSettings):
     workers: WorkerSettings = Field(
         default_factory=WorkerSettings, description="Verification workers."
     )
-    liveness: LivenessSettings = Field(
-        default_factory=LivenessSettings, description="Liveness."
-    )
+    liveness: LivenessSettings = Field(default_factory=LivenessSettings, description="Liveness.")
     classroom: ClassroomSettings = Field(
         default_factory=ClassroomSettings, description="Classroom supervision."
     )
