@@ -36,7 +36,7 @@ duplicate-identity search at enrolment would refuse the second learner. It plays
 in the checks measured.
 
 Every process the script starts is stopped by its own id at the end, on error and on
-Ctrl-C. Results go to stdout and into BENCHMARKS-webrtc.md (--out) between result markers;
+Ctrl-C. Results go to stdout and into BENCHMARKS.md (--out) between result markers;
 text outside the markers is kept. Not run in CI.
 """
 
@@ -77,7 +77,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 DEFAULT_VIDEO = REPO.parent / "shared" / "faces" / "video" / "2.mp4"
-DEFAULT_OUT = REPO / "BENCHMARKS-webrtc.md"
+DEFAULT_OUT = REPO / "BENCHMARKS.md"
 W, H = 640, 480
 SOURCE_FPS = 30.0  # the camera's own rate; the sender caps it at what the server asks for
 HEARTBEAT_S = 5.0  # learner.js: a heartbeat on the data channel every 5 s
@@ -95,8 +95,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-RESULTS_BEGIN = "<!-- results:{tag}:begin -->"
-RESULTS_END = "<!-- results:{tag}:end -->"
+RESULTS_BEGIN = "<!-- webrtc-results:{tag}:begin -->"
+RESULTS_END = "<!-- webrtc-results:{tag}:end -->"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -1877,7 +1877,7 @@ def text_table(rows: list[list[str]]) -> str:
 
 
 def details(r: Result, costs: dict[str, float]) -> list[str]:
-    lines = [f"#### {r.phase.label or r.phase.name}", ""]
+    lines = [f"##### {r.phase.label or r.phase.name}", ""]
     cpu = r.cpu
     parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items()) if k != "total")
     who = "Receiver" if r.phase.kind == "baseline" else "Server"
@@ -2040,7 +2040,7 @@ def write_report(path: Path, results: list[Result], bench: Bench, command: str, 
     ).stdout.strip()
     lines = [
         begin,
-        f"## Run `{tag}`",
+        f"### Run `{tag}`",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
         f"({os.cpu_count()} CPU cores), Python {platform.python_version()}, aiortc "
@@ -2098,7 +2098,7 @@ def write_report(path: Path, results: list[Result], bench: Bench, command: str, 
         "",
         *aim_verdict(results, costs),
         "",
-        f"### Details of run `{tag}`",
+        f"#### Details of run `{tag}`",
         "",
     ]
     for r in results:

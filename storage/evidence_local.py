@@ -13,6 +13,7 @@ existed (ledger events carry it).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -28,6 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from storage.engine import Database
 from storage.exceptions import (
     EvidencePurged,
+    EvidenceStoreFull,
     IntegrityViolation,
     InvalidInput,
     NotFound,
@@ -209,6 +211,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
         for folder in [path.parent, *created]:
             _fsync_dir(folder)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise EvidenceStoreFull(f"no space left to write evidence {path.name}") from None
         raise StorageUnavailable(f"cannot write evidence {path.name}: {exc}") from None
 
 

@@ -19,6 +19,10 @@ class StorageUnavailable(StorageError):
     """The database or the evidence folder cannot be reached or used right now."""
 
 
+class EvidenceStoreFull(StorageUnavailable):
+    """The evidence folder has no space (or quota) left for another frame."""
+
+
 class SchemaOutdated(StorageError):
     """The database schema is missing or older than this code; run `supervisor migrate`."""
 

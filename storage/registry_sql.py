@@ -292,11 +292,13 @@ class SqlRegistryStore:
         course_id: int,
         institution_id: int,
         started_at: datetime,
+        requires_consent: bool = True,
     ) -> StudySession:
         """Record a session's projection.
 
         Raises `Duplicate` for a used id or chain id, `ConsentRequired` when the
-        learner has no active biometric consent (withdrawal stops new sessions).
+        learner has no active biometric consent (withdrawal stops new sessions),
+        unless `requires_consent` is False (a session on the non-face path).
         """
         ident(session_id, "session id")
         ident(chain_id, "chain id")
@@ -310,7 +312,7 @@ class SqlRegistryStore:
                     "the learner and the course must belong to the session's institution"
                 )
             # Locked, so a concurrent withdrawal cannot slip in before this commits.
-            if _active_consent(conn, learner_id, for_update=True) is None:
+            if requires_consent and _active_consent(conn, learner_id, for_update=True) is None:
                 raise ConsentRequired(f"learner {learner_id} has no active biometric consent")
             row = conn.execute(
                 insert(study_sessions)

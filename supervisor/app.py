@@ -8,18 +8,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 
 from config import Settings
 from storage import open_storage
+from storage.exceptions import StorageError
 from storage.migrate import upgrade
-from supervisor.api import errors, routes_classes, routes_live, routes_registry, routes_sessions
+from supervisor.api import (
+    errors,
+    routes_classes,
+    routes_live,
+    routes_privacy,
+    routes_registry,
+    routes_sessions,
+)
 from supervisor.api.middleware import BodyLimitMiddleware
 from supervisor.context import Context
 from supervisor.live import LiveManager
 from supervisor.pool import VerificationPool
+from supervisor.privacy_service import PrivacyService
 from supervisor.queue import CheckQueue
 from supervisor.redis_conn import open_redis
 from supervisor.registry import RegistryService
@@ -32,6 +41,8 @@ log = logging.getLogger(__name__)
 # Multipart framing around the largest accepted image; a fallback post carries
 # several frames of a check.
 MULTIPART_OVERHEAD = 64 * 1024
+# How long /health waits for the database and for Redis.
+HEALTH_TIMEOUT_S = 3.0
 
 
 def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
@@ -76,6 +87,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.ctx = ctx
             app.state.registry = RegistryService(ctx)
             app.state.sessions = sessions
+            app.state.privacy = PrivacyService(ctx, sessions)
             app.state.live = live
             log.info(
                 "service started: database %s, redis %s",
@@ -115,11 +127,30 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_sessions.router)
     app.include_router(routes_live.router)
     app.include_router(routes_classes.router)
+    app.include_router(routes_privacy.router)
+    app.include_router(routes_privacy.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/health", tags=["health"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get(
+        "/health",
+        tags=["health"],
+        responses={503: {"description": "the database or Redis cannot be reached"}},
+    )
+    async def health() -> JSONResponse:
+        """200 when the database and Redis answer; 503 naming what does not."""
+        ctx: Context = app.state.ctx
+        problems: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(ctx.db(ctx.storage.db.ping), HEALTH_TIMEOUT_S)
+        except (StorageError, TimeoutError) as exc:
+            problems["database"] = type(exc).__name__
+        try:
+            await asyncio.wait_for(ctx.queue.client.ping(), HEALTH_TIMEOUT_S)
+        except (RedisError, OSError, TimeoutError) as exc:
+            problems["redis"] = type(exc).__name__
+        if problems:
+            return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ok", "problems": {}})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_text() -> Response:

@@ -70,6 +70,7 @@ from supervisor.classroom_jobs import KEEP_ALL, KEEP_REFERENCED, RollCallOutcome
 from supervisor.context import Context
 from supervisor.crediting import Credit, credit
 from supervisor.errors import Conflict, InvalidInput, UnknownId, WrongRole
+from supervisor.evidence_keep import keep_frame
 from supervisor.pool import Overloaded
 from verification.types import FaceStatus, RollCallParams
 
@@ -876,14 +877,16 @@ class ClassRun:
             for i, jpeg in enumerate(outcome.jpegs)
             if jpeg is not None
         ]
-        records = await asyncio.gather(
+        # A full evidence disk costs the frames, never the roll call.
+        kept = await asyncio.gather(
             *(
-                ctx.db(ctx.storage.evidence.put, jpeg, "image/jpeg", ctx.retain_until())
+                ctx.db(keep_frame, ctx.storage.evidence, jpeg, ctx.retain_until())
                 for _, _, jpeg in puts
             )
         )
-        for (cid, i, _), record in zip(puts, records, strict=True):
-            hashes[(cid, i)] = record.sha256
+        for (cid, i, _), (sha, _why) in zip(puts, kept, strict=True):
+            if sha is not None:
+                hashes[(cid, i)] = sha
         unseen_cameras = tuple(sorted(down + deferred))
         outcome_kind = "done" if outcomes else ("deferred" if deferred else "outage")
         findings = self._findings(outcomes, frames, hashes, not_enrolled, unseen_cameras)

@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from config import Settings, SettingsError, load_settings, settings_table
+from supervisor.backup_cli import add_backup_parser
 from supervisor.class_cli import add_class_parser
+from supervisor.privacy_cli import add_privacy_parser
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -158,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="defaults table for the README")
     p.set_defaults(handler=_cmd_settings)
     add_class_parser(sub)
+    add_backup_parser(sub)
+    add_privacy_parser(sub)
     return parser
 
 

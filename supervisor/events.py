@@ -84,6 +84,8 @@ class CheckRecorded(Event):
     challenge: dict[str, Any] | None = None
     # What the browser reported that raised suspicion (it never clears any).
     suspicion: tuple[str, ...] = ()
+    # Why the evidence frame could not be kept (the check counts all the same).
+    evidence_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

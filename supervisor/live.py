@@ -690,6 +690,15 @@ class LiveSession:
 # -- all live sessions of this process ---------------------------------------
 
 
+def _refuse_in_person(state: SessionState) -> None:
+    # A session on the non-face path is supervised by staff in person, never by camera.
+    if state.mode == "in_person":
+        raise Conflict(
+            "this session is on the non-face path: staff attest presence in person",
+            reason="in_person_session",
+        )
+
+
 class LiveBoard:
     """The live state of every supervised session, shared in Redis for operators.
 
@@ -835,6 +844,7 @@ class LiveManager:
         state = await self.state_of(session)
         if state.state == ENDED:
             raise Conflict("the session has already ended", reason="session_ended")
+        _refuse_in_person(state)
         await self.keep_lock(session)
         live = self.live.get(session.id)
         if live is None or live.stopped:
@@ -853,6 +863,7 @@ class LiveManager:
         state = await self.state_of(session)
         if state.state == ENDED:
             raise Conflict("the session has already ended", reason="session_ended")
+        _refuse_in_person(state)
         await self.keep_lock(session)
         answer = await self.hub.accept(session.id, sdp, sdp_type)
         live = await self._attach(session, WebRTCLink(self.hub, session.id, self.settings))

@@ -21,6 +21,7 @@ from supervisor.auth import Principal, can_act_as_learner, can_read_learner, req
 from supervisor.context import Context
 from supervisor.crediting import Credit, credit
 from supervisor.errors import CheckRefused, Conflict, InvalidInput, OtherInstitution, Unavailable
+from supervisor.evidence_keep import keep_frame
 from supervisor.jobs import CheckJob, ResultStatus
 from supervisor.pool import CheckOutcome, Overloaded
 from supervisor.queue import QueueFull, QueueUnavailable
@@ -87,6 +88,7 @@ def check_event(
     at: datetime,
     scheduled_at: datetime | None = None,
     check_id: str | None = None,
+    evidence_error: str | None = None,
 ) -> ev.CheckRecorded:
     r = outcome.result
     frame = r.decisive
@@ -104,6 +106,7 @@ def check_event(
         frames=len(r.frames),
         evidence_sha256=evidence_sha256,
         scheduled_at=scheduled_at,
+        evidence_error=evidence_error,
     )
 
 
@@ -227,10 +230,10 @@ class SessionService:
                     faces=frame.faces_found,
                 )
             now = self.ctx.clock()
-            evidence = await self.ctx.db(
-                self.ctx.storage.evidence.put,
+            evidence_sha, evidence_error = await self.ctx.db(
+                keep_frame,
+                self.ctx.storage.evidence,
                 outcome.evidence_jpeg,
-                "image/jpeg",
                 self.ctx.retain_until(),
             )
             session_id = str(uuid.uuid4())
@@ -238,7 +241,7 @@ class SessionService:
             started = ev.SessionStarted(
                 session_id, learner.id, course.id, course.institution_id, mode, now
             )
-            check = check_event(outcome, evidence.sha256, "start", now)
+            check = check_event(outcome, evidence_sha, "start", now, evidence_error=evidence_error)
             await self.ctx.append(chain_id, [ev.encode(started), ev.encode(check)])
             created = await self.ctx.db(
                 self.registry.create_session,

@@ -29,6 +29,7 @@ from config import Settings
 from storage import Storage, open_storage
 from storage.exceptions import StorageError
 from supervisor import events as ev
+from supervisor.evidence_keep import keep_frame
 from supervisor.jobs import (
     CheckJob,
     CheckResult,
@@ -187,14 +188,18 @@ class Worker:
         self, entry_id: Any, fields: dict[Any, Any], reason: str, job: CheckJob | None
     ) -> None:
         meta = fields.get(b"meta") or fields.get("meta") or b"{}"
-        self.client.xadd(
+        # One transaction: the entry is never in both streams, nor in neither.
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(
             dead_letter_stream(self.stream),
             {"meta": meta, "reason": reason, "worker": self.name, "entry": _text(entry_id)},
             maxlen=10_000,
             approximate=True,
         )
-        self._finish(entry_id)
-        self.client.hdel(f"{self.stream}:errors", entry_id)
+        pipe.xack(self.stream, self.group, entry_id)
+        pipe.xdel(self.stream, entry_id)
+        pipe.hdel(f"{self.stream}:errors", entry_id)
+        pipe.execute()
         if job is not None:
             self._reply(
                 CheckResult(
@@ -241,9 +246,15 @@ class Worker:
         liveness, challenge = self._liveness(job, images, outcome)
         now = self.clock()
         retain = now + timedelta(days=self.settings.evidence.retention_days)
-        evidence = storage.evidence.put(outcome.evidence_jpeg, "image/jpeg", retain)
+        evidence_sha, evidence_error = keep_frame(storage.evidence, outcome.evidence_jpeg, retain)
         check = check_event(
-            outcome, evidence.sha256, job.purpose, now, job.scheduled_at, job.check_id
+            outcome,
+            evidence_sha,
+            job.purpose,
+            now,
+            job.scheduled_at,
+            job.check_id,
+            evidence_error=evidence_error,
         )
         check = with_liveness(check, liveness, challenge, job.suspicion)
         state = fold(decoded).state

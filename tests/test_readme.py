@@ -26,3 +26,17 @@ def test_readme_settings_table_matches_the_code() -> None:
 def test_readme_gives_the_two_setup_commands() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "make run" in readme and "make test" in readme
+
+
+def test_readme_processing_record_matches_the_settings() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    begin, end = "<!-- processing-record:begin -->\n", "<!-- processing-record:end -->"
+    documented = readme[readme.index(begin) + len(begin) : readme.index(end)]
+    generated = subprocess.run(
+        [sys.executable, "-m", "supervisor.cli", "privacy", "record"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    assert documented == generated, "regenerate with: supervisor privacy record"

@@ -45,7 +45,7 @@ STORAGE_ERRORS: list[tuple[type[se.StorageError], int, str]] = [
 ]
 
 
-def error_response(status: int, reason: str, message: str, **details: Any) -> JSONResponse:
+def error_response(status: int, reason: str, message: str, /, **details: Any) -> JSONResponse:
     return JSONResponse({"reason": reason, "message": message, **details}, status_code=status)
 
 

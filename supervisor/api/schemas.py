@@ -172,6 +172,9 @@ class CheckOut(BaseModel):
     advice: list[str] = Field(description="What the learner can do about each quality issue.")
     faces: int
     evidence_sha256: str | None
+    evidence_error: str | None = Field(
+        None, description="Why the evidence frame could not be kept (the check still counts)."
+    )
 
     @classmethod
     def of(cls, c: CheckRecorded) -> CheckOut:
@@ -188,6 +191,7 @@ class CheckOut(BaseModel):
             advice=[QualityIssue(i).advice for i in c.issues if i in QualityIssue.__members__],
             faces=c.faces,
             evidence_sha256=c.evidence_sha256,
+            evidence_error=c.evidence_error,
         )
 
 

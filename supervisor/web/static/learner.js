@@ -44,6 +44,8 @@ async function signIn(token) {
   sessionStorage.setItem("sv-token", S.token);
   const learner = await api(`/learners/${S.me.learner_id}`);
   $("who").textContent = `${learner.full_name} (${learner.id_number_masked})`;
+  $("mydata").hidden = false;
+  refreshAlternative();
   const consent = await api(`/learners/${S.me.learner_id}/consent`);
   if (!consent.consent || consent.consent.text_version !== consent.current_text_version) {
     await showConsent();
@@ -71,6 +73,90 @@ async function giveConsent() {
   } catch (e) {
     $("consent-error").textContent = e.message;
   }
+}
+
+// -- your data: see it, withdraw consent, ask for the non-face path -----------------
+
+function addRow(table, cells) {
+  const tr = document.createElement("tr");
+  for (const c of cells) {
+    const td = document.createElement("td");
+    td.textContent = c === null || c === undefined ? "" : String(c);  // never innerHTML
+    tr.appendChild(td);
+  }
+  table.appendChild(tr);
+}
+
+function addTable(view, title, head, rows) {
+  const h = document.createElement("h3");
+  h.textContent = `${title} (${rows.length})`;
+  view.appendChild(h);
+  const table = document.createElement("table");
+  addRow(table, head);
+  for (const r of rows) addRow(table, r);
+  view.appendChild(table);
+}
+
+async function showMyData() {
+  $("mydata-error").textContent = "";
+  try {
+    const d = await api(`/learners/${S.me.learner_id}/data`);
+    const view = $("mydata-view");
+    view.replaceChildren();
+    const me = d.learner;
+    addTable(view, "Identity", ["name", "ID number", "institution", "registered"],
+      [[me.full_name, me.id_number_masked, me.institution.name, me.registered_at]]);
+    addTable(view, "Consent", ["event", "text version", "at"],
+      d.consents.map((c) => [c.event, c.text_version, c.at]));
+    addTable(view, "Face templates (the face numbers themselves are never shown)",
+      ["id", "created", "photo hash"],
+      d.face_templates.map((t) => [t.id, t.created_at, t.evidence_sha256]));
+    addTable(view, "Sessions", ["session", "started", "ended", "checks", "credited minutes"],
+      d.sessions.map((x) => [x.session_id, x.started_at, x.ended_at, x.checks,
+        (x.credited_seconds / 60).toFixed(1)]));
+    addTable(view, "Evidence frames", ["what", "kept until", "deleted at", "hash"],
+      d.evidence_frames.map((f) => [f.what, f.retain_until, f.deleted_at, f.sha256]));
+    addTable(view, "Flags", ["kind", "status", "raised"],
+      d.flags.map((f) => [f.kind, f.status, f.raised_at]));
+  } catch (e) {
+    $("mydata-error").textContent = e.message;
+  }
+}
+
+async function withdrawConsent() {
+  if (!window.confirm("Withdraw consent? Your face templates are deleted and open sessions end.")) return;
+  try {
+    const r = await api(`/learners/${S.me.learner_id}/consent`, { method: "DELETE" });
+    if (S.running) finish();
+    if ($("mydata-view").childElementCount) await showMyData();
+    $("mydata-error").textContent =
+      `Consent withdrawn: ${r.templates_deleted} face template(s) deleted, ${r.sessions_ended} session(s) ended.`;
+  } catch (e) {
+    $("mydata-error").textContent = e.message;
+  }
+}
+
+async function refreshAlternative() {
+  try {
+    const a = await api(`/learners/${S.me.learner_id}/alternative`);
+    $("alt-status").textContent = a.status;
+    $("alt-button").disabled = a.status === "requested" || a.status === "approved";
+  } catch (e) {
+    $("alt-status").textContent = "unknown";
+  }
+}
+
+async function askAlternative() {
+  const reason = $("alt-reason").value.trim() || "I prefer not to use face recognition.";
+  try {
+    await api(`/learners/${S.me.learner_id}/alternative`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ reason }),
+    });
+  } catch (e) {
+    $("mydata-error").textContent = e.message;
+  }
+  await refreshAlternative();
 }
 
 // -- camera ---------------------------------------------------------------------
@@ -417,6 +503,9 @@ window.addEventListener("DOMContentLoaded", () => {
   $("start-button").addEventListener("click", start);
   $("end-button").addEventListener("click", end);
   $("enrol-button").addEventListener("click", enrolFromCamera);
+  $("mydata-button").addEventListener("click", showMyData);
+  $("withdraw-button").addEventListener("click", withdrawConsent);
+  $("alt-button").addEventListener("click", askAlternative);
   document.addEventListener("visibilitychange", sendSignals);
   S.tick = setInterval(() => { if (S.running) { S.credited += 1; renderClock(); } }, 1000);
   const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
