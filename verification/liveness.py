@@ -78,7 +78,7 @@ class LivenessParams:
     """Thresholds of passive liveness and of active challenges.
 
     Defaults were chosen on the DEV evaluation (bench/pad_eval.py) with margins on
-    both sides of the observed classes; see BENCHMARKS-liveness.md.
+    both sides of the observed classes; see BENCHMARKS.md (liveness).
     """
 
     # Pixel identity. Distances are the mean absolute difference (0-255 grey levels)
