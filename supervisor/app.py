@@ -15,9 +15,18 @@ from redis.exceptions import RedisError
 from config import Settings
 from storage import open_storage
 from storage.migrate import upgrade
-from supervisor.api import errors, routes_classes, routes_live, routes_registry, routes_sessions
+from supervisor.api import (
+    errors,
+    pages_inspect,
+    routes_classes,
+    routes_inspect,
+    routes_live,
+    routes_registry,
+    routes_sessions,
+)
 from supervisor.api.middleware import BodyLimitMiddleware
 from supervisor.context import Context
+from supervisor.inspect import InspectionService, PeriodicSealer
 from supervisor.live import LiveManager
 from supervisor.pool import VerificationPool
 from supervisor.queue import CheckQueue
@@ -56,6 +65,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             jpeg_quality=settings.evidence.jpeg_quality,
         )
         live: LiveManager | None = None
+        sealer: PeriodicSealer | None = None
         ctx: Context | None = None
         workers: EmbeddedWorkers | None = None
         try:
@@ -77,6 +87,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.registry = RegistryService(ctx)
             app.state.sessions = sessions
             app.state.live = live
+            app.state.inspect = InspectionService(ctx)
+            sealer = PeriodicSealer(ctx)
+            await sealer.start()
             log.info(
                 "service started: database %s, redis %s",
                 settings.database.url.split("@")[-1],
@@ -84,6 +97,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             )
             yield
         finally:
+            if sealer is not None:
+                await sealer.stop()
             if live is not None:
                 await live.stop()
             if workers is not None:
@@ -115,6 +130,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_sessions.router)
     app.include_router(routes_live.router)
     app.include_router(routes_classes.router)
+    app.include_router(routes_inspect.router)
+    app.include_router(routes_inspect.public)
+    app.include_router(pages_inspect.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/health", tags=["health"])
