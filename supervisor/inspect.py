@@ -450,7 +450,7 @@ class InspectionService:
         await self.log(p, "replay_class", institution_id=tc.institution_id, class_id=tc.id)
         return await self.ctx.db(self._replay_class, tc)
 
-    def _class_chains(self, tc: TrainingClass) -> list[str]:
+    def class_chains(self, tc: TrainingClass) -> list[str]:
         roster = [r.learner_id for r in self.storage.classroom.roster(tc.id)]
         chains = [cev.class_chain(tc.id)]
         chains += [cev.learner_class_chain(tc.id, lid) for lid in roster]
@@ -521,9 +521,9 @@ class InspectionService:
             supervised,
             checks,
             sorted(items, key=lambda i: (i.at or tc.starts_at, i.seq)),
-            self._integrity(self._class_chains(tc)),
+            self._integrity(self.class_chains(tc)),
             training_class=tc,
-            chains=self._class_chains(tc),
+            chains=self.class_chains(tc),
         )
 
     def _evidence_status(self, hashes: set[str]) -> dict[str, str]:
@@ -773,7 +773,7 @@ class InspectionService:
             if not ident.isdigit():
                 raise UnknownId("unknown class")
             tc = await self.training_class(p, int(ident))
-            chains = await self.ctx.db(self._class_chains, tc)
+            chains = await self.ctx.db(self.class_chains, tc)
             await self.log(p, "evidence_pack", institution_id=tc.institution_id, class_id=tc.id)
             info = {"kind": "class", "class_id": tc.id}
         elif subject == "learner":

@@ -23,11 +23,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from storage import exceptions as se
 from storage.types import Role
 from supervisor.api.errors import STORAGE_ERRORS
-from supervisor.api.routes_inspect import check_sha, frame_response, get_inspect
+from supervisor.api.routes_inspect import get_inspect, record_of, serve_frame
 from supervisor.auth import Principal
 from supervisor.errors import InvalidInput, ServiceError, Unauthenticated, WrongRole
 from supervisor.identity import mask_id_number
-from supervisor.inspect import InspectionService, Replay, SearchQuery
+from supervisor.inspect import Replay, SearchQuery
 from supervisor.web import WEB_DIR
 
 COOKIE = "sv_workspace"
@@ -264,20 +264,10 @@ async def replay_class_page(request: Request, class_id: str) -> Response:
     return await _replay(request, "class", class_id)
 
 
-async def _chains(svc: InspectionService, p: Principal, kind: str, ident: str) -> list[str]:
-    from supervisor.api.routes_inspect import chains_of
-
-    return await chains_of(svc, p, kind, ident)
-
-
 @router.get("/frames/{kind}/{ident}/{sha256}")
 async def frame(request: Request, kind: str, ident: str, sha256: str) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
-        check_sha(sha256)
-        svc = get_inspect(request)
-        data = await svc.frame(p, await _chains(svc, p, kind, ident), sha256)
-        await svc.log(p, "view_frame", detail=f"{kind} {ident} frame {sha256[:16]}")
-        return frame_response(data)
+        return await serve_frame(get_inspect(request), p, kind, ident, sha256)
 
     return await _page(request, body)
 
@@ -288,7 +278,8 @@ async def frames_check(request: Request, kind: str, ident: str) -> Response:
         from fastapi.responses import JSONResponse
 
         svc = get_inspect(request)
-        return JSONResponse(await svc.check_frames(p, await _chains(svc, p, kind, ident)))
+        chains, _ = await record_of(svc, p, kind, ident)
+        return JSONResponse(await svc.check_frames(p, chains))
 
     return await _page(request, body)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
@@ -57,7 +57,7 @@ def frame_response(data: bytes) -> Response:
     return Response(
         data,
         media_type=kind,
-        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -93,18 +93,34 @@ async def replay_class(class_id: int, p: PrincipalDep, svc: InspectDep) -> Repla
     return ReplayOut.of(await svc.replay_class(p, class_id))
 
 
-async def chains_of(svc: InspectionService, p: Principal, kind: str, ident: str) -> list[str]:
-    """The chains of a session or class the principal may read (scope-checked)."""
+async def record_of(
+    svc: InspectionService, p: Principal, kind: str, ident: str
+) -> tuple[list[str], dict[str, Any]]:
+    """The chains of a session or class the principal may read (scope-checked), and
+    what names that record in the access log."""
     if kind == "session":
         try:
             sid = str(uuid.UUID(ident))
         except ValueError:
             raise UnknownId("unknown session") from None
-        return [(await svc.session(p, sid)).chain_id]
+        s = await svc.session(p, sid)
+        ids = {"institution_id": s.institution_id, "learner_id": s.learner_id, "session_id": s.id}
+        return [s.chain_id], ids
     if kind == "class" and ident.isdigit():
         tc = await svc.training_class(p, int(ident))
-        return await svc.ctx.db(svc._class_chains, tc)
+        ids = {"institution_id": tc.institution_id, "class_id": tc.id}
+        return await svc.ctx.db(svc.class_chains, tc), ids
     raise UnknownId("frames belong to a session or a class")
+
+
+async def serve_frame(
+    svc: InspectionService, p: Principal, kind: str, ident: str, sha256: str
+) -> Response:
+    check_sha(sha256)
+    chains, ids = await record_of(svc, p, kind, ident)
+    data = await svc.frame(p, chains, sha256)
+    await svc.log(p, "view_frame", detail=f"frame {sha256[:16]}", **ids)
+    return frame_response(data)
 
 
 @router.get(
@@ -116,11 +132,7 @@ async def frame(
     kind: Literal["session", "class"], ident: str, sha256: str, p: PrincipalDep, svc: InspectDep
 ) -> Response:
     """An evidence frame that this session or class refers to, by SHA-256."""
-    check_sha(sha256)
-    chains = await chains_of(svc, p, kind, ident)
-    data = await svc.frame(p, chains, sha256)
-    await svc.log(p, "view_frame", detail=f"{kind} {ident} frame {sha256[:16]}")
-    return frame_response(data)
+    return await serve_frame(svc, p, kind, ident, sha256)
 
 
 @router.get("/inspect/{kind}s/{ident}/frames-check")
@@ -128,7 +140,8 @@ async def frames_check(
     kind: Literal["session", "class"], ident: str, p: PrincipalDep, svc: InspectDep
 ) -> dict[str, str]:
     """Hash every retained frame: sha -> ok | altered | purged | missing."""
-    return await svc.check_frames(p, await chains_of(svc, p, kind, ident))
+    chains, _ = await record_of(svc, p, kind, ident)
+    return await svc.check_frames(p, chains)
 
 
 @router.post("/inspect/spot-checks", response_model=DrawOut, status_code=status.HTTP_201_CREATED)
