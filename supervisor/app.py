@@ -88,7 +88,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.sessions = sessions
             app.state.live = live
             app.state.inspect = InspectionService(ctx)
-            sealer = PeriodicSealer(ctx)
+            sealer = PeriodicSealer(app.state.inspect)
             await sealer.start()
             log.info(
                 "service started: database %s, redis %s",

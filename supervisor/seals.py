@@ -29,9 +29,12 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from hashlib import sha256
+from json.encoder import encode_basestring
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -42,6 +45,7 @@ from storage.types import ChainHead
 
 FORMAT = "supervisor-seal/1"
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class SealKeyError(ValueError):
@@ -55,12 +59,16 @@ class ProofStep:
 
 
 def leaf_hash(chain_id: str, seq: int, head_hash: str) -> bytes:
-    body = canonical_json({"chain_id": chain_id, "hash": head_hash, "seq": seq})
-    return hashlib.sha256(b"\x00" + body.encode("utf-8")).digest()
+    # The same bytes as canonical_json({"chain_id", "hash", "seq"}) (a test asserts it),
+    # without a dict and a sort per leaf: a seal hashes every chain.
+    if type(seq) is not int or not _HEX64.fullmatch(head_hash):
+        raise ValueError(f"not a chain head: {chain_id!r} {seq!r} {head_hash!r}")
+    body = f'{{"chain_id":{encode_basestring(chain_id)},"hash":"{head_hash}","seq":{seq}}}'
+    return sha256(b"\x00" + body.encode("utf-8")).digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+    return sha256(b"\x01" + left + right).digest()
 
 
 def sorted_heads(heads: Iterable[ChainHead]) -> list[ChainHead]:

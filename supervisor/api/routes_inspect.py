@@ -35,6 +35,7 @@ router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["inspection"])
 public = APIRouter(prefix="/api/v1", tags=["seals"])
 
 SHA256_PATH = re.compile(r"[0-9a-f]{64}")
+SINGULAR = {"sessions": "session", "classes": "class"}
 
 
 def get_inspect(request: Request) -> InspectionService:
@@ -124,23 +125,27 @@ async def serve_frame(
 
 
 @router.get(
-    "/inspect/{kind}s/{ident}/frames/{sha256}",
+    "/inspect/{plural}/{ident}/frames/{sha256}",
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}},
 )
 async def frame(
-    kind: Literal["session", "class"], ident: str, sha256: str, p: PrincipalDep, svc: InspectDep
+    plural: Literal["sessions", "classes"],
+    ident: str,
+    sha256: str,
+    p: PrincipalDep,
+    svc: InspectDep,
 ) -> Response:
     """An evidence frame that this session or class refers to, by SHA-256."""
-    return await serve_frame(svc, p, kind, ident, sha256)
+    return await serve_frame(svc, p, SINGULAR[plural], ident, sha256)
 
 
-@router.get("/inspect/{kind}s/{ident}/frames-check")
+@router.get("/inspect/{plural}/{ident}/frames-check")
 async def frames_check(
-    kind: Literal["session", "class"], ident: str, p: PrincipalDep, svc: InspectDep
+    plural: Literal["sessions", "classes"], ident: str, p: PrincipalDep, svc: InspectDep
 ) -> dict[str, str]:
     """Hash every retained frame: sha -> ok | altered | purged | missing."""
-    chains, _ = await record_of(svc, p, kind, ident)
+    chains, _ = await record_of(svc, p, SINGULAR[plural], ident)
     return await svc.check_frames(p, chains)
 
 
@@ -213,13 +218,14 @@ async def access_log(
 
 
 @router.post("/seals", response_model=SealOut, status_code=status.HTTP_201_CREATED)
-async def seal_now(p: PrincipalDep, ctx: CtxDep) -> SealOut:
+async def seal_now(p: PrincipalDep, ctx: CtxDep, svc: InspectDep) -> SealOut:
     """Seal the heads of all chains now (admins)."""
     require_role(p, Role.admin)
     seal = await ctx.db(
         make_seal, ctx.storage, ctx.settings.security.seal_key.get_secret_value(), ctx.clock()
     )
     assert seal is not None  # always made unless only_if_changed
+    await ctx.db(svc.sealed_tree, seal)  # ready for the next replay page
     return SealOut.of(seal)
 
 

@@ -513,3 +513,128 @@ def test_pages_escape_what_they_show_and_forms_need_the_csrf_value(svc: Service)
     assert r.status_code == 403 and "stale" in r.text
     assert svc.event_count() == before
     svc.client.cookies.clear()
+
+
+def _class_record(svc: Service, w: World) -> int:
+    """A class with one supervision run and two roll calls, as the service records them."""
+    from storage.types import ClassMode
+    from supervisor import classroom_events as cev
+    from supervisor import events as ev
+
+    st = svc.storage
+    tc = st.classroom.create_class(
+        w.course_id, "Welding A", ClassMode.training, T0, T0 + timedelta(hours=3)
+    )
+    st.classroom.add_to_roster(tc.id, [w.learner_id], T0 - timedelta(days=1))
+    retain = T0 + timedelta(days=3650)
+    sha = [st.evidence.put(f, "image/jpeg", retain).sha256 for f in (HOPPER_FRAME, ASTRO)]
+    run = 1
+    chain = cev.class_chain(tc.id)
+    events: list[ev.Event] = [
+        cev.ClassSupervisionStarted(
+            tc.id, run, "training", (w.learner_id,), (1,), "0" * 64, "operator:1", False, T0
+        )
+    ]
+    for n, present in enumerate((True, False)):
+        at = T0 + timedelta(minutes=10 * (n + 1))
+        events.append(
+            cev.ClassRollCall(
+                tc.id,
+                run,
+                f"rc{n}",
+                "random",
+                "done",
+                None,
+                at,
+                (1,),
+                (),
+                1,
+                (w.learner_id,) if present else (),
+                () if present else (w.learner_id,),
+                (),
+                (),
+                0 if present else 1,
+                0,
+                0,
+                (1,),
+                (at,),
+                (None,),
+                (None,),
+                (sha[n],),
+                (1,),
+                (0 if present else 1,),
+            )
+        )
+    events.append(
+        cev.ClassSupervisionStopped(
+            tc.id, run, "operator", "operator:1", T0 + timedelta(minutes=30)
+        )
+    )
+    st.ledger.append(chain, [ev.encode(e) for e in events])
+    st.ledger.append(
+        cev.learner_class_chain(tc.id, w.learner_id),
+        [
+            ev.encode(
+                cev.ClassPresence(
+                    check_id="rc0",
+                    check_kind="roll_call",
+                    purpose="random",
+                    verdict="present",
+                    passed=True,
+                    at=T0 + timedelta(minutes=10),
+                    distance=0.3,
+                    threshold=0.5,
+                    issues=(),
+                    faces=1,
+                    frames=1,
+                    evidence_sha256=sha[0],
+                    class_id=tc.id,
+                    learner_id=w.learner_id,
+                    run_id=run,
+                )
+            )
+        ],
+    )
+    return tc.id
+
+
+def test_class_replay_search_scope_and_pack(svc: Service) -> None:
+    w = svc.world(enrol=False)
+    class_id = _class_record(svc, w)
+    other = svc.world(enrol=False)
+    inspector = svc.token(Role.inspector)
+    rows = svc.call(
+        "GET",
+        "/api/v1/inspect/search",
+        inspector,
+        params={"kind": "class", "learner": "Grace", "institution_id": w.institution_id},
+    ).json()
+    assert [r["id"] for r in rows] == [str(class_id)]
+    replay = svc.call("GET", f"/api/v1/inspect/classes/{class_id}/replay", inspector).json()
+    assert [c["kind"] for c in replay["checks"]] == ["roll_call", "roll_call"]
+    assert [c["passed"] for c in replay["checks"]] == [True, False]
+    assert "1 absent" in replay["checks"][1]["detail"]
+    assert replay["credited_seconds"] == 30 * 60  # the supervised stretch
+    assert replay["integrity"]["ok"] and replay["integrity"]["chain"]["chains"] == 2
+    sha = replay["checks"][1]["evidence_sha256"]
+    r = svc.call("GET", f"/api/v1/inspect/classes/{class_id}/frames/{sha}", inspector)
+    assert r.status_code == 200 and r.content == ASTRO
+    assert (
+        svc.call("GET", f"/api/v1/inspect/classes/{class_id}/replay", other.operator).status_code
+        == 403
+    )
+    assert (
+        svc.call(
+            "GET", f"/api/v1/inspect/classes/{class_id}/frames/{sha}", other.operator
+        ).status_code
+        == 403
+    )
+    assert (
+        svc.call("GET", f"/api/v1/inspect/classes/{class_id}/replay", w.operator).status_code == 200
+    )
+    report = verify_pack(_pack(svc, inspector, "class", str(class_id)))
+    assert report.ok and report.chains == 2 and report.frames_retained == 2, report.problems
+    learner_pack = verify_pack(_pack(svc, inspector, "learner", str(w.learner_id)))
+    assert learner_pack.ok
+    log = svc.call("GET", "/api/v1/access-log", svc.admin).json()
+    assert any(a["action"] == "replay_class" and a["class_id"] == class_id for a in log)
