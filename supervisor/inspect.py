@@ -783,13 +783,23 @@ class InspectionService:
             self.require_workspace(p)
             can_read_institution(p, lr.institution_id)
             sessions = await self.ctx.db(self.storage.registry.list_sessions, None, lr.id, False)
+            classes = await self.ctx.db(self._learner_classes, lr)
             chains = [ev.learner_chain(lr.id)] + [s.chain_id for s in sessions]
+            chains += [cev.learner_class_chain(c, lr.id) for c in classes]
             await self.log(p, "evidence_pack", institution_id=lr.institution_id, learner_id=lr.id)
             info = {"kind": "learner", "learner_id": lr.id}
         else:
             raise UnknownId("a pack is of a session, a class or a learner")
         data = await self.ctx.db(self._pack, info, chains)
         return f"evidence-{subject}-{ident}.zip", data
+
+    def _learner_classes(self, learner: Learner) -> list[int]:
+        """The classes whose roster holds the learner."""
+        return [
+            tc.id
+            for tc in self.storage.classroom.list_classes(learner.institution_id)
+            if any(r.learner_id == learner.id for r in self.storage.classroom.roster(tc.id))
+        ]
 
     def _pack(self, info: dict[str, object], chain_ids: Sequence[str]) -> bytes:
         chains = [(c, self.storage.ledger.read_chain(c)) for c in chain_ids]

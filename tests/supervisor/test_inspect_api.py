@@ -635,6 +635,7 @@ def test_class_replay_search_scope_and_pack(svc: Service) -> None:
     report = verify_pack(_pack(svc, inspector, "class", str(class_id)))
     assert report.ok and report.chains == 2 and report.frames_retained == 2, report.problems
     learner_pack = verify_pack(_pack(svc, inspector, "learner", str(w.learner_id)))
-    assert learner_pack.ok
+    assert learner_pack.ok and learner_pack.chains == 1  # their chain in the class
+    assert learner_pack.frames_retained == 1
     log = svc.call("GET", "/api/v1/access-log", svc.admin).json()
     assert any(a["action"] == "replay_class" and a["class_id"] == class_id for a in log)
