@@ -66,9 +66,12 @@ class SqlSealStore:
             if self._db.dialect == "postgresql":
                 # COPY: 100,000 leaves in about a second, where executemany takes several.
                 raw = conn.connection.driver_connection
-                with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
-                    "COPY ledger_seal_leaves (seal_id, chain_id, seq, hash) FROM STDIN"
-                ) as copy:
+                with (
+                    raw.cursor() as cur,
+                    cur.copy(  # type: ignore[union-attr]
+                        "COPY ledger_seal_leaves (seal_id, chain_id, seq, hash) FROM STDIN"
+                    ) as copy,
+                ):
                     for h in it:
                         copy.write_row((seal_id, ident(h.chain_id, "chain id"), h.seq, h.hash))
                         written += 1

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from storage import Storage
-from storage.exceptions import InvalidInput, NotFound
+from storage.exceptions import InvalidInput, NotFound, StorageError
 from storage.types import ChainHead
 
 T0 = datetime(2026, 4, 1, 12, tzinfo=UTC)
@@ -91,3 +91,19 @@ def test_the_access_log_records_and_filters(store: Storage) -> None:
         store.access_log.record(T0, "a", "admin", "bad action!")
     with pytest.raises(InvalidInput):
         store.access_log.record(datetime(2026, 1, 1), "a", "admin", "read")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE ledger_seals SET root = 'x'",
+        "DELETE FROM ledger_seals",
+        "UPDATE ledger_seal_leaves SET seq = 99",
+        "DELETE FROM ledger_seal_leaves",
+    ],
+)
+def test_seals_are_append_only_in_the_database(store: Storage, sql: str) -> None:
+    seal = store.seals.add(T0, HEX, "{}", SIG, HEX, heads(2), 2)
+    with pytest.raises(StorageError), store.db.write() as conn:
+        conn.exec_driver_sql(sql)
+    assert store.seals.latest() == seal and store.seals.leaves(seal.id) == heads(2)

@@ -83,8 +83,12 @@ def test_scope_operator_of_another_institution_and_learner_are_refused(svc: Serv
         assert r.status_code == 403 and r.json()["reason"] == "wrong_role", path
     # An operator's search sees its own institution only, whatever it asks for.
     rows = svc.call("GET", "/api/v1/inspect/search", foreign_op, params={"learner": "Grace"}).json()
-    assert rows and all(r["institution"] for r in rows)
-    assert sid not in {r["id"] for r in rows}
+    assert rows and sid not in {r["id"] for r in rows}
+    assert {
+        svc.storage.registry.get_session(r["id"]).institution_id
+        for r in rows
+        if r["kind"] == "session"
+    } == {other.institution_id}
     r = svc.call(
         "GET", "/api/v1/inspect/search", foreign_op, params={"institution_id": w.institution_id}
     )
@@ -639,3 +643,12 @@ def test_class_replay_search_scope_and_pack(svc: Service) -> None:
     assert learner_pack.frames_retained == 1
     log = svc.call("GET", "/api/v1/access-log", svc.admin).json()
     assert any(a["action"] == "replay_class" and a["class_id"] == class_id for a in log)
+    # The page of the class replay.
+    r = svc.client.post("/inspect/login", data={"token": inspector}, follow_redirects=False)
+    page = svc.client.get(
+        f"/inspect/classes/{class_id}", cookies={"sv_workspace": r.cookies["sv_workspace"]}
+    )
+    svc.client.cookies.clear()
+    assert page.status_code == 200 and "Class Welding A" in page.text
+    assert page.text.count('class="check ') == 2 and "1 absent" in page.text
+    assert 'data-state="intact"' in page.text

@@ -62,12 +62,56 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_access_log_at"), "access_log", ["at"])
     op.create_index(op.f("ix_access_log_learner_id"), "access_log", ["learner_id"])
+    _create_append_only_triggers()
 
 
 def downgrade() -> None:
+    _drop_append_only_triggers()
     op.drop_index(op.f("ix_access_log_learner_id"), table_name="access_log")
     op.drop_index(op.f("ix_access_log_at"), table_name="access_log")
     op.drop_table("access_log")
     op.drop_table("ledger_seal_leaves")
     op.drop_index(op.f("ix_ledger_seals_sealed_at"), table_name="ledger_seals")
     op.drop_table("ledger_seals")
+
+
+# Seals are never updated or deleted, like ledger rows: the database refuses it too.
+# (The access log is not covered: it will get its own retention.)
+_SEAL_TABLES = ("ledger_seals", "ledger_seal_leaves")
+_MESSAGE = "seals are append-only: rows are never updated or deleted"
+
+
+def _create_append_only_triggers() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE FUNCTION seals_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"RAISE EXCEPTION '{_MESSAGE}' USING ERRCODE = 'restrict_violation'; END $$"
+        )
+        for table in _SEAL_TABLES:
+            op.execute(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION seals_append_only()"
+            )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION seals_append_only()"
+            )
+    else:
+        for table in _SEAL_TABLES:
+            for operation in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} "
+                    f"ON {table} BEGIN SELECT RAISE(ABORT, '{_MESSAGE}'); END"
+                )
+
+
+def _drop_append_only_triggers() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for table in _SEAL_TABLES:
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+        op.execute("DROP FUNCTION IF EXISTS seals_append_only()")
+    else:
+        for table in _SEAL_TABLES:
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
