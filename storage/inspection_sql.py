@@ -66,9 +66,10 @@ class SqlSealStore:
             if self._db.dialect == "postgresql":
                 # COPY: 100,000 leaves in about a second, where executemany takes several.
                 raw = conn.connection.driver_connection
+                assert raw is not None  # an open connection of psycopg
                 with (
                     raw.cursor() as cur,
-                    cur.copy(  # type: ignore[union-attr]
+                    cur.copy(
                         "COPY ledger_seal_leaves (seal_id, chain_id, seq, hash) FROM STDIN"
                     ) as copy,
                 ):

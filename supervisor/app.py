@@ -24,6 +24,7 @@ from supervisor.api import (
     routes_registry,
     routes_sessions,
 )
+from supervisor.api.access_middleware import AccessLogMiddleware
 from supervisor.api.middleware import BodyLimitMiddleware
 from supervisor.context import Context
 from supervisor.inspect import InspectionService, PeriodicSealer
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(AccessLogMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.images.max_upload_bytes * 4 + MULTIPART_OVERHEAD,

@@ -652,3 +652,20 @@ def test_class_replay_search_scope_and_pack(svc: Service) -> None:
     assert page.status_code == 200 and "Class Welding A" in page.text
     assert page.text.count('class="check ') == 2 and "1 absent" in page.text
     assert 'data-state="intact"' in page.text
+
+
+def test_inspectors_reads_of_other_apis_are_logged_too(svc: Service) -> None:
+    w, sid = _world(svc)
+    inspector = svc.token(Role.inspector)
+    assert svc.call("GET", f"/api/v1/sessions/{sid}/events", inspector).status_code == 200
+    assert svc.call("GET", f"/api/v1/learners/{w.learner_id}", w.operator).status_code == 200
+    assert svc.call("GET", f"/api/v1/learners/{w.learner_id}", svc.admin).status_code == 200
+    log = svc.call("GET", "/api/v1/access-log", svc.admin).json()
+    reads = [(a["role"], a["action"], a["session_id"], a["learner_id"]) for a in log]
+    assert ("inspector", "api_read", sid, None) in reads
+    assert ("operator", "api_read", None, w.learner_id) in reads
+    assert not any(a["role"] == "admin" and a["action"] == "api_read" for a in log)
+    # A refused read is not a read.
+    before = len(log)
+    assert svc.call("GET", f"/api/v1/learners/{w.learner_id}", w.learner + "x").status_code == 401
+    assert len(svc.call("GET", "/api/v1/access-log", svc.admin).json()) == before
