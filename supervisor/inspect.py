@@ -374,6 +374,16 @@ class InspectionService:
                     items.append(
                         ReplayItem(st.seq, e.scheduled_at, "prompt", f"check asked ({e.purpose})")
                     )
+                if e.challenge:
+                    items.append(
+                        ReplayItem(
+                            st.seq,
+                            e.at,
+                            "prompt",
+                            f"challenge {e.challenge.get('kind', '?')} asked: "
+                            f"{e.challenge.get('outcome', '?')}",
+                        )
+                    )
             elif isinstance(e, ev.CheckMissed):
                 checks.append(
                     ReplayCheck(
