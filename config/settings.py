@@ -636,6 +636,27 @@ class PrivacySettings(_Section):
     )
 
 
+class InspectionSettings(_Section):
+    """The inspector's workspace, seals and evidence packs (the seal key is
+    `security.seal_key`)."""
+
+    seal_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        le=7 * 86400,
+        description="Seconds between automatic seals over all chain heads made by the "
+        "service; 0 turns them off (`supervisor ledger seal` still works).",
+    )
+    spot_check_max_sample: int = Field(
+        50, ge=1, le=1000, description="Most sessions one spot-check draw may sample."
+    )
+    cookie_secure: bool = Field(
+        False,
+        description="Mark the workspace sign-in cookie Secure (only sent over HTTPS); "
+        "turn on behind TLS.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the service. Build directly in tests; use `load_settings` elsewhere."""
 
@@ -670,6 +691,9 @@ class Settings(BaseSettings):
         default_factory=ClassroomSettings, description="Classroom supervision."
     )
     privacy: PrivacySettings = Field(default_factory=PrivacySettings, description="Personal data.")
+    inspection: InspectionSettings = Field(
+        default_factory=InspectionSettings, description="Inspector's workspace and seals."
+    )
 
     @model_validator(mode="after")
     def _no_default_secrets_outside_development(self) -> Self:

@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -144,6 +145,17 @@ class LocalEvidenceStore:
         if row is None:
             raise NotFound(f"evidence {sha256} not found")
         return _record(row)
+
+    def records(self, hashes: Iterable[str]) -> dict[str, EvidenceRecord]:
+        """The records of those hashes that are known (one query per 500 hashes)."""
+        wanted = sorted({sha256_hex(h) for h in hashes})
+        out: dict[str, EvidenceRecord] = {}
+        with self._db.read() as conn:
+            for i in range(0, len(wanted), _PURGE_CHUNK):
+                chunk = wanted[i : i + _PURGE_CHUNK]
+                for row in conn.execute(select(T).where(T.c.sha256.in_(chunk))):
+                    out[row.sha256] = _record(row)
+        return out
 
     def purge_expired(self, now: datetime) -> list[str]:
         """Delete images whose retention has passed (retain_until <= now); keep their

@@ -12,6 +12,7 @@ from storage.classroom_sql import SqlClassroomStore
 from storage.engine import Database, create_database
 from storage.evidence_local import LocalEvidenceStore
 from storage.exceptions import StorageConfigError
+from storage.inspection_sql import SqlAccessLog, SqlSealStore
 from storage.ledger_sql import SqlLedgerStore
 from storage.migrate import check_schema
 from storage.registry_sql import SqlRegistryStore
@@ -20,7 +21,8 @@ from storage.templates_sql import KEY_BYTES, SqlTemplateStore
 
 class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.evidence`,
-    `.classroom`.
+    `.classroom`,
+    `.seals`, `.access_log`.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
     writer thread and closes the database connections. Usable as a context manager.
@@ -40,6 +42,8 @@ class Storage:
         self.templates = templates
         self.evidence = evidence
         self.classroom = SqlClassroomStore(db)
+        self.seals = SqlSealStore(db)
+        self.access_log = SqlAccessLog(db)
         self._closed = False
 
     def close(self) -> None:

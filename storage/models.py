@@ -297,3 +297,55 @@ class_roster = cast(Table, ClassRosterRow.__table__)
 class_cameras = cast(Table, ClassCameraRow.__table__)
 class_filings = cast(Table, ClassFilingRow.__table__)
 class_runs = cast(Table, ClassRunRow.__table__)
+
+
+# -- inspection: seals over all chain heads and the log of inspectors' reads -----
+
+SIG_LEN = 128  # lowercase hex of a 64-byte Ed25519 signature
+
+
+class LedgerSealRow(Base):
+    """A signed Merkle root over the heads of all chains at one moment. Never updated."""
+
+    __tablename__ = "ledger_seals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sealed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    chains: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[str] = mapped_column(String(HASH_LEN))
+    statement: Mapped[str] = mapped_column(Text)  # the canonical JSON that was signed
+    signature: Mapped[str] = mapped_column(String(SIG_LEN))
+    public_key: Mapped[str] = mapped_column(String(HASH_LEN))  # hex of the raw 32-byte key
+
+
+class SealLeafRow(Base):
+    """The chain heads a seal covers, in Merkle leaf order (chain_id)."""
+
+    __tablename__ = "ledger_seal_leaves"
+
+    seal_id: Mapped[int] = mapped_column(ForeignKey("ledger_seals.id"), primary_key=True)
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(HASH_LEN))
+
+
+class AccessLogRow(Base):
+    """Who read which learner's, session's or class's data, and when. Append-only."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(KIND_LEN))
+    institution_id: Mapped[int | None] = mapped_column(Integer)
+    learner_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    session_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    class_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(String(500))
+
+
+ledger_seals = cast(Table, LedgerSealRow.__table__)
+seal_leaves = cast(Table, SealLeafRow.__table__)
+access_log = cast(Table, AccessLogRow.__table__)

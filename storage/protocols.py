@@ -6,11 +6,12 @@ a thread. Implementations raise only `storage.exceptions` errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from storage.types import (
+    AccessEntry,
     CameraSource,
     ChainHead,
     ClassFiling,
@@ -27,6 +28,7 @@ from storage.types import (
     NewEvent,
     Role,
     RosterEntry,
+    Seal,
     StudySession,
     SupervisionRun,
     Template,
@@ -185,6 +187,10 @@ class EvidenceStore(Protocol):
         ...
 
     def record(self, sha256: str) -> EvidenceRecord: ...
+    def records(self, hashes: Iterable[str]) -> dict[str, EvidenceRecord]:
+        """The records of those hashes that are known, in one round trip per chunk."""
+        ...
+
     def purge_expired(self, now: datetime) -> list[str]:
         """Delete images whose retention has passed; keep their records and hashes."""
         ...
@@ -251,3 +257,48 @@ class ClassroomStore(Protocol):
     ) -> list[SupervisionRun]: ...
     def request_stop(self, run_id: int, at: datetime, by: str) -> SupervisionRun: ...
     def stop_run(self, run_id: int, at: datetime, by: str, reason: str) -> SupervisionRun: ...
+
+
+class SealStore(Protocol):
+    """Signed seals over all chain heads, with the heads (leaves) each one covers."""
+
+    def add(
+        self,
+        sealed_at: datetime,
+        root: str,
+        statement: str,
+        signature: str,
+        public_key: str,
+        leaves: Iterable[ChainHead],
+        chains: int,
+    ) -> Seal: ...
+    def get(self, seal_id: int) -> Seal: ...
+    def latest(self) -> Seal | None: ...
+    def recent(self, limit: int = 50) -> Sequence[Seal]: ...
+    def leaves(self, seal_id: int) -> list[ChainHead]: ...
+
+
+class AccessLogStore(Protocol):
+    """Who read which learner's, session's or class's data, and when."""
+
+    def record(
+        self,
+        at: datetime,
+        actor: str,
+        role: str,
+        action: str,
+        *,
+        institution_id: int | None = None,
+        learner_id: int | None = None,
+        session_id: str | None = None,
+        class_id: int | None = None,
+        detail: str = "",
+    ) -> None: ...
+    def entries(
+        self,
+        *,
+        learner_id: int | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        limit: int = 500,
+    ) -> Sequence[AccessEntry]: ...

@@ -265,3 +265,36 @@ class SupervisionRun:
     @property
     def open(self) -> bool:
         return self.stopped_at is None
+
+
+# -- inspection (storage/inspection_sql.py) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """A signed Merkle root over chain heads. `statement` is the canonical JSON that
+    `signature` (hex Ed25519) signs with the key whose raw bytes are `public_key` (hex)."""
+
+    id: int
+    sealed_at: datetime
+    chains: int
+    root: str
+    statement: str
+    signature: str
+    public_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    """One read of personal data by a staff member (who, what, when)."""
+
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    institution_id: int | None
+    learner_id: int | None
+    session_id: str | None
+    class_id: int | None
+    detail: str

@@ -18,14 +18,18 @@ from storage.exceptions import StorageError
 from storage.migrate import upgrade
 from supervisor.api import (
     errors,
+    pages_inspect,
     routes_classes,
+    routes_inspect,
     routes_live,
     routes_privacy,
     routes_registry,
     routes_sessions,
 )
+from supervisor.api.access_middleware import AccessLogMiddleware
 from supervisor.api.middleware import BodyLimitMiddleware
 from supervisor.context import Context
+from supervisor.inspect import InspectionService, PeriodicSealer
 from supervisor.live import LiveManager
 from supervisor.pool import VerificationPool
 from supervisor.privacy_service import PrivacyService
@@ -67,6 +71,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             jpeg_quality=settings.evidence.jpeg_quality,
         )
         live: LiveManager | None = None
+        sealer: PeriodicSealer | None = None
         ctx: Context | None = None
         workers: EmbeddedWorkers | None = None
         try:
@@ -89,6 +94,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.sessions = sessions
             app.state.privacy = PrivacyService(ctx, sessions)
             app.state.live = live
+            app.state.inspect = InspectionService(ctx)
+            sealer = PeriodicSealer(app.state.inspect)
+            await sealer.start()
             log.info(
                 "service started: database %s, redis %s",
                 settings.database.url.split("@")[-1],
@@ -96,6 +104,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             )
             yield
         finally:
+            if sealer is not None:
+                await sealer.stop()
             if live is not None:
                 await live.stop()
             if workers is not None:
@@ -119,6 +129,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(AccessLogMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.images.max_upload_bytes * 4 + MULTIPART_OVERHEAD,
@@ -129,6 +140,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_classes.router)
     app.include_router(routes_privacy.router)
     app.include_router(routes_privacy.pages)
+    app.include_router(routes_inspect.router)
+    app.include_router(routes_inspect.public)
+    app.include_router(pages_inspect.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get(

@@ -6,25 +6,21 @@
 
 `restore` migrates the target to this code's schema, refuses a database that holds
 rows, loads everything in one transaction, then recomputes every hash chain and
-checks every seal. It exits non-zero unless all of that holds.
+checks every seal (signature, root, and the sealed heads present in the restored
+chains). It exits non-zero unless all of that holds.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from config import Settings
-from storage import backup, open_storage
+from storage import Storage, backup, open_storage
 from storage.exceptions import StorageError
 from storage.migrate import upgrade
-
-# The checks run after a restore, besides recomputing every chain: each takes the
-# open storage and returns (label, problems). Seals register theirs here.
-PostRestoreCheck = Callable[[object, Settings], tuple[str, list[str]]]
-POST_RESTORE_CHECKS: list[PostRestoreCheck] = []
+from supervisor import seals as sl
 
 
 def add_backup_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -94,10 +90,9 @@ def _cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
                 f"chain {b.chain_id} breaks at seq {b.seq}: {b.reason}" for b in verify.breaks
             ]
             print(f"ledger: {verify.chains} chains, {verify.events} events recomputed")
-            for check in POST_RESTORE_CHECKS:
-                label, found = check(storage, settings)
-                print(f"{label}: {'OK' if not found else 'FAILED'}")
-                problems.extend(found)
+            found = seal_problems(storage)
+            print(f"seals: {'OK' if not found else 'FAILED'}")
+            problems.extend(found)
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -107,3 +102,27 @@ def _cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print("OK: every chain verifies")
     return 0
+
+
+def seal_problems(storage: Storage) -> list[str]:
+    """What is wrong with the restored seals: every seal's signature and root over its
+    stored leaves, and every leaf of the latest seal present in the restored chains."""
+    problems: list[str] = []
+    recent = storage.seals.recent(limit=1_000_000)
+    for seal in recent:
+        if not sl.signature_valid(seal.public_key, seal.statement, seal.signature):
+            problems.append(f"seal {seal.id}: signature is wrong")
+            continue
+        root = str(sl.statement_fields(seal.statement)["root"])
+        if sl.merkle_root(sl.sorted_heads(storage.seals.leaves(seal.id))) != root:
+            problems.append(f"seal {seal.id}: its leaves do not lead to the signed root")
+    latest = storage.seals.latest()
+    if latest is not None:
+        for leaf in storage.seals.leaves(latest.id):
+            at = storage.ledger.read_chain(leaf.chain_id, after_seq=leaf.seq - 1, limit=1)
+            if not at or at[0].seq != leaf.seq or at[0].hash != leaf.hash:
+                problems.append(
+                    f"chain {leaf.chain_id}: event seq {leaf.seq} sealed by seal {latest.id} "
+                    "is missing or altered"
+                )
+    return problems

@@ -10,6 +10,7 @@ from pathlib import Path
 from config import Settings, SettingsError, load_settings, settings_table
 from supervisor.backup_cli import add_backup_parser
 from supervisor.class_cli import add_class_parser
+from supervisor.inspect_cli import add_evidence_commands, add_ledger_commands
 from supervisor.privacy_cli import add_privacy_parser
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -149,12 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = ledger.add_parser("verify", help="recompute hash chains; name the first bad event")
     p.add_argument("--chain", action="append", default=None, help="only this chain (repeatable)")
     p.set_defaults(handler=_cmd_ledger_verify)
+    add_ledger_commands(ledger)
 
     evidence = sub.add_parser("evidence", help="evidence frames").add_subparsers(
         dest="evidence_command", required=True, metavar="ACTION"
     )
     p = evidence.add_parser("purge", help="delete frames past retention; keep their hashes")
     p.set_defaults(handler=_cmd_evidence_purge)
+    add_evidence_commands(evidence)
 
     p = sub.add_parser("settings", help="print the settings in force (secrets hidden)")
     p.add_argument("--markdown", action="store_true", help="defaults table for the README")

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from config import Settings
 from config.settings import DatabaseSettings, EvidenceSettings
 from storage import Storage, open_storage
 from storage.canonical import canonical_json
 from storage.migrate import upgrade
 from storage.types import DeliveryMode, NewEvent
 from supervisor.cli import main
+from supervisor.inspect import make_seal
 from tests.storage.helpers import TEMPLATE_KEY, id_number, tamper, vector
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -56,6 +58,8 @@ def _populate(store: Storage) -> None:
             ],
         )
     r.raise_flag("duplicate_identity", "same face", inst.id, 1, 2)
+    seal_key = Settings().security.seal_key.get_secret_value()
+    assert make_seal(store, seal_key, NOW) is not None
     # A frame past retention and purged: its row (and hash) must survive the trip.
     store.evidence.put(b"old frame", "image/jpeg", NOW - timedelta(days=1))
     store.evidence.purge_expired(NOW)
@@ -99,7 +103,8 @@ def test_backup_restores_into_a_fresh_database_and_every_chain_verifies(
     assert _cli(src_url, src_ev, "backup", "check", str(pack), monkeypatch=monkeypatch) == 0
 
     assert _cli(dst_url, dst_ev, "backup", "restore", str(pack), monkeypatch=monkeypatch) == 0
-    assert "OK: every chain verifies" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "seals: OK" in out and "OK: every chain verifies" in out
     with _open(dst_url, dst_ev) as dst:
         assert sorted((h.chain_id, h.seq, h.hash) for h in dst.ledger.heads()) == heads
         assert dst.ledger.verify().ok
@@ -112,6 +117,8 @@ def test_backup_restores_into_a_fresh_database_and_every_chain_verifies(
             if record.purged_at is None:
                 assert dst.evidence.get(sha)  # the file came along and matches its hash
         assert [f.kind for f in dst.registry.list_flags()] == ["duplicate_identity"]
+        seal = dst.seals.latest()
+        assert seal is not None and seal.chains == len(heads)
         # Ids continue after the restored ones (sequences moved on PostgreSQL).
         extra = dst.registry.create_learner(1, "Learner 3", id_number(3))
         assert extra.id == 3
