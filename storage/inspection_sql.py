@@ -12,7 +12,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, Final
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, delete, insert, select
 
 from storage.engine import Database
 from storage.exceptions import InvalidInput, NotFound
@@ -155,6 +155,12 @@ class SqlAccessLog:
                     detail=detail[:500],
                 )
             )
+
+    def purge_before(self, cutoff: datetime) -> int:
+        """Delete entries older than `cutoff` (retention); returns how many."""
+        with self._db.write() as conn:
+            result = conn.execute(delete(A).where(A.c.at < aware(cutoff, "cutoff")))
+            return int(result.rowcount or 0)
 
     def entries(
         self,

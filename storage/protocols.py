@@ -294,6 +294,10 @@ class AccessLogStore(Protocol):
         class_id: int | None = None,
         detail: str = "",
     ) -> None: ...
+    def purge_before(self, cutoff: datetime) -> int:
+        """Delete entries older than `cutoff` (retention); returns how many."""
+        ...
+
     def entries(
         self,
         *,

@@ -48,5 +48,17 @@ class DataExported(ev.Event):
     at: datetime
 
 
-for _cls in (AlternativeRequested, AlternativeDecided, DataExported):
+@dataclass(frozen=True, slots=True)
+class TemplatesPurged(ev.Event):
+    """Face templates deleted by retention (`supervisor purge`), not by the learner."""
+
+    KIND: ClassVar[str] = "templates_purged"
+    learner_id: int
+    templates_deleted: int
+    reason: str
+    last_course_end: datetime
+    at: datetime
+
+
+for _cls in (AlternativeRequested, AlternativeDecided, DataExported, TemplatesPurged):
     ev.register(_cls)
