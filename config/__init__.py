@@ -19,6 +19,7 @@ from config.settings import (
     load_settings,
     settings_table,
 )
+from config.web import WebSettings
 
 __all__ = [
     "ClassroomSettings",
@@ -35,6 +36,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "WebRTCSettings",
+    "WebSettings",
     "WorkerSettings",
     "load_settings",
     "settings_table",

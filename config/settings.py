@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from config.exceptions import SettingsError
+from config.web import WebSettings
 
 # Development-only secrets. They let `make run` work on a fresh machine; any
 # environment other than development refuses to start with them.
@@ -636,6 +637,9 @@ class Settings(BaseSettings):
     liveness: LivenessSettings = Field(default_factory=LivenessSettings, description="Liveness.")
     classroom: ClassroomSettings = Field(
         default_factory=ClassroomSettings, description="Classroom supervision."
+    )
+    web: WebSettings = Field(
+        default_factory=WebSettings, description="Web protections and rate limits."
     )
 
     @model_validator(mode="after")

@@ -15,8 +15,17 @@ from redis.exceptions import RedisError
 from config import Settings
 from storage import open_storage
 from storage.migrate import upgrade
-from supervisor.api import errors, routes_classes, routes_live, routes_registry, routes_sessions
+from supervisor.api import (
+    errors,
+    routes_classes,
+    routes_live,
+    routes_registry,
+    routes_sessions,
+    security,
+)
 from supervisor.api.middleware import BodyLimitMiddleware
+from supervisor.api.ratelimit import RateLimiter
+from supervisor.api.security import CSRFMiddleware, SecurityHeadersMiddleware
 from supervisor.context import Context
 from supervisor.live import LiveManager
 from supervisor.pool import VerificationPool
@@ -74,6 +83,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             live = LiveManager(ctx, sessions, redis.client)
             await live.start()
             app.state.ctx = ctx
+            app.state.ratelimit = RateLimiter(redis.client, settings.web)
             app.state.registry = RegistryService(ctx)
             app.state.sessions = sessions
             app.state.live = live
@@ -105,12 +115,16 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             "`reason`."
         ),
         lifespan=lifespan,
+        responses=security.COMMON_RESPONSES,
     )
     errors.install(app)
+    app.add_middleware(CSRFMiddleware, settings=settings.web)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.images.max_upload_bytes * 4 + MULTIPART_OVERHEAD,
     )
+    # Added last, so outermost: every response, refusals from the middlewares included.
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings.web)
     app.include_router(routes_registry.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_live.router)

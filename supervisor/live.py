@@ -803,8 +803,9 @@ class LiveManager:
                 session_id=await self.locks.holder(session.learner_id),
             )
 
-    async def _before_start(self, learner_id: int, open_session_id: str) -> None:
-        """A new session may start only if the open one is no longer live (lock expired)."""
+    async def _before_start(self, learner_id: int, open_session_id: str, commit: bool) -> None:
+        """A new session may start only if the open one is no longer live (lock expired);
+        with `commit` the open one is then ended as abandoned."""
         holder = await self.locks.holder(learner_id)
         if holder == open_session_id:
             raise Conflict(
@@ -812,6 +813,8 @@ class LiveManager:
                 reason="session_already_open",
                 session_id=open_session_id,
             )
+        if not commit:
+            return
         session = await self.ctx.db(self.ctx.storage.registry.get_session, open_session_id)
         with contextlib.suppress(Conflict):
             await self.sessions.end_session(session, "abandoned")
