@@ -39,7 +39,7 @@ from storage.canonical import canonical_json
 from storage.types import StudySession
 from supervisor import events as ev
 from supervisor.context import Context
-from supervisor.errors import Conflict
+from supervisor.errors import Conflict, InvalidInput
 from supervisor.liveness_glue import suspicion_from_signals
 from supervisor.sessions import ACTIVE, ENDED, PAUSED, SessionService, SessionState
 from verification.types import ChallengeKind, CheckKind, QualityIssue
@@ -241,6 +241,10 @@ class UploadLink:
         # The page takes them `spacing` seconds apart from the moment it is asked.
         return Captured(list(posted), [i * spacing for i in range(len(posted))])
 
+    def waiting_for(self, check_id: str) -> bool:
+        request = self.pending
+        return request is not None and request.check_id == check_id and not request.future.done()
+
     def deliver(self, check_id: str, frames: list[bytes]) -> bool:
         """Frames posted by the page for a pending request; False if none matches."""
         request = self.pending
@@ -425,18 +429,36 @@ class LiveSession:
                  "passed": False, "advice": ["Keep this page open with the camera on."]}
             )  # fmt: skip
             return False
-        state, recorded = await self.sessions.record_check(
-            self.session,
-            kind,
-            captured.frames,
-            "challenge" if challenge is not None else purpose,
-            pause_on_failure=False,
-            scheduled_at=scheduled_at,
-            check_id=check_id,
-            frame_times=captured.times,
-            challenge=challenge.value if challenge is not None else None,
-            suspicion=suspicion,
-        )
+        try:
+            state, recorded = await self.sessions.record_check(
+                self.session,
+                kind,
+                captured.frames,
+                "challenge" if challenge is not None else purpose,
+                pause_on_failure=False,
+                scheduled_at=scheduled_at,
+                check_id=check_id,
+                frame_times=captured.times,
+                challenge=challenge.value if challenge is not None else None,
+                suspicion=suspicion,
+            )
+        except InvalidInput as exc:
+            # Frames that passed the upload's own validation but not the decoder (a
+            # different Pillow build, a worker with other limits): the page sent nothing
+            # usable, which is a missed check, and supervision goes on.
+            log.info("session %s: unusable frames for check %s: %s", self.session.id,
+                     check_id, exc.message)  # fmt: skip
+            missed = ev.CheckMissed(
+                check_id, kind.value, scheduled_at or self.clock(), self.clock(),
+                "unusable_frames",
+            )  # fmt: skip
+            await self.sessions.record(self.session, [missed])
+            self.last_verdict = "missed"
+            self.send(
+                {"type": "result", "check_id": check_id, "kind": kind.value, "verdict": "missed",
+                 "passed": False, "advice": ["The camera's pictures could not be read."]}
+            )  # fmt: skip
+            return False
         if isinstance(recorded, ev.CheckDeferred):
             # The service's own overload or fault: never counted against the learner.
             self.send(

@@ -26,9 +26,12 @@ from supervisor.errors import (
     OtherInstitution,
     ServiceError,
     Unavailable,
+    image_refusal,
 )
 from supervisor.events import iso
 from supervisor.live import LiveManager
+from supervisor.pool import Overloaded
+from verification.exceptions import ImageError
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["live"])
 
@@ -131,6 +134,7 @@ async def post_frames(
     session_id: uuid.UUID,
     p: PrincipalDep,
     sessions: SessionsDep,
+    ctx: CtxDep,
     request: Request,
     check_id: Annotated[str, Form(min_length=1, max_length=64)],
     frames: Annotated[list[UploadFile], File(description="The frames the server asked for.")],
@@ -146,6 +150,16 @@ async def post_frames(
     if link is None:
         raise Conflict("the session is not supervised over the fallback", reason="not_live")
     data = [await read_upload(request, f) for f in frames]
+    if not link.waiting_for(check_id):
+        raise Conflict("no check is waiting for these frames", reason="no_pending_check")
+    try:
+        await ctx.pool.validate(data)  # a refused frame leaves the check waiting
+    except ImageError as exc:
+        raise image_refusal(exc.reason, exc.message) from None
+    except Overloaded:
+        raise Unavailable(
+            "verification is overloaded; retry shortly", reason="overloaded"
+        ) from None
     if not link.deliver(check_id, data):
         raise Conflict("no check is waiting for these frames", reason="no_pending_check")
     live.heartbeat(session.id)
