@@ -786,6 +786,10 @@ class LiveBoard:
         return out
 
 
+# What a learner's page may say on the data channel; anything else is ignored.
+PAGE_MESSAGES = frozenset({"heartbeat", "hello", "signals"})
+
+
 class LiveManager:
     """Live sessions of one process; `start()`/`stop()` from the app lifespan."""
 
@@ -805,6 +809,7 @@ class LiveManager:
         self.board = LiveBoard(redis_client)
         self.live: dict[str, LiveSession] = {}
         self.identity_due: dict[str, datetime] = {}
+        self.messages_ignored = 0  # data-channel messages malformed or of no known type
         self.hub = PeerHub(self.settings.webrtc, ctx.clock, self._on_message, self._on_peer_state)
         sessions.on_activity = self.keep_lock
         sessions.on_end = self._ended
@@ -913,12 +918,18 @@ class LiveManager:
     def _on_message(self, session_id: str, text: str) -> None:
         live = self.live.get(session_id)
         if live is None:
+            self.messages_ignored += 1
             return
         try:
             message = json.loads(text)
-        except ValueError:
-            return  # a malformed message is ignored, never fatal
-        if not isinstance(message, dict):
+        except (ValueError, RecursionError):  # "[[[[..." nests past the parser's stack
+            self.messages_ignored += 1
+            return  # a malformed message is ignored (counted), never fatal
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            self.messages_ignored += 1
+            return
+        if message["type"] not in PAGE_MESSAGES:
+            self.messages_ignored += 1
             return
         kind = message.get("type")
         if kind == "heartbeat":

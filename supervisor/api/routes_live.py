@@ -220,6 +220,12 @@ class LiveStatsOut(BaseModel):
     frames_dropped: int
     frames_sampled: int
     offers_refused: int
+    messages_dropped: int = Field(
+        0, description="Data-channel messages dropped unread (binary, oversized)."
+    )
+    messages_ignored: int = Field(
+        0, description="Data-channel messages ignored: malformed JSON or an unknown type."
+    )
     verification_in_flight: int
     verification_shed: int
     redis_url: str = Field(description="Where the check queue lives (for `supervisor worker`).")
@@ -239,6 +245,8 @@ async def live_stats(p: PrincipalDep, ctx: CtxDep, request: Request) -> LiveStat
         frames_dropped=hub.frames_dropped,
         frames_sampled=hub.frames_sampled,
         offers_refused=hub.offers_refused,
+        messages_dropped=hub.messages_dropped,
+        messages_ignored=live.messages_ignored,
         verification_in_flight=ctx.pool.in_flight,
         verification_shed=ctx.pool.shed,
         redis_url=_without_password(request.app.state.redis_url),
