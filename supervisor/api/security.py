@@ -53,9 +53,32 @@ def content_security_policy(extra_connect: str = "") -> str:
     )
 
 
-def security_headers(settings: WebSettings, *, https: bool) -> list[tuple[bytes, bytes]]:
+# FastAPI's interactive API docs (Swagger UI, ReDoc) are pages FastAPI generates
+# with an inline bootstrap script and assets from a CDN. They are the one place
+# the policy is loosened; they carry no token or cookie of their own.
+DOCS_PATHS = ("/docs", "/redoc")
+DOCS_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
+        "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
+        "font-src 'self' https://fonts.gstatic.com",
+        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+
+
+def security_headers(
+    settings: WebSettings, *, https: bool, path: str = "/"
+) -> list[tuple[bytes, bytes]]:
+    docs = path == DOCS_PATHS[0] or path.startswith(DOCS_PATHS[0] + "/") or path == DOCS_PATHS[1]
+    policy = DOCS_POLICY if docs else content_security_policy()
     headers = [
-        (b"content-security-policy", content_security_policy().encode()),
+        (b"content-security-policy", policy.encode()),
         (b"x-content-type-options", b"nosniff"),
         (b"x-frame-options", b"DENY"),
         (b"referrer-policy", b"no-referrer"),
@@ -90,7 +113,9 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = security_headers(self.settings, https=_is_https(scope, self.settings))
+        extra = security_headers(
+            self.settings, https=_is_https(scope, self.settings), path=scope.get("path", "/")
+        )
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
