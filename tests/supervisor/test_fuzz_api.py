@@ -22,6 +22,7 @@ cases reach past "unknown id" into the services.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,7 @@ class Tally:
     heads: list[Any]
     failures: list[str] = field(default_factory=list)
     requests: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
 
 
 def _fuzz(svc: Service, op: Any, families: list[Any], role: str, token: str, t: Tally) -> None:
@@ -153,6 +155,7 @@ def _fuzz(svc: Service, op: Any, families: list[Any], role: str, token: str, t: 
         except (httpx.HTTPError, OSError) as exc:  # a dropped connection is a crash
             t.failures.append(f"{op.label} as {role}: no response ({exc!r})")
             return
+        t.statuses[response.status_code] += 1
         after = list(svc.storage.ledger.heads())
         if response.status_code >= 400 and after != t.heads:
             t.failures.append(
@@ -192,6 +195,10 @@ def test_the_api_survives_property_based_fuzzing(fuzz_service: Service) -> None:
         for role, token in real["tokens"].items():
             _fuzz(svc, op, families, role, token, tally)
 
+    print(  # the figures BENCHMARKS.md quotes (pytest -s)
+        f"fuzzed {len(operations) - len(SKIPPED)} operations on {svc.backend}: "
+        f"{tally.requests} requests, statuses {sorted(tally.statuses.items())}"
+    )
     assert tally.requests > 1000, f"the budget was not spent: only {tally.requests} requests"
     report = svc.storage.ledger.verify(None)
     assert report.ok, report
