@@ -12,8 +12,8 @@ the verification pool) and must satisfy:
 
 Budget: `EXAMPLES` cases per operation and strategy family, for each of two
 callers (an admin token and a learner token), with a fixed seed
-(`derandomize=True`), so a CI run replays the same cases. About 3,000 requests
-per backend; about 40 s on SQLite and 60 s on PostgreSQL on two cores.
+(`derandomize=True`), so a CI run replays the same cases. About 2,500 requests
+per backend; about 40 s of fuzzing per backend on two cores.
 Three strategy families per operation: positive, negative, and positive with the
 path parameters pinned to real ids (a learner, a course, a live session) so the
 cases reach past "unknown id" into the services.
