@@ -10,7 +10,7 @@ the verification pool) and must satisfy:
 - a refused request (4xx) leaves every ledger chain exactly as it was (the
   chain heads before and after are equal).
 
-Budget: `EXAMPLES` cases per operation and strategy family, for each of two
+Budget: `EXAMPLES` cases per operation (drawn from three strategy families), for each of two
 callers (an admin token and a learner token), with a fixed seed
 (`derandomize=True`), so a CI run replays the same cases. About 2,500 requests
 per backend; about 40 s of fuzzing per backend on two cores.
