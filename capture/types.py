@@ -57,6 +57,8 @@ class HubStats:
     frames_dropped: int
     frames_sampled: int
     offers_refused: int
+    # Data-channel messages dropped unread (binary, oversized) or whose handler failed.
+    messages_dropped: int = 0
 
 
 # -- camera sources by URL (capture/stream.py) ---------------------------------

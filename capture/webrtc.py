@@ -187,6 +187,7 @@ class PeerHub:
         self._peers: dict[str, _Peer] = {}
         self._closed_stats = ReaderStats(0, 0, 0)
         self.offers_refused = 0
+        self.messages_dropped = 0
         self._stopping = False
 
     # -- offers ------------------------------------------------------------
@@ -270,8 +271,16 @@ class PeerHub:
 
             @channel.on("message")
             def _on_message(message: object) -> None:
-                if isinstance(message, str) and len(message) <= MAX_MESSAGE_BYTES:
+                if not isinstance(message, str) or len(message) > MAX_MESSAGE_BYTES:
+                    self.messages_dropped += 1
+                    return
+                try:
                     self._on_message(peer.session_id, message)
+                except Exception:
+                    # An exception here would unwind into aiortc's SCTP receive loop
+                    # and break the learner's connection: count it, log it, go on.
+                    self.messages_dropped += 1
+                    log.exception("data-channel message of session %s", peer.session_id)
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -366,5 +375,11 @@ class PeerHub:
                 dropped += s.dropped
                 sampled += s.sampled
         return HubStats(
-            len(self._peers), connected, received, dropped, sampled, self.offers_refused
+            len(self._peers),
+            connected,
+            received,
+            dropped,
+            sampled,
+            self.offers_refused,
+            self.messages_dropped,
         )

@@ -20,6 +20,7 @@ from config.settings import (
     load_settings,
     settings_table,
 )
+from config.web import WebSettings
 
 __all__ = [
     "ClassroomSettings",
@@ -37,6 +38,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "WebRTCSettings",
+    "WebSettings",
     "WorkerSettings",
     "load_settings",
     "settings_table",

@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from config.exceptions import SettingsError
+from config.web import WebSettings
 
 # Development-only secrets. They let `make run` work on a fresh machine; any
 # environment other than development refuses to start with them.
@@ -693,6 +694,9 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings, description="Personal data.")
     inspection: InspectionSettings = Field(
         default_factory=InspectionSettings, description="Inspector's workspace and seals."
+    )
+    web: WebSettings = Field(
+        default_factory=WebSettings, description="Web protections and rate limits."
     )
 
     @model_validator(mode="after")

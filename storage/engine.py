@@ -183,6 +183,10 @@ def translate_errors() -> Iterator[None]:
         raise
     except (sa_exc.SQLAlchemyError, sqlite3.Error, psycopg.Error) as exc:
         raise translate(exc) from exc
+    except OverflowError:
+        # sqlite3 binds Python ints to 64-bit INTEGER and raises this, unwrapped, for
+        # a larger one (an id in a URL, say); PostgreSQL reports a DataError instead.
+        raise InvalidInput("a number is outside the range the database stores") from None
 
 
 def translate(exc: BaseException) -> StorageError:

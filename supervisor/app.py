@@ -25,9 +25,12 @@ from supervisor.api import (
     routes_privacy,
     routes_registry,
     routes_sessions,
+    security,
 )
 from supervisor.api.access_middleware import AccessLogMiddleware
 from supervisor.api.middleware import BodyLimitMiddleware
+from supervisor.api.ratelimit import RateLimiter
+from supervisor.api.security import CSRFMiddleware, SecurityHeadersMiddleware
 from supervisor.context import Context
 from supervisor.inspect import InspectionService, PeriodicSealer
 from supervisor.live import LiveManager
@@ -90,6 +93,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             live = LiveManager(ctx, sessions, redis.client)
             await live.start()
             app.state.ctx = ctx
+            app.state.ratelimit = RateLimiter(redis.client, settings.web)
             app.state.registry = RegistryService(ctx)
             app.state.sessions = sessions
             app.state.privacy = PrivacyService(ctx, sessions)
@@ -127,13 +131,17 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             "`reason`."
         ),
         lifespan=lifespan,
+        responses=security.COMMON_RESPONSES,
     )
     errors.install(app)
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(CSRFMiddleware, settings=settings.web)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.images.max_upload_bytes * 4 + MULTIPART_OVERHEAD,
     )
+    # Added last, so outermost: every response, refusals from the middlewares included.
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings.web)
     app.include_router(routes_registry.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_live.router)

@@ -77,3 +77,10 @@ class PayloadTooLarge(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     reason = "unavailable"
+
+
+def image_refusal(reason: str, message: str) -> InvalidInput:
+    """An upload that is not a usable image: 413 when too large, else 415."""
+    err = InvalidInput(message, reason=reason)
+    err.status = 413 if reason == "image_too_large" else 415
+    return err

@@ -39,7 +39,7 @@ from storage.canonical import canonical_json
 from storage.types import StudySession
 from supervisor import events as ev
 from supervisor.context import Context
-from supervisor.errors import Conflict
+from supervisor.errors import Conflict, InvalidInput
 from supervisor.liveness_glue import suspicion_from_signals
 from supervisor.sessions import ACTIVE, ENDED, PAUSED, SessionService, SessionState
 from verification.types import ChallengeKind, CheckKind, QualityIssue
@@ -241,6 +241,10 @@ class UploadLink:
         # The page takes them `spacing` seconds apart from the moment it is asked.
         return Captured(list(posted), [i * spacing for i in range(len(posted))])
 
+    def waiting_for(self, check_id: str) -> bool:
+        request = self.pending
+        return request is not None and request.check_id == check_id and not request.future.done()
+
     def deliver(self, check_id: str, frames: list[bytes]) -> bool:
         """Frames posted by the page for a pending request; False if none matches."""
         request = self.pending
@@ -425,18 +429,36 @@ class LiveSession:
                  "passed": False, "advice": ["Keep this page open with the camera on."]}
             )  # fmt: skip
             return False
-        state, recorded = await self.sessions.record_check(
-            self.session,
-            kind,
-            captured.frames,
-            "challenge" if challenge is not None else purpose,
-            pause_on_failure=False,
-            scheduled_at=scheduled_at,
-            check_id=check_id,
-            frame_times=captured.times,
-            challenge=challenge.value if challenge is not None else None,
-            suspicion=suspicion,
-        )
+        try:
+            state, recorded = await self.sessions.record_check(
+                self.session,
+                kind,
+                captured.frames,
+                "challenge" if challenge is not None else purpose,
+                pause_on_failure=False,
+                scheduled_at=scheduled_at,
+                check_id=check_id,
+                frame_times=captured.times,
+                challenge=challenge.value if challenge is not None else None,
+                suspicion=suspicion,
+            )
+        except InvalidInput as exc:
+            # Frames that passed the upload's own validation but not the decoder (a
+            # different Pillow build, a worker with other limits): the page sent nothing
+            # usable, which is a missed check, and supervision goes on.
+            log.info("session %s: unusable frames for check %s: %s", self.session.id,
+                     check_id, exc.message)  # fmt: skip
+            missed = ev.CheckMissed(
+                check_id, kind.value, scheduled_at or self.clock(), self.clock(),
+                "unusable_frames",
+            )  # fmt: skip
+            await self.sessions.record(self.session, [missed])
+            self.last_verdict = "missed"
+            self.send(
+                {"type": "result", "check_id": check_id, "kind": kind.value, "verdict": "missed",
+                 "passed": False, "advice": ["The camera's pictures could not be read."]}
+            )  # fmt: skip
+            return False
         if isinstance(recorded, ev.CheckDeferred):
             # The service's own overload or fault: never counted against the learner.
             self.send(
@@ -773,6 +795,10 @@ class LiveBoard:
         return out
 
 
+# What a learner's page may say on the data channel; anything else is ignored.
+PAGE_MESSAGES = frozenset({"heartbeat", "hello", "signals"})
+
+
 class LiveManager:
     """Live sessions of one process; `start()`/`stop()` from the app lifespan."""
 
@@ -792,6 +818,7 @@ class LiveManager:
         self.board = LiveBoard(redis_client)
         self.live: dict[str, LiveSession] = {}
         self.identity_due: dict[str, datetime] = {}
+        self.messages_ignored = 0  # data-channel messages malformed or of no known type
         self.hub = PeerHub(self.settings.webrtc, ctx.clock, self._on_message, self._on_peer_state)
         sessions.on_activity = self.keep_lock
         sessions.on_end = self._ended
@@ -812,8 +839,9 @@ class LiveManager:
                 session_id=await self.locks.holder(session.learner_id),
             )
 
-    async def _before_start(self, learner_id: int, open_session_id: str) -> None:
-        """A new session may start only if the open one is no longer live (lock expired)."""
+    async def _before_start(self, learner_id: int, open_session_id: str, commit: bool) -> None:
+        """A new session may start only if the open one is no longer live (lock expired);
+        with `commit` the open one is then ended as abandoned."""
         holder = await self.locks.holder(learner_id)
         if holder == open_session_id:
             raise Conflict(
@@ -821,6 +849,8 @@ class LiveManager:
                 reason="session_already_open",
                 session_id=open_session_id,
             )
+        if not commit:
+            return
         session = await self.ctx.db(self.ctx.storage.registry.get_session, open_session_id)
         with contextlib.suppress(Conflict):
             await self.sessions.end_session(session, "abandoned")
@@ -899,12 +929,18 @@ class LiveManager:
     def _on_message(self, session_id: str, text: str) -> None:
         live = self.live.get(session_id)
         if live is None:
+            self.messages_ignored += 1
             return
         try:
             message = json.loads(text)
-        except ValueError:
-            return  # a malformed message is ignored, never fatal
-        if not isinstance(message, dict):
+        except (ValueError, RecursionError):  # "[[[[..." nests past the parser's stack
+            self.messages_ignored += 1
+            return  # a malformed message is ignored (counted), never fatal
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            self.messages_ignored += 1
+            return
+        if message["type"] not in PAGE_MESSAGES:
+            self.messages_ignored += 1
             return
         kind = message.get("type")
         if kind == "heartbeat":

@@ -116,6 +116,11 @@ def _job_enrol(data: bytes) -> EnrolOutcome:
     return EnrolOutcome(encoding, encode_jpeg(image, _jpeg_quality))
 
 
+def _job_validate(frames: Sequence[bytes]) -> int:
+    assert _images is not None
+    return len(decode_frames(_images, frames))
+
+
 def _job_ping() -> bool:
     return _engine is not None
 
@@ -188,6 +193,11 @@ class VerificationPool:
         matrix = as_matrix(templates) if templates is not None and len(templates) else None
         result: CheckOutcome = await self._run(_job_check, kind, list(frames), matrix)
         return result
+
+    async def validate(self, frames: Sequence[bytes]) -> None:
+        """Decode untrusted frames and discard them; raises `ImageError` for the first
+        unusable one (the fallback checks a page's frames before a check takes them)."""
+        await self._run(_job_validate, list(frames))
 
     async def enrol(self, data: bytes) -> EnrolOutcome:
         """A template from an enrolment photo; raises `EnrolmentRejected` or `ImageError`."""

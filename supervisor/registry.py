@@ -18,9 +18,9 @@ from supervisor.auth import (
     require_role,
 )
 from supervisor.context import Context
-from supervisor.errors import CheckRefused, Conflict, InvalidInput
+from supervisor.errors import CheckRefused, Conflict, InvalidInput, image_refusal
 from supervisor.identity import id_number_problem, normalise_id_number
-from verification.exceptions import EnrolmentRejected
+from verification.exceptions import EnrolmentRejected, ImageError
 from verification.matching import as_matrix, search
 
 DUPLICATE_FLAG = "duplicate_identity"
@@ -186,6 +186,8 @@ class RegistryService:
             outcome = await self.ctx.pool.enrol(photo)
         except EnrolmentRejected as exc:
             raise CheckRefused(str(exc), reason=exc.verdict, issues=list(exc.issues)) from None
+        except ImageError as exc:  # not an image, or too large: 415/413, nothing stored
+            raise image_refusal(exc.reason, exc.message) from None
         vector = outcome.encoding.vector
         others = [
             t

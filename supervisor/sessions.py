@@ -128,7 +128,9 @@ class SessionService:
         # new session may start (refuses when another is live, ends abandoned ones).
         self.on_activity: Callable[[StudySession], Awaitable[None]] | None = None
         self.on_end: Callable[[StudySession], Awaitable[None]] | None = None
-        self.before_start: Callable[[int, str], Awaitable[None]] | None = None
+        # (learner_id, open_session_id, commit): commit=False only refuses (a live open
+        # session); commit=True, once the new session's check passed, ends the old one.
+        self.before_start: Callable[[int, str, bool], Awaitable[None]] | None = None
 
     # -- reading -------------------------------------------------------------
 
@@ -217,7 +219,7 @@ class SessionService:
                         reason="session_already_open",
                         session_id=session.id,
                     )
-                await self.before_start(learner.id, session.id)
+                await self.before_start(learner.id, session.id, False)
             outcome = await self._verify(CheckKind.identity, frames, learner.id)
             if not outcome.result.passed:
                 frame = outcome.result.decisive
@@ -229,6 +231,11 @@ class SessionService:
                     issues=[i.value for i in frame.issues],
                     faces=frame.faces_found,
                 )
+            # Only now, with the new session's check passed, is the abandoned one ended:
+            # a refused start (bad image, failed check) must leave the ledger unchanged.
+            for session in open_now:
+                assert self.before_start is not None
+                await self.before_start(learner.id, session.id, True)
             now = self.ctx.clock()
             evidence_sha, evidence_error = await self.ctx.db(
                 keep_frame,

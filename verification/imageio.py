@@ -17,7 +17,9 @@ from PIL import ImageOps, UnidentifiedImageError
 from verification.exceptions import ImageTooLarge, NotAnImage
 from verification.types import Image
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP"})
+# MPO is how Pillow names a JPEG carrying a second picture (many phone cameras
+# write one); its first frame is the ordinary photo.
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP"})
 
 
 def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> Image:
@@ -31,6 +33,10 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> Image:
         raise NotAnImage("the upload is empty")
     try:
         with warnings.catch_warnings():
+            # Pillow warns about damage it skips (a bad EXIF tag, a malformed MPO index):
+            # the pixels that decode are what count, and a hostile upload must not be
+            # able to fill the log.
+            warnings.simplefilter("ignore", UserWarning)
             # Pillow's own bomb guard warns before it errors; both mean "too large".
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as im:
@@ -38,7 +44,7 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> Image:
                 if fmt not in ACCEPTED_FORMATS:
                     raise NotAnImage(
                         f"image format {fmt} is not accepted "
-                        f"(use {', '.join(sorted(ACCEPTED_FORMATS))})"
+                        f"(use {', '.join(sorted(ACCEPTED_FORMATS - {'MPO'}))})"
                     )
                 width, height = im.size
                 check_dimensions(width, height, max_pixels=max_pixels, max_side=max_side)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request, UploadFile
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from supervisor.api.ratelimit import RateLimiter
 from supervisor.auth import Principal
 from supervisor.context import Context
 from supervisor.errors import PayloadTooLarge, Unauthenticated
@@ -31,6 +32,11 @@ def get_sessions(request: Request) -> SessionService:
     return service
 
 
+def get_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.ratelimit
+    return limiter
+
+
 async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -38,8 +44,12 @@ async def get_principal(
     if credentials is None or not credentials.credentials:
         raise Unauthenticated("a bearer token is required")
     ctx = get_ctx(request)
+    limiter = get_limiter(request)
+    client = request.client.host if request.client else "unknown"
+    await limiter.check_auth_allowed(client)
     token = await ctx.db(ctx.storage.registry.resolve_token, credentials.credentials)
     if token is None:
+        await limiter.auth_failed(client)
         raise Unauthenticated("the token is unknown or revoked")
     principal = Principal.from_token(token)
     request.state.principal = principal
@@ -54,6 +64,10 @@ SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 
 async def read_upload(request: Request, upload: UploadFile) -> bytes:
     """The bytes of one uploaded image, refused past `images.max_upload_bytes`."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is not None and not getattr(request.state, "upload_counted", False):
+        request.state.upload_counted = True  # one request of several frames counts once
+        await get_limiter(request).upload(principal.token_id)
     limit = get_ctx(request).settings.images.max_upload_bytes
     data = await upload.read(limit + 1)
     if len(data) > limit:

@@ -52,7 +52,10 @@ def error_response(status: int, reason: str, message: str, /, **details: Any) ->
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc.status, exc.reason, exc.message, **exc.details)
+        response = error_response(exc.status, exc.reason, exc.message, **exc.details)
+        if "retry_after_s" in exc.details:  # 429 and friends: when to try again
+            response.headers["Retry-After"] = str(exc.details["retry_after_s"])
+        return response
 
     @app.exception_handler(se.StorageError)
     async def _storage(_: Request, exc: se.StorageError) -> JSONResponse:

@@ -26,9 +26,12 @@ from supervisor.errors import (
     OtherInstitution,
     ServiceError,
     Unavailable,
+    image_refusal,
 )
 from supervisor.events import iso
 from supervisor.live import LiveManager
+from supervisor.pool import Overloaded
+from verification.exceptions import ImageError
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["live"])
 
@@ -131,6 +134,7 @@ async def post_frames(
     session_id: uuid.UUID,
     p: PrincipalDep,
     sessions: SessionsDep,
+    ctx: CtxDep,
     request: Request,
     check_id: Annotated[str, Form(min_length=1, max_length=64)],
     frames: Annotated[list[UploadFile], File(description="The frames the server asked for.")],
@@ -146,6 +150,16 @@ async def post_frames(
     if link is None:
         raise Conflict("the session is not supervised over the fallback", reason="not_live")
     data = [await read_upload(request, f) for f in frames]
+    if not link.waiting_for(check_id):
+        raise Conflict("no check is waiting for these frames", reason="no_pending_check")
+    try:
+        await ctx.pool.validate(data)  # a refused frame leaves the check waiting
+    except ImageError as exc:
+        raise image_refusal(exc.reason, exc.message) from None
+    except Overloaded:
+        raise Unavailable(
+            "verification is overloaded; retry shortly", reason="overloaded"
+        ) from None
     if not link.deliver(check_id, data):
         raise Conflict("no check is waiting for these frames", reason="no_pending_check")
     live.heartbeat(session.id)
@@ -206,6 +220,12 @@ class LiveStatsOut(BaseModel):
     frames_dropped: int
     frames_sampled: int
     offers_refused: int
+    messages_dropped: int = Field(
+        0, description="Data-channel messages dropped unread (binary, oversized)."
+    )
+    messages_ignored: int = Field(
+        0, description="Data-channel messages ignored: malformed JSON or an unknown type."
+    )
     verification_in_flight: int
     verification_shed: int
     redis_url: str = Field(description="Where the check queue lives (for `supervisor worker`).")
@@ -225,6 +245,8 @@ async def live_stats(p: PrincipalDep, ctx: CtxDep, request: Request) -> LiveStat
         frames_dropped=hub.frames_dropped,
         frames_sampled=hub.frames_sampled,
         offers_refused=hub.offers_refused,
+        messages_dropped=hub.messages_dropped,
+        messages_ignored=live.messages_ignored,
         verification_in_flight=ctx.pool.in_flight,
         verification_shed=ctx.pool.shed,
         redis_url=_without_password(request.app.state.redis_url),
