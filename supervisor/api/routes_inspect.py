@@ -13,7 +13,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from storage.types import Role
 from supervisor import seals as sl
 from supervisor.api.deps import CtxDep, PrincipalDep
+from supervisor.api.errors import ErrorBody
 from supervisor.api.routes_registry import ERRORS
+from supervisor.api.schemas import checked_time
 from supervisor.api.schemas_inspect import (
     AccessEntryOut,
     DrawIn,
@@ -32,7 +34,11 @@ from supervisor.errors import InvalidInput, UnknownId
 from supervisor.inspect import InspectionService, SearchQuery, make_seal, verify_chain_against_seal
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["inspection"])
-public = APIRouter(prefix="/api/v1", tags=["seals"])
+public = APIRouter(
+    prefix="/api/v1",
+    tags=["seals"],
+    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
 
 SHA256_PATH = re.compile(r"[0-9a-f]{64}")
 SINGULAR = {"sessions": "session", "classes": "class"}
@@ -77,9 +83,10 @@ async def search(
 ) -> list[SearchRowOut]:
     """Sessions and classes by learner (name or masked ID), institution, course, date
     range (start time, `date_to` exclusive), outcome (end reason or `open`) and flag."""
-    for d in (date_from, date_to):
-        if d is not None and d.tzinfo is None:
-            raise InvalidInput("dates need a time zone", reason="naive_datetime")
+    if date_from is not None:
+        date_from = checked_time(date_from, "date_from")
+    if date_to is not None:
+        date_to = checked_time(date_to, "date_to")
     q = SearchQuery(learner, institution_id, course_id, date_from, date_to, outcome, flagged, kind)
     return [SearchRowOut.of(r) for r in await svc.search(p, q)]
 
@@ -153,12 +160,9 @@ async def frames_check(
 async def draw(body: DrawIn, p: PrincipalDep, svc: InspectDep) -> DrawOut:
     """Draw a sample of the institution's sessions started in the period, from `seed`
     (a random one when omitted); the draw, with its seed, becomes a ledger event."""
-    for at in (body.period_start, body.period_end):
-        if at.tzinfo is None:
-            raise InvalidInput("dates need a time zone", reason="naive_datetime")
-    drawn = await svc.draw(
-        p, body.institution_id, body.period_start, body.period_end, body.size, body.seed
-    )
+    start = checked_time(body.period_start, "period_start")
+    end = checked_time(body.period_end, "period_end")
+    drawn = await svc.draw(p, body.institution_id, start, end, body.size, body.seed)
     return DrawOut.of(drawn)
 
 

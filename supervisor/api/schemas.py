@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +21,7 @@ from storage.types import (
     VerifyReport,
 )
 from supervisor.crediting import Credit
+from supervisor.errors import InvalidInput
 from supervisor.events import CheckRecorded
 from supervisor.identity import mask_id_number
 from supervisor.sessions import SessionState
@@ -328,3 +329,17 @@ class CreditOut(BaseModel):
                 IntervalOut(start=i.start, end=i.end, seconds=i.seconds) for i in c.intervals
             ],
         )
+
+
+def checked_time(at: datetime, name: str) -> datetime:
+    """`at` in UTC, or a 422 naming `name`: a time zone is required, and times must
+    lie between 1970 and 2200 (outside that range UTC conversion can overflow)."""
+    if at.tzinfo is None:
+        raise InvalidInput(f"{name} needs a time zone", reason="naive_datetime")
+    try:
+        utc = at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidInput(f"{name} is out of range", reason="time_out_of_range") from None
+    if not 1970 <= utc.year <= 2200:
+        raise InvalidInput(f"{name} is out of range (1970-2200)", reason="time_out_of_range")
+    return utc
