@@ -15,12 +15,14 @@ from storage.exceptions import StorageConfigError
 from storage.ledger_sql import SqlLedgerStore
 from storage.migrate import check_schema
 from storage.registry_sql import SqlRegistryStore
+from storage.subsidy_sql import SqlSubsidyStore
 from storage.templates_sql import KEY_BYTES, SqlTemplateStore
 
 
 class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.evidence`,
-    `.classroom`.
+    `.classroom`,
+    `.subsidy`.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
     writer thread and closes the database connections. Usable as a context manager.
@@ -40,6 +42,7 @@ class Storage:
         self.templates = templates
         self.evidence = evidence
         self.classroom = SqlClassroomStore(db)
+        self.subsidy = SqlSubsidyStore(db)
         self._closed = False
 
     def close(self) -> None:
