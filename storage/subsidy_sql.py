@@ -182,7 +182,9 @@ class SqlSubsidyStore:
                 raise InvalidState(f"the rules of course {course_id} are {current.status}")
             else:
                 conn.execute(
-                    update(course_rules).where(course_rules.c.course_id == course_id).values(**values)
+                    update(course_rules)
+                    .where(course_rules.c.course_id == course_id)
+                    .values(**values)
                 )
             return _rules(_one_rules(conn, course_id))
 
@@ -438,7 +440,7 @@ def _one_rules(conn: Any, course_id: int) -> Row[Any]:
     row = conn.execute(select(course_rules).where(course_rules.c.course_id == course_id)).first()
     if row is None:
         raise NotFound(f"course {course_id} has no catalogue rules")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def _rules(r: Row[Any]) -> CourseRules:

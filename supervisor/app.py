@@ -15,7 +15,14 @@ from redis.exceptions import RedisError
 from config import Settings
 from storage import open_storage
 from storage.migrate import upgrade
-from supervisor.api import errors, routes_classes, routes_live, routes_registry, routes_sessions
+from supervisor.api import (
+    errors,
+    routes_classes,
+    routes_live,
+    routes_registry,
+    routes_sessions,
+    routes_subsidy,
+)
 from supervisor.api.middleware import BodyLimitMiddleware
 from supervisor.context import Context
 from supervisor.live import LiveManager
@@ -24,6 +31,7 @@ from supervisor.queue import CheckQueue
 from supervisor.redis_conn import open_redis
 from supervisor.registry import RegistryService
 from supervisor.sessions import SessionService
+from supervisor.subsidy import SubsidyService
 from supervisor.web import STATIC_DIR
 from supervisor.worker import EmbeddedWorkers
 
@@ -76,6 +84,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.ctx = ctx
             app.state.registry = RegistryService(ctx)
             app.state.sessions = sessions
+            app.state.subsidy = SubsidyService(ctx)
             app.state.live = live
             log.info(
                 "service started: database %s, redis %s",
@@ -115,6 +124,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_sessions.router)
     app.include_router(routes_live.router)
     app.include_router(routes_classes.router)
+    app.include_router(routes_subsidy.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/health", tags=["health"])

@@ -19,6 +19,7 @@ from supervisor.auth import (
 )
 from supervisor.context import Context
 from supervisor.errors import CheckRefused, Conflict, InvalidInput
+from supervisor.flags import record_raised
 from supervisor.identity import id_number_problem, normalise_id_number
 from verification.exceptions import EnrolmentRejected
 from verification.matching import as_matrix, search
@@ -222,6 +223,7 @@ class RegistryService:
                     learner.id,
                     other.learner_id,
                 )
+                await self.ctx.db(record_raised, self.ctx.storage, flag, self.ctx.clock())
                 raise Conflict(
                     "this face is already enrolled under another identity; an operator "
                     "has been alerted",

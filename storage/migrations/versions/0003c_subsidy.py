@@ -93,9 +93,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("course_id", "learner_id", name=op.f("pk_course_enrolments")),
     )
-    op.create_index(
-        op.f("ix_course_enrolments_learner_id"), "course_enrolments", ["learner_id"]
-    )
+    op.create_index(op.f("ix_course_enrolments_learner_id"), "course_enrolments", ["learner_id"])
     op.create_table(
         "assessment_results",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -115,12 +113,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assessment_results")),
     )
-    op.create_index(
-        op.f("ix_assessment_results_course_id"), "assessment_results", ["course_id"]
-    )
-    op.create_index(
-        op.f("ix_assessment_results_learner_id"), "assessment_results", ["learner_id"]
-    )
+    op.create_index(op.f("ix_assessment_results_course_id"), "assessment_results", ["course_id"])
+    op.create_index(op.f("ix_assessment_results_learner_id"), "assessment_results", ["learner_id"])
     op.create_table(
         "flag_decisions",
         sa.Column("id", sa.Integer(), nullable=False),
