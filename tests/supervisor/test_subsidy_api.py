@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from storage.types import Role
 from supervisor.credit_code import check_character
+from tests import imagegen
 from tests.supervisor.conftest import (
     ASTRONAUT_FRAME,
     HOPPER_FRAME,
@@ -450,3 +451,86 @@ def test_institution_status_stops_training_and_expulsion_is_public(service: Serv
     assert service.call("POST", url, service.admin, json=body).status_code == 200
     chain = service.storage.ledger.read_chain(f"institution:{w.institution_id}")
     assert [e.kind for e in chain] == ["institution_status_changed"] * 3
+
+
+ASTRONAUT_PHOTO = imagegen.jpeg_bytes(imagegen.astronaut())
+
+
+def test_a_check_frame_of_another_learner_raises_check_impostor(service: Service) -> None:
+    w = service.world()
+    r = service.call(
+        "POST",
+        "/api/v1/learners",
+        w.operator,
+        json={
+            "institution_id": w.institution_id,
+            "full_name": "Eileen Collins",
+            "id_number": new_id_number(),
+        },
+    )
+    other = r.json()["id"]
+    token = service.call("POST", f"/api/v1/learners/{other}/tokens", w.operator).json()["secret"]
+    version = service.settings.security.consent_text_version
+    service.call("POST", f"/api/v1/learners/{other}/consent", token, json={"text_version": version})
+    r = service.call(
+        "POST",
+        f"/api/v1/learners/{other}/templates",
+        token,
+        files={"photo": ("me.jpg", ASTRONAUT_PHOTO, "image/jpeg")},
+    )
+    assert r.status_code == 201, r.text
+    course = _course(service, w)
+    mine = {"kind": "check_impostor", "learner_id": w.learner_id}
+    r = service.call(
+        "POST",
+        "/api/v1/sessions",
+        w.learner,
+        data={"course_id": str(course)},
+        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
+    )
+    sid = r.json()["session"]["session_id"]
+    # The learner's own face: nothing is raised.
+    r = service.call(
+        "POST",
+        f"/api/v1/sessions/{sid}/checks",
+        w.learner,
+        data={"kind": "identity"},
+        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
+    )
+    assert r.status_code == 201 and r.json()["check"]["passed"]
+    flags = service.call(
+        "GET",
+        "/api/v1/flags",
+        w.operator,
+        params={"kind": "check_impostor", "learner_id": w.learner_id},
+    ).json()
+    assert flags == []
+    # Another learner of the institution sits in front of the camera.
+    r = service.call(
+        "POST",
+        f"/api/v1/sessions/{sid}/checks",
+        w.learner,
+        data={"kind": "identity"},
+        files={"frame": ("f.jpg", ASTRONAUT_FRAME, "image/jpeg")},
+    )
+    assert r.status_code == 201 and r.json()["check"]["verdict"] == "mismatch"
+    check_at = r.json()["check"]["at"]
+    flags = service.call(
+        "GET",
+        "/api/v1/flags",
+        w.operator,
+        params={"kind": "check_impostor", "learner_id": w.learner_id},
+    ).json()
+    (flag,) = flags
+    assert flag["learner_id"] == w.learner_id and flag["other_learner_ids"] == [other]
+    (evidence,) = flag["evidence"]
+    assert evidence["chain_id"] == f"session:{sid}"
+    chain = service.storage.ledger.read_chain(f"session:{sid}")
+    (stored,) = [e for e in chain if e.seq == evidence["seq"]]
+    assert stored.kind == "check" and stored.hash == evidence["hash"]
+    assert check_at in stored.payload
+    scores = evidence["scores"]
+    assert scores["other_distance"] <= scores["threshold"] < scores["own_distance"]
+    # The other learner is named too: the flag bars both.
+    r = service.call("GET", "/api/v1/flags", w.operator, params={"learner_id": other})
+    assert flag["id"] in [f["id"] for f in r.json()]
