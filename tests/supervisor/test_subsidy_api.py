@@ -480,7 +480,6 @@ def test_a_check_frame_of_another_learner_raises_check_impostor(service: Service
     )
     assert r.status_code == 201, r.text
     course = _course(service, w)
-    mine = {"kind": "check_impostor", "learner_id": w.learner_id}
     r = service.call(
         "POST",
         "/api/v1/sessions",
