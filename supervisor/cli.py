@@ -9,6 +9,7 @@ from pathlib import Path
 
 from config import Settings, SettingsError, load_settings, settings_table
 from supervisor.class_cli import add_class_parser
+from supervisor.subsidy_cli import add_subsidy_parsers
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="defaults table for the README")
     p.set_defaults(handler=_cmd_settings)
     add_class_parser(sub)
+    add_subsidy_parsers(sub)
     return parser
 
 
