@@ -31,7 +31,7 @@ from sqlalchemy import insert
 
 from storage import Storage
 from storage.canonical import GENESIS_HASH, format_timestamp, hash_event_fields
-from storage.models import courses, institutions, learners, training_classes
+from storage.models import courses, institutions, learners, study_sessions, training_classes
 from supervisor import events as ev
 from supervisor import subsidy_events as se
 from supervisor.classroom_events import ClassPresence, learner_class_chain
@@ -192,10 +192,9 @@ def generate(world: World) -> Iterator[tuple[str, list[ev.Event]]]:
         for s in range(plan.sessions_per_learner):
             if iid == night_institution and night_left > 0 and s == 0:
                 night_left -= 1
-                local_day = (start + timedelta(hours=8)).replace(
-                    hour=2, minute=rng.randrange(0, 50), second=0, microsecond=0
-                )
-                start = local_day - timedelta(hours=8)
+                # 02:00-02:50 in UTC+8 on the 11th day of the month, all in one hour.
+                night = plan.month_start + timedelta(days=10, hours=2)
+                start = night + timedelta(minutes=rng.randrange(0, 50))
                 world.planted["night_sessions"] = world.planted.get("night_sessions", 0) + 1
             if overlap and s == 1:
                 start = last_end - timedelta(minutes=10)  # starts before the last one ended
@@ -231,10 +230,10 @@ def generate(world: World) -> Iterator[tuple[str, list[ev.Event]]]:
                 at += timedelta(seconds=rng.randrange(50, 70))
             events.append(ev.SessionEnded("learner", at))
             last_end = at
+            if replay:
+                world.planted["replays"] = world.planted.get("replays", 0) + 1  # sessions
             yield ev.session_chain(sid), events
             start = at + timedelta(hours=rng.randrange(2, 30))
-        if replay:
-            world.planted["replays"] = world.planted.get("replays", 0) + 1
         if blended and rng.random() < plan.classroom_share * 2:
             class_id = world.class_ids[course]
             at = start + timedelta(days=1)
@@ -290,23 +289,41 @@ def load(storage: Storage, world: World, batch_rows: int = 50_000) -> None:
     """Write every generated chain into the ledger in bulk."""
     sqlite = storage.db.is_sqlite
     pending: list[tuple[Any, ...]] = []
+    projections: list[dict[str, Any]] = []  # study_sessions rows, as the service keeps them
     for chain_id, events in generate(world):
         pending.extend(chain_rows(chain_id, events, sqlite))
         world.chains += 1
         world.events += len(events)
+        first = events[0]
+        if isinstance(first, ev.SessionStarted):
+            projections.append(
+                {
+                    "id": first.session_id,
+                    "chain_id": chain_id,
+                    "learner_id": first.learner_id,
+                    "course_id": first.course_id,
+                    "institution_id": first.institution_id,
+                    "started_at": first.at,
+                    "ended_at": getattr(events[-1], "at"),  # noqa: B009
+                }
+            )
         if len(pending) >= batch_rows:
-            _write(storage, pending, sqlite)
-            pending = []
+            _write(storage, pending, sqlite, projections)
+            pending, projections = [], []
     if pending:
-        _write(storage, pending, sqlite)
+        _write(storage, pending, sqlite, projections)
 
 
 _COLUMNS = "chain_id, seq, recorded_at, kind, payload, prev_hash, hash"
 
 
-def _write(storage: Storage, rows: list[tuple[Any, ...]], sqlite: bool) -> None:
+def _write(
+    storage: Storage, rows: list[tuple[Any, ...]], sqlite: bool, sessions: list[dict[str, Any]]
+) -> None:
     rows.sort(key=lambda r: (r[0], r[1]))
     with storage.db.write() as conn:
+        if sessions:
+            conn.execute(insert(study_sessions), sessions)
         if sqlite:
             conn.exec_driver_sql(
                 f"INSERT INTO ledger_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
