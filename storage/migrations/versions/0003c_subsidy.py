@@ -126,9 +126,6 @@ def upgrade() -> None:
         sa.Column("chain_id", sa.String(length=64), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["flag_id"], ["flags.id"], name=op.f("fk_flag_decisions_flag_id_flags")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_flag_decisions")),
     )
     op.create_index(op.f("ix_flag_decisions_flag_id"), "flag_decisions", ["flag_id"])
