@@ -418,6 +418,24 @@ def test_institution_status_stops_training_and_expulsion_is_public(service: Serv
     )
     assert r.status_code == 403 and r.json()["reason"] == "institution_suspended"
     assert service.event_count() == before
+    # Nor can it start supervising a class.
+    classroom = _course(service, w, mode="classroom")
+    now = datetime.now(UTC)
+    r = service.call(
+        "POST",
+        "/api/v1/classes",
+        w.operator,
+        json={
+            "course_id": classroom,
+            "name": "Group A",
+            "starts_at": now.isoformat(),
+            "ends_at": (now + timedelta(hours=2)).isoformat(),
+        },
+    )
+    assert r.status_code == 201, r.text
+    r = service.call("POST", f"/api/v1/classes/{r.json()['id']}/supervision/start", w.operator)
+    assert r.status_code == 403 and r.json()["reason"] == "institution_suspended"
+    assert service.event_count() == before
 
     when = "2026-11-20T08:00:00+08:00"
     r = service.call(
