@@ -176,7 +176,7 @@ def generate(world: World) -> Iterator[tuple[str, list[ev.Event]]]:
     for n, lid in enumerate(world.learner_ids):
         iid = world.institution_ids[n % plan.institutions]
         k = world.institution_ids.index(iid)
-        blended = n % 2 == 1
+        blended = (n // plan.institutions) % 2 == 1
         course = world.course_ids[2 * k + (1 if blended else 0)]
         t0 = plan.month_start + timedelta(seconds=rng.randrange(0, 20 * 86400))
         learner_events: list[ev.Event] = [
