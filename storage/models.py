@@ -11,6 +11,7 @@ from typing import cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -349,3 +350,103 @@ class AccessLogRow(Base):
 ledger_seals = cast(Table, LedgerSealRow.__table__)
 seal_leaves = cast(Table, SealLeafRow.__table__)
 access_log = cast(Table, AccessLogRow.__table__)
+
+
+# -- catalogue, subsidy and fraud flags (revision 0003c) ---------------------------
+
+
+class InstitutionCodeRow(Base):
+    """An institution's unified social credit code (GB 32100), unique."""
+
+    __tablename__ = "institution_codes"
+
+    institution_id: Mapped[int] = mapped_column(
+        ForeignKey("institutions.id"), primary_key=True, autoincrement=False
+    )
+    credit_code: Mapped[str] = mapped_column(String(18), unique=True)
+
+
+class InstitutionStatusRow(Base):
+    """Every change of an institution's status, never updated; the latest counts.
+    (`institutions.status` is kept equal to the latest as a projection.)"""
+
+    __tablename__ = "institution_status_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CourseRulesRow(Base):
+    __tablename__ = "course_rules"
+    __table_args__ = (
+        CheckConstraint("subsidy_amount >= 0", name="subsidy_amount_nonnegative"),
+        CheckConstraint("skill_level BETWEEN 1 AND 5", name="skill_level_range"),
+    )
+
+    course_id: Mapped[int] = mapped_column(
+        ForeignKey("courses.id"), primary_key=True, autoincrement=False
+    )
+    occupation: Mapped[str] = mapped_column(String(200))
+    skill_level: Mapped[int] = mapped_column(Integer)
+    subsidy_kind: Mapped[str] = mapped_column(String(16))
+    subsidy_amount: Mapped[float] = mapped_column(Float)
+    subsidy_cap: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CourseEnrolmentRow(Base):
+    __tablename__ = "course_enrolments"
+
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), primary_key=True, index=True)
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    enrolled_by: Mapped[str] = mapped_column(String(200))
+
+
+class AssessmentResultRow(Base):
+    """Assessment results as entered by operators; never updated (a correction is a new row)."""
+
+    __tablename__ = "assessment_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), index=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    score: Mapped[float | None] = mapped_column(Float)
+    assessed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(200))
+
+
+class FlagDecisionRow(Base):
+    """Decisions on flags, never updated; the latest decides. Each is also a ledger
+    event in the flag's chain (`chain_id`, `seq`, `hash`)."""
+
+    __tablename__ = "flag_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # No foreign key: `record_decision` checks the flag in the same transaction, and
+    # `flags` stays droppable on its own (the schema-outdated test drops it).
+    flag_id: Mapped[int] = mapped_column(Integer, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(HASH_LEN))
+
+
+institution_codes = cast(Table, InstitutionCodeRow.__table__)
+institution_status_changes = cast(Table, InstitutionStatusRow.__table__)
+course_rules = cast(Table, CourseRulesRow.__table__)
+course_enrolments = cast(Table, CourseEnrolmentRow.__table__)
+assessment_results = cast(Table, AssessmentResultRow.__table__)
+flag_decisions = cast(Table, FlagDecisionRow.__table__)

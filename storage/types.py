@@ -298,3 +298,82 @@ class AccessEntry:
     session_id: str | None
     class_id: int | None
     detail: str
+
+
+# -- catalogue, subsidy and fraud flags (storage/subsidy_sql.py) -----------------
+
+
+class SubsidyKind(StrEnum):
+    per_learner = "per_learner"  # a fixed amount per eligible learner
+    per_hour = "per_hour"  # an amount per credited hour, up to a cap
+
+
+class PublicationStatus(StrEnum):
+    draft = "draft"
+    published = "published"
+    withdrawn = "withdrawn"
+
+
+@dataclass(frozen=True, slots=True)
+class CourseRules:
+    """The catalogue entry of a course: what it teaches and what it pays.
+
+    Amounts are in yuan. Rules are frozen once published (a changed course is a
+    new course)."""
+
+    course_id: int
+    occupation: str
+    skill_level: int  # 1 (senior technician) .. 5 (beginner), per the national scheme
+    subsidy_kind: SubsidyKind
+    subsidy_amount: float
+    subsidy_cap: float | None
+    status: PublicationStatus
+    valid_from: datetime | None
+    valid_until: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InstitutionRecord:
+    """What the subsidy scheme knows of an institution beyond its name."""
+
+    institution_id: int
+    credit_code: str | None  # unified social credit code, GB 32100 (18 characters)
+    status: InstitutionStatus
+    reason: str | None
+    effective_at: datetime | None
+    decided_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CourseEnrolment:
+    course_id: int
+    learner_id: int
+    enrolled_at: datetime
+    enrolled_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentResult:
+    id: int
+    course_id: int
+    learner_id: int
+    passed: bool
+    score: float | None
+    assessed_at: datetime
+    recorded_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlagDecision:
+    """One decision on a flag; a later decision supersedes an earlier one."""
+
+    id: int
+    flag_id: int
+    status: FlagStatus
+    note: str
+    decided_by: str
+    decided_at: datetime
+    chain_id: str
+    seq: int
+    hash: str

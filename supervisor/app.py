@@ -25,6 +25,7 @@ from supervisor.api import (
     routes_privacy,
     routes_registry,
     routes_sessions,
+    routes_subsidy,
     security,
 )
 from supervisor.api.access_middleware import AccessLogMiddleware
@@ -40,6 +41,7 @@ from supervisor.queue import CheckQueue
 from supervisor.redis_conn import open_redis
 from supervisor.registry import RegistryService
 from supervisor.sessions import SessionService
+from supervisor.subsidy import SubsidyService
 from supervisor.web import STATIC_DIR
 from supervisor.worker import EmbeddedWorkers
 
@@ -97,6 +99,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.registry = RegistryService(ctx)
             app.state.sessions = sessions
             app.state.privacy = PrivacyService(ctx, sessions)
+            app.state.subsidy = SubsidyService(ctx)
             app.state.live = live
             app.state.inspect = InspectionService(ctx)
             sealer = PeriodicSealer(app.state.inspect)
@@ -151,6 +154,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_inspect.router)
     app.include_router(routes_inspect.public)
     app.include_router(pages_inspect.router)
+    app.include_router(routes_subsidy.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get(

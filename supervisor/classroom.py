@@ -72,6 +72,7 @@ from supervisor.crediting import Credit, credit
 from supervisor.errors import Conflict, InvalidInput, UnknownId, WrongRole
 from supervisor.evidence_keep import keep_frame
 from supervisor.pool import Overloaded
+from supervisor.subsidy import ensure_active
 from verification.types import FaceStatus, RollCallParams
 
 log = logging.getLogger(__name__)
@@ -452,6 +453,7 @@ class ClassroomService:
     async def start(self, p: Principal, class_id: int) -> SupervisionStatus:
         """Start supervising the class in this process."""
         cls = await self._class(p, class_id, write=True)
+        await ensure_active(self.ctx, cls.institution_id)
         now = self.ctx.clock()
         early = timedelta(seconds=self.ctx.settings.classroom.early_start_s)
         if now >= cls.ends_at:

@@ -12,6 +12,7 @@ from supervisor.backup_cli import add_backup_parser
 from supervisor.class_cli import add_class_parser
 from supervisor.inspect_cli import add_evidence_commands, add_ledger_commands
 from supervisor.privacy_cli import add_privacy_parser
+from supervisor.subsidy_cli import add_subsidy_parsers
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_class_parser(sub)
     add_backup_parser(sub)
     add_privacy_parser(sub)
+    add_subsidy_parsers(sub)
     return parser
 
 

@@ -40,6 +40,7 @@ from storage.types import StudySession
 from supervisor import events as ev
 from supervisor.context import Context
 from supervisor.errors import Conflict, InvalidInput
+from supervisor.flags import record_raised
 from supervisor.liveness_glue import suspicion_from_signals
 from supervisor.sessions import ACTIVE, ENDED, PAUSED, SessionService, SessionState
 from verification.types import ChallengeKind, CheckKind, QualityIssue
@@ -552,13 +553,15 @@ class LiveSession:
                 "last_verdict": recorded.verdict,
             }
         )
-        await self.manager.ctx.db(
+        flag = await self.manager.ctx.db(
             self.manager.ctx.storage.registry.raise_flag,
             "liveness_spoof",
             details,
             self.session.institution_id,
             self.session.learner_id,
         )
+        ctx = self.manager.ctx
+        await ctx.db(record_raised, ctx.storage, flag, ctx.clock())
 
     async def respond(self, failed_kind: CheckKind) -> bool:
         """Response windows after a failed check. Returns False if the session ended."""

@@ -130,6 +130,7 @@ class PrivacyService:
             if isinstance(e, ev.ConsentGiven | ev.ConsentWithdrawn)
         ]
         alt = alternative_state(chain)
+        reads = await self.ctx.db(storage.access_log.entries, learner_id=learner.id, limit=200)
         now = self.ctx.clock()
         await self.ctx.append(
             ev.learner_chain(learner.id),
@@ -159,6 +160,9 @@ class PrivacyService:
                 "method": alt.method,
                 "decided_at": alt.at if alt.status in ("approved", "refused") else None,
             },
+            "read_by": [
+                {"at": r.at, "who": r.actor, "role": r.role, "what": r.action} for r in reads
+            ],
             "ledger_chain": ev.learner_chain(learner.id),
             "processing_record": "/privacy",
             "exported_at": now,

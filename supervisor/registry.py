@@ -19,6 +19,7 @@ from supervisor.auth import (
 )
 from supervisor.context import Context
 from supervisor.errors import CheckRefused, Conflict, InvalidInput, image_refusal
+from supervisor.flags import record_raised
 from supervisor.identity import id_number_problem, normalise_id_number
 from verification.exceptions import EnrolmentRejected, ImageError
 from verification.matching import as_matrix, search
@@ -224,6 +225,7 @@ class RegistryService:
                     learner.id,
                     other.learner_id,
                 )
+                await self.ctx.db(record_raised, self.ctx.storage, flag, self.ctx.clock())
                 raise Conflict(
                     "this face is already enrolled under another identity; an operator "
                     "has been alerted",

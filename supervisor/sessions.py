@@ -25,6 +25,7 @@ from supervisor.evidence_keep import keep_frame
 from supervisor.jobs import CheckJob, ResultStatus
 from supervisor.pool import CheckOutcome, Overloaded
 from supervisor.queue import QueueFull, QueueUnavailable
+from supervisor.subsidy import ensure_active
 from verification.exceptions import ImageError, ImageTooLarge
 from verification.imageio import encode_jpeg
 from verification.types import CheckKind, Image
@@ -208,6 +209,7 @@ class SessionService:
         course = await self.ctx.db(self.registry.get_course, course_id)
         if course.institution_id != learner.institution_id:
             raise OtherInstitution("the course belongs to another institution")
+        await ensure_active(self.ctx, course.institution_id)
         if await self.ctx.db(self.registry.active_consent, learner.id) is None:
             raise Conflict("biometric consent has not been given", reason="no_consent")
         async with self.ctx.lock(f"learner:{learner.id}"):

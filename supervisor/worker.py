@@ -30,6 +30,7 @@ from storage import Storage, open_storage
 from storage.exceptions import StorageError
 from supervisor import events as ev
 from supervisor.evidence_keep import keep_frame
+from supervisor.impostor import InstitutionTemplates, search_after_check
 from supervisor.jobs import (
     CheckJob,
     CheckResult,
@@ -86,6 +87,7 @@ class Worker:
     engine: DlibFaceEngine
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     processed: int = 0
+    templates_cache: InstitutionTemplates | None = None
 
     @property
     def stream(self) -> str:
@@ -268,6 +270,20 @@ class Worker:
         )
         status = ResultStatus.recorded if created else ResultStatus.duplicate
         first = appended[0]
+        if created and job.kind is CheckKind.identity and self.settings.subsidy.impostor_search:
+            if self.templates_cache is None:
+                self.templates_cache = InstitutionTemplates(self.settings.subsidy.impostor_cache_s)
+            search_after_check(
+                self.settings,
+                storage,
+                self.engine,
+                self.templates_cache,
+                job.learner_id,
+                job.session_id,
+                images[outcome.result.frame_index],
+                first,
+                now,
+            )
         return CheckResult(job.check_id, status, self.name, kind=first.kind, payload=first.payload)
 
     def _liveness(

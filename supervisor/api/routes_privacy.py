@@ -83,6 +83,13 @@ class AlternativeSummaryOut(BaseModel):
     decided_at: datetime | None
 
 
+class ReadOut(BaseModel):
+    at: datetime
+    who: str = Field(description="The token that read (role and token id), never a secret.")
+    role: str
+    what: str
+
+
 class LearnerDataOut(BaseModel):
     """Everything held about a learner. Face vectors are never given out."""
 
@@ -93,6 +100,7 @@ class LearnerDataOut(BaseModel):
     evidence_frames: list[EvidenceDataOut]
     flags: list[FlagDataOut]
     alternative_path: AlternativeSummaryOut
+    read_by: list[ReadOut] = Field(description="Staff reads of this learner's data, newest first.")
     ledger_chain: str
     processing_record: str
     exported_at: datetime

@@ -57,6 +57,9 @@ def test_a_learner_sees_what_is_held_about_them_and_nobody_else_does(service: Se
     assert _kinds(service, w.learner_id)[-1] == "data_exported"  # refused reads add nothing
     r = service.call("GET", f"/api/v1/learners/{w.learner_id}/data", w.operator)
     assert r.status_code == 200
+    # The learner sees that their institution's operator read their data.
+    reads = service.call("GET", f"/api/v1/learners/{w.learner_id}/data", w.learner).json()
+    assert any(x["role"] == "operator" for x in reads["read_by"]), reads["read_by"]
 
     # Withdrawal through the API: the templates go, the export says so.
     r = service.call("DELETE", f"/api/v1/learners/{w.learner_id}/consent", w.learner)

@@ -177,6 +177,11 @@ def test_refusals_name_their_reason_and_never_touch_the_ledger(service: Service)
     body = _refusal(r, 409, "duplicate_identity")
     flag = next(f for f in service.storage.registry.list_flags() if f.id == body["flag_id"])
     assert flag.kind == "duplicate_identity" and flag.learner_id == bare.learner_id
+    # The refusal records nothing, but the flag it raised is a ledger fact (issue 6:
+    # flags bar subsidies, so eligibility must find them in the ledger).
+    raised = service.storage.ledger.read_chain(f"flag:{flag.id}")
+    assert [e.kind for e in raised] == ["flag_raised"]
+    before += 1
 
     # Unknown ids, wrong roles, other institutions.
     _refusal(_start(service, w.learner, 999_999), 404, "unknown_id")

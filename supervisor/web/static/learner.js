@@ -118,6 +118,8 @@ async function showMyData() {
       d.evidence_frames.map((f) => [f.what, f.retain_until, f.deleted_at, f.sha256]));
     addTable(view, "Flags", ["kind", "status", "raised"],
       d.flags.map((f) => [f.kind, f.status, f.raised_at]));
+    addTable(view, "Who read your data", ["when", "who", "role", "what"],
+      d.read_by.map((r) => [r.at, r.who, r.role, r.what]));
   } catch (e) {
     $("mydata-error").textContent = e.message;
   }

@@ -1,0 +1,1 @@
+"""Jinja2 templates of server-rendered pages (no script, no external assets)."""
