@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from storage.types import FlagStatus, InstitutionStatus
 from supervisor.api.deps import PrincipalDep
 from supervisor.api.errors import ErrorBody
+from supervisor.api.schemas import checked_time
 from supervisor.api.schemas_subsidy import (
     AssessmentIn,
     AssessmentOut,
@@ -211,7 +212,17 @@ async def eligibility(
     return EligibilityOut.of(await svc.eligibility(p, learner_id, course_id))
 
 
-@router.get("/claims", tags=["subsidy"], response_model=None)
+@router.get(
+    "/claims",
+    tags=["subsidy"],
+    response_model=None,
+    responses={
+        200: {
+            "description": "The claims as JSON (a list of rows) or CSV (`format=csv`).",
+            "content": {"application/json": {}, "text/csv": {}},
+        }
+    },
+)
 async def claim_list(
     p: PrincipalDep,
     svc: SubsidyDep,
@@ -222,9 +233,8 @@ async def claim_list(
 ) -> Response:
     """Claims of a period: learners whose assessment was taken in it, eligible or not,
     each with the chains its hours come from. JSON or CSV."""
-    for value, name in ((start, "from"), (end, "until")):
-        if value.tzinfo is None:
-            raise InvalidInput(f"{name} needs a time zone", reason="naive_datetime")
+    start = checked_time(start, "from")
+    end = checked_time(end, "until")
     rows = await svc.claims(p, institution_id, start, end)
     if format == "csv":
         return PlainTextResponse(claims_csv(rows), media_type="text/csv; charset=utf-8")
@@ -236,7 +246,18 @@ async def claim_list(
     )
 
 
-@router.get("/reports/monthly", tags=["subsidy"], response_model=None)
+@router.get(
+    "/reports/monthly",
+    tags=["subsidy"],
+    response_model=None,
+    responses={
+        200: {
+            "description": "The report as JSON, CSV (`format=csv`) or an HTML page "
+            "(`format=html`).",
+            "content": {"application/json": {}, "text/csv": {}, "text/html": {}},
+        }
+    },
+)
 async def monthly(
     p: PrincipalDep,
     svc: SubsidyDep,

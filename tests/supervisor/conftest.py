@@ -307,3 +307,17 @@ def browser_factory(tmp_path: Path) -> Iterator[Callable[..., object]]:
     for b in browsers:
         b.close()  # type: ignore[attr-defined]
     pw.stop()
+
+
+def wait_js(page: object, expression: str, timeout: float = 30.0) -> None:
+    """Wait until the JavaScript `expression` is truthy in `page`.
+
+    Playwright's `wait_for_function` compiles its predicate with `eval` inside the
+    page, which the service's Content-Security-Policy (no 'unsafe-eval') forbids, as
+    it should; `evaluate` runs through the DevTools protocol instead.
+    """
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):  # type: ignore[attr-defined]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {expression}")
+        time.sleep(0.1)

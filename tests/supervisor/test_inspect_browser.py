@@ -18,7 +18,7 @@ from storage.types import Role
 from supervisor.evidence_pack import verify_pack
 from tests import imagegen
 from tests.storage.helpers import tamper
-from tests.supervisor.conftest import HOPPER_FRAME, Service, _service
+from tests.supervisor.conftest import HOPPER_FRAME, Service, _service, wait_js
 from tests.videogen import write_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -106,22 +106,20 @@ def test_inspector_searches_replays_spot_checks_and_exports(
     assert page.inner_text("#learner-name") == "Grace Hopper"
     assert page.get_attribute("#integrity-chain", "data-state") == "intact"
     assert page.get_attribute("#integrity-seal", "data-state") == "sealed_ok"
-    page.wait_for_function(
-        "document.getElementById('integrity-frames').dataset.state !== 'checking'"
-    )
+    wait_js(page, "document.getElementById('integrity-frames').dataset.state !== 'checking'")
     assert page.get_attribute("#integrity-frames", "data-state") == "intact"
     verdicts = page.locator("#checks tr.check").evaluate_all("rs => rs.map(r => r.dataset.verdict)")
     assert verdicts[0] == "match" and len(verdicts) == 3
     assert page.locator("#timeline .tl-mark").count() == 3
     assert page.locator("#timeline .tl-credited").count() >= 1
-    page.wait_for_function("document.getElementById('frame').naturalWidth > 0")
+    wait_js(page, "document.getElementById('frame').naturalWidth > 0")
     assert page.inner_text("#frame-pos") == "1 / 3"
     assert page.inner_text("#frame-verdict") == "match"
     assert "distance" in page.inner_text("#frame-distance")
     page.click("#next")
     assert page.inner_text("#frame-pos") == "2 / 3"
     page.click("#play")
-    page.wait_for_function("document.getElementById('frame-pos').textContent === '3 / 3'")
+    wait_js(page, "document.getElementById('frame-pos').textContent === '3 / 3'")
     assert page.inner_text("#frame-verdict") in ("mismatch", "match")
     shot(page, "replay")
 
@@ -165,9 +163,7 @@ def test_inspector_searches_replays_spot_checks_and_exports(
     sha = replay["checks"][0]["evidence_sha256"]
     svc.storage.evidence.path_for(sha).write_bytes(imagegen.jpeg_bytes(imagegen.astronaut()))
     page.goto(f"{svc.url}/inspect/sessions/{sid}")
-    page.wait_for_function(
-        "document.getElementById('integrity-frames').dataset.state === 'altered'"
-    )
+    wait_js(page, "document.getElementById('integrity-frames').dataset.state === 'altered'")
     assert sha[:16] in page.inner_text("#integrity-frames")
     assert "could not be shown" in page.inner_text("#frame-state") or page.evaluate(
         "document.getElementById('frame').hidden"
@@ -228,7 +224,7 @@ def test_flags_queue_decides_through_the_flags_api(
     page = _browser(browser_factory, tmp_path)
     _sign_in(page, svc, inspector)
     page.goto(f"{svc.url}/inspect/flags")
-    page.wait_for_function("document.getElementById('flags-state').dataset.state !== undefined")
+    wait_js(page, "document.getElementById('flags-state').dataset.state !== undefined")
     if page.get_attribute("#flags-state", "data-state") == "missing":
         r = svc.call("GET", "/api/v1/flags", inspector)
         if r.status_code == 404:
@@ -238,6 +234,6 @@ def test_flags_queue_decides_through_the_flags_api(
     assert row.count() == 1
     row.locator(".flag-note").fill("same person, two ID numbers")
     row.locator(".flag-dismissed").click()
-    page.wait_for_function(f"!document.querySelector(\"#flags tr[data-flag='{flag.id}']\")")
+    wait_js(page, f"!document.querySelector(\"#flags tr[data-flag='{flag.id}']\")")
     assert svc.storage.registry.list_flags()[-1].status.value == "dismissed"
     shot(page, "flags")

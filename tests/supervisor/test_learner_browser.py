@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import imagegen
-from tests.supervisor.conftest import HOPPER_FRAME, Service, _service
+from tests.supervisor.conftest import HOPPER_FRAME, Service, _service, wait_js
 from tests.videogen import write_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -118,7 +118,7 @@ def test_enrolled_learner_studies_and_the_clock_advances(
     evs = events(svc, w.learner, sid)
     assert evs[0]["payload"]["mode"] == "upload" or evs[0]["kind"] == "session_started"
     # The page shows the live state and a running clock.
-    page.wait_for_function("document.getElementById('clock').textContent > '00:00:05'")  # type: ignore[attr-defined]
+    wait_js(page, "document.getElementById('clock').textContent > '00:00:05'")
     assert "verified" in page.text_content("#state")  # type: ignore[attr-defined]
     assert "WebRTC" in page.text_content("#mode")  # type: ignore[attr-defined]
     shot(page, "learner-studying")

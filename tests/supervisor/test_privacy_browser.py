@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import imagegen
-from tests.supervisor.conftest import Service
+from tests.supervisor.conftest import Service, wait_js
 from tests.videogen import write_y4m
 
 pytestmark = [pytest.mark.browser]
@@ -41,15 +41,13 @@ def test_a_learner_sees_their_data_asks_for_the_non_face_path_and_withdraws(
 
     page.fill("#alt-reason", "<b>I prefer not</b>")  # type: ignore[attr-defined]
     page.click("#alt-button")  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
-        "document.getElementById('alt-status').textContent === 'requested'"
-    )
+    wait_js(page, "document.getElementById('alt-status').textContent === 'requested'")
     r = svc.call("GET", f"/api/v1/learners/{w.learner_id}/alternative", w.operator)
     assert r.json()["status"] == "requested" and r.json()["reason"] == "<b>I prefer not</b>"
 
     page.click("#withdraw-button")  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
-        "document.getElementById('mydata-error').textContent.startsWith('Consent withdrawn')"
+    wait_js(
+        page, "document.getElementById('mydata-error').textContent.startsWith('Consent withdrawn')"
     )
     assert svc.storage.templates.for_learner(w.learner_id) == []
     # The view was refreshed: no template left, the withdrawal listed.
