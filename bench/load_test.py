@@ -90,7 +90,7 @@ class Service:
             # Benchmark only: every learner is enrolled from the same photo.
             "SUPERVISOR_FACE__DUPLICATE_THRESHOLD": "0.01",
             # The limiter stays on (its cost is part of the path) but above the test rate.
-            "SUPERVISOR_WEB__UPLOADS_PER_WINDOW": "1000000",
+            "SUPERVISOR_WEB__UPLOADS_PER_WINDOW": "100000",
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}"
