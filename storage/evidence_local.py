@@ -31,6 +31,7 @@ from storage.engine import Database
 from storage.exceptions import (
     EvidencePurged,
     EvidenceStoreFull,
+    EvidenceStoreUnavailable,
     IntegrityViolation,
     InvalidInput,
     NotFound,
@@ -225,7 +226,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise EvidenceStoreFull(f"no space left to write evidence {path.name}") from None
-        raise StorageUnavailable(f"cannot write evidence {path.name}: {exc}") from None
+        raise EvidenceStoreUnavailable(f"cannot write evidence {path.name}: {exc}") from None
 
 
 def _make_dirs(folder: Path) -> list[Path]:

@@ -19,7 +19,11 @@ class StorageUnavailable(StorageError):
     """The database or the evidence folder cannot be reached or used right now."""
 
 
-class EvidenceStoreFull(StorageUnavailable):
+class EvidenceStoreUnavailable(StorageUnavailable):
+    """The evidence folder cannot be written (as opposed to the database)."""
+
+
+class EvidenceStoreFull(EvidenceStoreUnavailable):
     """The evidence folder has no space (or quota) left for another frame."""
 
 

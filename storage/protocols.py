@@ -172,6 +172,10 @@ class TemplateStore(Protocol):
         """Every template (for 1:N duplicate search)."""
         ...
 
+    def learner_ids(self) -> list[int]:
+        """The learners who have at least one template (nothing is decrypted)."""
+        ...
+
     def delete_for_learner(self, learner_id: int) -> int: ...
 
 

@@ -104,6 +104,12 @@ class SqlTemplateStore:
             rows = conn.execute(select(face_templates).order_by(face_templates.c.id)).all()
         return [self._decrypt(r) for r in rows]
 
+    def learner_ids(self) -> list[int]:
+        """The learners who have at least one template (nothing is decrypted)."""
+        with self._db.read() as conn:
+            stmt = select(face_templates.c.learner_id).distinct().order_by("learner_id")
+            return [int(r[0]) for r in conn.execute(stmt)]
+
     def delete_for_learner(self, learner_id: int) -> int:
         """Delete a learner's templates; returns how many were deleted."""
         row_id(learner_id, "learner")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from storage.exceptions import EvidenceStoreFull, StorageUnavailable
+from storage.exceptions import EvidenceStoreFull, EvidenceStoreUnavailable
 from storage.protocols import EvidenceStore
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,8 @@ def keep_frame(
     except EvidenceStoreFull as exc:
         log.error("evidence not kept: %s", exc)
         return None, f"evidence_store_full: {exc}"
-    except StorageUnavailable as exc:
-        if "evidence" not in str(exc):
-            raise  # the database, not the evidence folder: the caller must not go on
+    except EvidenceStoreUnavailable as exc:
+        # Only the folder: a database error (StorageUnavailable) goes up, and the
+        # caller must not go on.
         log.error("evidence not kept: %s", exc)
         return None, f"evidence_store_unavailable: {exc}"

@@ -23,6 +23,7 @@ from supervisor import privacy_events as pev
 from supervisor.auth import Principal, can_act_as_learner, can_read_learner, can_write_institution
 from supervisor.context import Context
 from supervisor.errors import Conflict, OtherInstitution
+from supervisor.identity import mask_id_number
 from supervisor.sessions import SessionService, SessionState
 
 IN_PERSON = "in_person"
@@ -140,7 +141,7 @@ class PrivacyService:
             "learner": {
                 "id": learner.id,
                 "full_name": learner.full_name,
-                "id_number_masked": _mask(learner.id_number),
+                "id_number_masked": mask_id_number(learner.id_number),
                 "institution": {"id": institution.id, "name": institution.name},
                 "registered_at": learner.created_at,
             },
@@ -292,9 +293,3 @@ def _attestation(purpose: str, p: Principal, note: str, at: datetime) -> ev.Chec
         frames=0,
         evidence_sha256=None,
     )
-
-
-def _mask(id_number: str) -> str:
-    from supervisor.identity import mask_id_number
-
-    return mask_id_number(id_number)

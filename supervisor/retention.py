@@ -33,7 +33,7 @@ def templates_due(storage: Storage, settings: Settings, now: datetime) -> dict[i
     keep_for = timedelta(days=settings.privacy.templates_days_after_course_end)
     rules = storage.subsidy.all_course_rules()
     due: dict[int, datetime] = {}
-    for learner_id in sorted({t.learner_id for t in storage.templates.all()}):
+    for learner_id in storage.templates.learner_ids():
         courses = {e.course_id for e in storage.subsidy.enrolments(learner_id=learner_id)}
         sessions = storage.registry.list_sessions(None, learner_id, False)
         if any(s.ended_at is None for s in sessions):
