@@ -6,6 +6,7 @@ Nothing here runs at import time; `create_database` builds one engine per call.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,7 +155,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     try:
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(cur)
         # FULL: every COMMIT fsyncs the WAL, so an append that returned survives a
         # power cut (NORMAL would only protect against application crashes).
         cur.execute("PRAGMA synchronous=FULL")
@@ -165,6 +166,35 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cur.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     finally:
         cur.close()
+
+
+def _enter_wal(cur: Any) -> None:
+    """Switch the database file to WAL, retrying while another connection switches it.
+
+    The switch needs an exclusive lock, and SQLite answers "database is locked" at
+    once (without the busy handler: it would be a deadlock between two connections
+    both holding the shared lock) when several connections open a new file together,
+    as several processes do at first start-up. Retry until the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            row = cur.execute("PRAGMA journal_mode=WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+            continue
+        if row is None or str(row[0]).lower() != "wal":
+            raise StorageConfigError(
+                f"SQLite refused write-ahead logging (journal mode {row!r}); "
+                "the database file must be on a local file system"
+            )
+        return
 
 
 def _sqlite_on_begin(conn: Connection) -> None:

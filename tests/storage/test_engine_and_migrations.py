@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, Table, insert, inspect, select
+from sqlalchemy import Column, Integer, MetaData, Table, event, insert, inspect, select
 
 from config.settings import DatabaseSettings, EvidenceSettings
 from storage import Storage, open_storage
@@ -91,6 +91,42 @@ def test_concurrent_upgrades_do_not_collide(db_url: str) -> None:
         t.start()
     for t in threads:
         t.join()
+    assert errors == []
+
+
+def test_many_first_connections_to_a_new_sqlite_file_all_succeed(tmp_path: Path) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite answers
+    # "database is locked" at once to all but one of several connections doing it
+    # together (no busy wait: it would deadlock). Seen in CI as a failed concurrent
+    # start-up. Each thread has its own engine, as separate processes would. Without
+    # the retry, 150 rounds of 8 saw about 8 such failures here; with it, none in 300.
+    errors: list[BaseException] = []
+    for round_no in range(150):
+        url = f"sqlite:///{tmp_path / f'{round_no}.db'}"
+        barrier = threading.Barrier(8)
+
+        def connect(url: str = url, barrier: threading.Barrier = barrier) -> None:
+            db = create_database(DatabaseSettings(url=url))
+            # Hold each new connection until all eight have opened the file, so that
+            # they set up (and switch to WAL) together, as processes starting at once do.
+            event.listen(db.engine, "connect", lambda *_: barrier.wait(), insert=True)
+            try:
+                with db.write() as conn:
+                    conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                db.dispose()
+
+        threads = [threading.Thread(target=connect) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        db = create_database(DatabaseSettings(url=url))
+        with db.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        db.dispose()
     assert errors == []
 
 
