@@ -27,6 +27,7 @@ from supervisor import events as ev
 from supervisor.flags import EvidenceRef, raise_flag, view
 from verification.dlib_engine import DlibFaceEngine
 from verification.matching import as_matrix, nearest
+from verification.types import Vector
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,14 @@ def search_after_check(
     image: Any,
     stored: LedgerEvent,
     now: datetime,
+    probe: Vector | None = None,
 ) -> int | None:
     """Flag the check if its face is nearer another learner of the institution; returns
     the flag id (None when nothing was raised). Blocking; failures are logged, never
-    raised, because the check itself is already recorded."""
+    raised, because the check itself is already recorded.
+
+    `probe` is the encoding the identity check already made of `image`'s face (the
+    same one pass over the same face); without it the face is encoded again."""
     try:
         check = ev.decode(stored)
         if not isinstance(check, ev.CheckRecorded) or check.faces != 1:
@@ -75,17 +80,17 @@ def search_after_check(
         matrix, ids = cache.get(storage, learner.institution_id)
         if matrix is None or all(i == learner_id for i in ids):
             return None
-        enc = engine.encode_largest(image)
-        if enc is None:
-            return None
+        if probe is None:
+            enc = engine.encode_largest(image)
+            if enc is None:
+                return None
+            probe = enc.vector
         own_rows = [n for n, i in enumerate(ids) if i == learner_id]
         other_rows = [n for n, i in enumerate(ids) if i != learner_id]
         others = matrix[other_rows]
-        index, other_distance = nearest(enc.vector, others)
+        index, other_distance = nearest(probe, others)
         own_distance = (
-            float(np.min(np.linalg.norm(matrix[own_rows] - enc.vector, axis=1)))
-            if own_rows
-            else None
+            float(np.min(np.linalg.norm(matrix[own_rows] - probe, axis=1))) if own_rows else None
         )
         threshold = settings.face.match_threshold
         if other_distance > threshold or (

@@ -283,6 +283,7 @@ class Worker:
                 images[outcome.result.frame_index],
                 first,
                 now,
+                probe=_decisive_encoding(outcome),
             )
         return CheckResult(job.check_id, status, self.name, kind=first.kind, payload=first.payload)
 
@@ -302,13 +303,15 @@ class Worker:
             times = [float(i) for i in range(len(images))]
         frames: list[LivenessFrame] = []
         examined = outcome.result.frames
+        last_box = None  # the face most recently seen, to look for it near there
         for i, (image, t) in enumerate(zip(images, times, strict=True)):
             box = examined[i].box if i < len(examined) and examined[i].faces_found == 1 else None
             if box is not None:
                 points = self.engine.landmarks(image, box, 68)
                 frames.append(LivenessFrame(t, image, box, tuple((x, y) for x, y in points)))
             else:
-                frames.append(observe(self.engine, image, t))
+                frames.append(observe(self.engine, image, t, near=last_box))
+            last_box = frames[-1].box or last_box
         challenge_result = None
         if job.challenge is not None:
             challenge = Challenge(
@@ -341,6 +344,14 @@ class Worker:
             ):
                 return CheckResult(job.check_id, status, self.name, kind=e.kind, payload=e.payload)
         raise StorageError("check event vanished")
+
+
+def _decisive_encoding(outcome: CheckOutcome) -> Any:
+    """The encoding the check computed for its decisive frame, if it got that far."""
+    result = outcome.result
+    if 0 <= result.frame_index < len(result.frames):
+        return result.frames[result.frame_index].encoding
+    return None
 
 
 def _text(value: Any) -> str:

@@ -177,11 +177,19 @@ _R_EYE = list(range(42, 48))
 # -- observing frames ----------------------------------------------------------
 
 
-def observe(engine: FaceEngine, image: Image, t_s: float) -> LivenessFrame:
+def observe(
+    engine: FaceEngine, image: Image, t_s: float, near: FaceBox | None = None
+) -> LivenessFrame:
     """A `LivenessFrame` of `image` with the largest face's box and 68 landmarks
     (or none when no face is found). Costs one detection and one landmark fit;
-    a caller that already holds the box from its check should reuse it."""
-    boxes = engine.detect(image)
+    a caller that already holds the box from its check should reuse it.
+
+    `near`, the face found in a frame of the same check moments before, narrows
+    the detection to a window around it (the whole frame is searched when the
+    face is not there)."""
+    boxes = engine.detect_near(image, near) if near is not None else []
+    if not boxes:
+        boxes = engine.detect(image)
     if not boxes:
         return LivenessFrame(t_s, image)
     box = boxes[0]

@@ -127,6 +127,9 @@ class FrameResult:
     threshold: float | None
     template_index: int | None  # which template was nearest
     timings: Timings
+    # The face's 128-d encoding (identity checks that got that far), for callers
+    # that compare it with other learners too; not part of the verdict.
+    encoding: Vector | None = field(default=None, compare=False, repr=False)
 
     @property
     def passed(self) -> bool:

@@ -10,7 +10,8 @@ from config import FaceSettings
 from tests import imagegen
 from verification.dlib_engine import DlibFaceEngine
 from verification.exceptions import EnrolmentRejected
-from verification.types import CheckKind, Image, QualityIssue, Vector, Verdict
+from verification.liveness import observe
+from verification.types import CheckKind, FaceBox, Image, QualityIssue, Vector, Verdict
 
 
 def test_detection_maps_boxes_back_to_the_original_frame(engine: DlibFaceEngine) -> None:
@@ -22,6 +23,45 @@ def test_detection_maps_boxes_back_to_the_original_frame(engine: DlibFaceEngine)
     assert abs((box.left + box.right) / 2 - 0.3 * 640) < 25
     assert abs((box.top + box.bottom) / 2 - 0.5 * 480) < 40
     assert 150 < box.width < 280
+
+
+def _centre(box: FaceBox) -> tuple[float, float]:
+    return (box.left + box.right) / 2, (box.top + box.bottom) / 2
+
+
+def test_detect_near_finds_a_face_that_moved_a_little(engine: DlibFaceEngine) -> None:
+    hopper = imagegen.grace_hopper()
+    before = engine.detect(imagegen.webcam_frame(hopper, 170, (0.45, 0.45)))[0]
+    # 0.6 s later: moved about 40 px and leaning back a little.
+    frame = imagegen.webcam_frame(hopper, 150, (0.51, 0.47))
+    whole = engine.detect(frame)
+    near = engine.detect_near(frame, before)
+    assert len(near) == 1 and len(whole) == 1
+    (nx, ny), (wx, wy) = _centre(near[0]), _centre(whole[0])
+    # Same face, in frame coordinates, to within the detector's own jitter.
+    assert abs(nx - wx) < 10 and abs(ny - wy) < 10
+    assert abs(near[0].width - whole[0].width) < 0.15 * whole[0].width
+
+
+def test_detect_near_does_not_look_far_from_the_known_face(engine: DlibFaceEngine) -> None:
+    hopper = imagegen.grace_hopper()
+    before = engine.detect(imagegen.webcam_frame(hopper, 170, (0.25, 0.45)))[0]
+    moved = imagegen.webcam_frame(hopper, 170, (0.78, 0.45))
+    assert engine.detect_near(moved, before) == []
+    # observe() then searches the whole frame and still finds it.
+    seen = observe(engine, moved, 0.0, near=before)
+    assert seen.box is not None and _centre(seen.box)[0] > 0.6 * 640
+    assert len(seen.landmarks or ()) == 68
+
+
+def test_identity_result_carries_the_encoding_a_search_would_make(
+    engine: DlibFaceEngine, hopper_frame: Image, astronaut_template: Vector
+) -> None:
+    result = engine.identity(hopper_frame, astronaut_template[None, :])
+    largest = engine.encode_largest(hopper_frame)
+    assert result.encoding is not None and largest is not None
+    assert np.allclose(result.encoding, largest.vector)
+    assert engine.presence(hopper_frame).encoding is None
 
 
 def test_same_person_matches_with_distance_below_threshold(
