@@ -11,9 +11,10 @@ JSON text with object keys sorted by code point, no whitespace at all (separator
 ``"`` -> ``\\"``, ``\\`` -> ``\\\\``, U+0008 -> ``\\b``, U+0009 -> ``\\t``,
 U+000A -> ``\\n``, U+000C -> ``\\f``, U+000D -> ``\\r``, any other U+0000..U+001F ->
 ``\\u00xx`` (four lowercase hex digits). ``/`` and U+007F are not escaped. Values
-are only objects with string keys, arrays, strings, integers, finite floats (the
-shortest repr that round-trips), ``true``, ``false`` and ``null``; NaN, Infinity,
-lone surrogates, bytes and datetimes are refused (pass times as ISO 8601 strings).
+are only objects with string keys, arrays, strings, integers that fit in 64 bits
+(signed), finite floats (the shortest repr that round-trips), ``true``, ``false`` and
+``null``; NaN, Infinity, larger integers, lone surrogates, bytes and datetimes are
+refused (pass times as ISO 8601 strings).
 
 Event hash (`event_hash`)
 -------------------------
@@ -78,8 +79,9 @@ _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 def canonical_json(obj: object) -> str:
     """Serialise `obj` as canonical JSON (see the module docstring).
 
-    Raises `InvalidInput` for NaN/Infinity, non-string keys, lone surrogates and any
-    value that is not a JSON type (datetimes must already be strings).
+    Raises `InvalidInput` for NaN/Infinity, integers past 64 bits, non-string keys,
+    lone surrogates and any value that is not a JSON type (datetimes must already be
+    strings).
     """
     _check_json_value(obj, "$")
     return json.dumps(
@@ -299,10 +301,19 @@ def verify_events(events: Iterable[LedgerEvent]) -> ChainBreak | None:
     return None
 
 
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
 def _check_json_value(value: object, path: str) -> None:
     # Explicit walk because json.dumps silently turns int keys and tuples into
     # strings and lists, and would accept str subclasses with custom behaviour.
-    if value is None or type(value) is bool or type(value) is int:
+    if value is None or type(value) is bool:
+        return
+    if type(value) is int:
+        # Many JSON readers (JavaScript, orjson, databases' JSON types) cannot hold
+        # more; an exported ledger must read back with the same values everywhere.
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise InvalidInput(f"{path}: integer {value} does not fit in 64 bits")
         return
     if type(value) is float:
         if not math.isfinite(value):

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, get_args, get_origin, get_type_hints
 
+import orjson
+
 from config import Settings
 from storage import Storage
 from storage.subsidy_sql import LedgerRow
@@ -146,7 +148,7 @@ def fast_decode(kind: str, payload: str) -> ev.Event | None:
     if plan is None:
         return ev.decode_payload(kind, payload)
     cls, fields, _names = plan
-    body = json.loads(payload)
+    body = _loads(payload)
     kwargs: dict[str, Any] = {}
     for name, how in fields:
         if name not in body:
@@ -159,6 +161,17 @@ def fast_decode(kind: str, payload: str) -> ev.Event | None:
                 value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _loads(text: str) -> Any:
+    """`json.loads`, about three times faster (orjson), with the same values on every
+    payload the ledger can hold: orjson reads an integer past 64 bits as a float,
+    and the ledger refuses those at append (`storage.canonical`); what orjson
+    refuses (NaN, which the ledger refuses too) goes to `json.loads`."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _fromiso(text: str) -> datetime:
@@ -197,7 +210,7 @@ def fast_session_summary(
         return summarise_session(chain_id, _decoded(rows), max_gap, _row_ref(rows[0]))
     if rows[0][2] != "session_started":
         return None
-    loads = json.loads
+    loads = _loads
     start = loads(rows[0][3])
     started_at = _fromiso(start["at"])
     last_pass: datetime | None = None

@@ -4,12 +4,16 @@ checked equal to the reference on the same chains."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from storage.canonical import canonical_json
+from storage.exceptions import InvalidInput as StorageInvalidInput
 from storage.types import LedgerEvent
 from supervisor import events as ev
 from supervisor import subsidy_events as se
@@ -22,7 +26,7 @@ from supervisor.eligibility import (
     summarise_learner,
     summarise_session,
 )
-from supervisor.subsidy_scan import fast_decode, fast_session_summary, rows_of
+from supervisor.subsidy_scan import _loads, fast_decode, fast_session_summary, rows_of
 
 GAP = timedelta(minutes=15)
 T0 = datetime(2026, 10, 8, 1, 0, tzinfo=UTC)
@@ -272,3 +276,20 @@ def test_recomputation_from_the_stored_ledger_gives_the_same_answer(
     fast = fast_session_summary("session:s1", rows_of(stored), GAP)
     assert fast == ref
     assert decide(events=decoded) == decide(events=decoded)  # type: ignore[arg-type]
+
+
+def test_the_scan_parses_payloads_as_the_json_module_does() -> None:
+    # orjson on the hot path; what it refuses falls back to json.loads, same values.
+    for text in (
+        '{"a": 1, "b": [1.5, null, true], "c": "Zh\\u00e9", "d": -9223372036854775808}',
+        '{"x": NaN}',  # json.loads reads it; orjson refuses
+        '{"k": 1, "k": 2}',
+        '{"f": 0.1234567890123456789, "e": 1e-7}',
+    ):
+        got, want = _loads(text), json.loads(text)
+        assert repr(got) == repr(want)
+    with pytest.raises(ValueError):
+        _loads('{"unterminated": ')
+    # orjson would read an integer past 64 bits as a float: the ledger never holds one.
+    with pytest.raises(StorageInvalidInput, match="64 bits"):
+        canonical_json({"n": 2**63})
