@@ -11,6 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,12 +51,13 @@ def postgres_server_url() -> str:
     return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}"
 
 
-@pytest.fixture
-def postgres_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def scratch_postgres_db(server_url: str, prefix: str = "sv_test") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the server at `server_url`; its URL is
+    yielded and the database is dropped afterwards (open connections and all)."""
     import psycopg
 
-    name = f"sv_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     dsn = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={PG_ADMIN_DB}"
     try:
         admin = psycopg.connect(dsn, autocommit=True)
@@ -64,10 +66,17 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"{postgres_server_url}/{name}"
+        yield f"{server_url}/{name}"
     finally:
         with psycopg.connect(dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    with scratch_postgres_db(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -232,22 +232,11 @@ def sqlite_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service
 def postgres_service(
     tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str
 ) -> Iterator[Service]:
-    import uuid
+    from tests.conftest import scratch_postgres_db
 
-    import psycopg
-
-    from tests.conftest import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
-
-    name = f"sv_svc_{uuid.uuid4().hex[:10]}"
-    dsn = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={PG_ADMIN_DB}"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
     tmp = tmp_path_factory.mktemp("svc-pg")
-    try:
-        yield from _service(tmp, f"{postgres_server_url}/{name}", "postgres")
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres_db(postgres_server_url, "sv_svc") as url:
+        yield from _service(tmp, url, "postgres")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -21,7 +21,6 @@ cases reach past "unknown id" into the services.
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.conftest import scratch_postgres_db
 from tests.supervisor.conftest import HOPPER_FRAME, Service, _service
 
 EXAMPLES = 25
@@ -80,20 +80,9 @@ def fuzz_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def fuzz_postgres(
     tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str
 ) -> Iterator[Service]:
-    import psycopg
-
-    from tests.conftest import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
-
-    name = f"sv_fuzz_{uuid.uuid4().hex[:10]}"
-    dsn = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={PG_ADMIN_DB}"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
     tmp = tmp_path_factory.mktemp("fuzz-pg")
-    try:
-        yield from _fuzz_service(tmp, f"{postgres_server_url}/{name}", "postgres")
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres_db(postgres_server_url, "sv_fuzz") as url:
+        yield from _fuzz_service(tmp, url, "postgres")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

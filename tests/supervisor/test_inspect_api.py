@@ -19,6 +19,7 @@ from supervisor.cli import main as cli_main
 from supervisor.evidence_pack import verify_pack
 from supervisor.inspect import draw_sample
 from tests import imagegen
+from tests.conftest import scratch_postgres_db
 from tests.storage.helpers import tamper
 from tests.supervisor.conftest import HOPPER_FRAME, Service, World, _service
 from tests.supervisor.inspect_helpers import record_session
@@ -39,20 +40,9 @@ def svc(
     if request.param == "sqlite":
         yield from _service(tmp, f"sqlite:///{tmp / 'supervisor.db'}", "sqlite", **overrides)
         return
-    import psycopg
-
-    from tests.conftest import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
-
     server: str = request.getfixturevalue("postgres_server_url")
-    name = f"sv_insp_{uuid.uuid4().hex[:10]}"
-    dsn = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={PG_ADMIN_DB}"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield from _service(tmp, f"{server}/{name}", "postgres", **overrides)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres_db(server, "sv_insp") as url:
+        yield from _service(tmp, url, "postgres", **overrides)
 
 
 def _world(svc: Service) -> tuple[World, str]:
