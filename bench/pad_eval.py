@@ -95,21 +95,28 @@ class Observer:
 
     def __init__(self, engine: DlibFaceEngine) -> None:
         self.engine = engine
-        self.cache: dict[int, tuple[Observed, float]] = {}
+        self.cache: dict[tuple[int, FaceBox | None], tuple[Observed, float]] = {}
         self.settings = engine.settings
 
-    def __call__(self, image: Image, key: int | None = None) -> tuple[Observed, float]:
-        if key is not None and key in self.cache:
-            return self.cache[key]
+    def __call__(
+        self, image: Image, key: int | None = None, near: FaceBox | None = None
+    ) -> tuple[Observed, float]:
+        """As the check worker does: with `near` (the face found in the check's first
+        frame), detection looks in a window around it first (`observe(near=)`)."""
+        cache_key = (key, near)
+        if key is not None and cache_key in self.cache:
+            return self.cache[cache_key]
         t = time.process_time()
-        boxes = self.engine.detect(image)
+        boxes = self.engine.detect_near(image, near) if near is not None else []
+        if not boxes:
+            boxes = self.engine.detect(image)
         obs: Observed = None
         if boxes:
             pts = self.engine.landmarks(image, boxes[0], 68)
             obs = (boxes[0], tuple((int(x), int(y)) for x, y in pts))
         out = (obs, (time.process_time() - t) * 1000.0)
         if key is not None:
-            self.cache[key] = out
+            self.cache[cache_key] = out
         return out
 
 
@@ -145,11 +152,18 @@ def present(
     lms: list[tuple[tuple[int, int], ...]] = []
     gates_ok = False
     observe_ms = 0.0
+    # The worker's path: the check finds the face in the whole frame, then liveness
+    # looks for it in a window around that face in every frame, the first included.
+    anchor: FaceBox | None = None
     for k, (t, image) in enumerate(frames):
         if min(abs(t - m) for m in landmark_times) > 1e-3:
             lf.append(LivenessFrame(t, image))
             continue
-        obs, ms = observer(image, keys[k] if keys else None)
+        if anchor is None:
+            first, ms = observer(image, keys[k] if keys else None)
+            observe_ms += ms
+            anchor = first[0] if first is not None else None
+        obs, ms = observer(image, keys[k] if keys else None, anchor)
         observe_ms += ms
         if obs is None:
             lf.append(LivenessFrame(t, image))

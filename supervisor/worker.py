@@ -58,7 +58,6 @@ from verification.types import (
     ChallengeOutcome,
     ChallengeResult,
     CheckKind,
-    LivenessFrame,
     LivenessResult,
     LivenessVerdict,
 )
@@ -292,8 +291,9 @@ class Worker:
     ) -> tuple[LivenessResult | None, ChallengeResult | None]:
         """Passive liveness over the check's frames and, for a challenge, its outcome.
 
-        Faces the check already found are reused (only 68 landmarks are added);
-        fingerprints of the session's earlier checks come from Redis, never the ledger.
+        Faces are looked for near the one the check found (a few times cheaper than
+        the whole frame); fingerprints of the session's earlier checks come from
+        Redis, never the ledger.
         """
         cfg = self.settings.liveness
         if not cfg.passive and job.challenge is None:
@@ -301,17 +301,14 @@ class Worker:
         times = list(job.frame_times) if len(job.frame_times) == len(images) else []
         if not times or any(b <= a for a, b in zip(times, times[1:], strict=False)):
             times = [float(i) for i in range(len(images))]
-        frames: list[LivenessFrame] = []
-        examined = outcome.result.frames
-        last_box = None  # the face most recently seen, to look for it near there
-        for i, (image, t) in enumerate(zip(images, times, strict=True)):
-            box = examined[i].box if i < len(examined) and examined[i].faces_found == 1 else None
-            if box is not None:
-                points = self.engine.landmarks(image, box, 68)
-                frames.append(LivenessFrame(t, image, box, tuple((x, y) for x, y in points)))
-            else:
-                frames.append(observe(self.engine, image, t, near=last_box))
-            last_box = frames[-1].box or last_box
+        # Every frame's face is found the same way, in one window around the face the
+        # check found: boxes from different detections (whole frame, other scale)
+        # differ by a few pixels, and so would the landmarks of two identical frames.
+        anchor = next((f.box for f in outcome.result.frames if f.faces_found == 1), None)
+        frames = [
+            observe(self.engine, image, t, near=anchor)
+            for image, t in zip(images, times, strict=True)
+        ]
         challenge_result = None
         if job.challenge is not None:
             challenge = Challenge(

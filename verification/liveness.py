@@ -184,9 +184,10 @@ def observe(
     (or none when no face is found). Costs one detection and one landmark fit;
     a caller that already holds the box from its check should reuse it.
 
-    `near`, the face found in a frame of the same check moments before, narrows
-    the detection to a window around it (the whole frame is searched when the
-    face is not there)."""
+    `near`, a face found in a frame of the same check, narrows the detection to a
+    window around it (the whole frame is searched when the face is not there).
+    Pass the same `near` for every frame of a check: the same window and scale
+    give identical frames identical boxes and landmarks."""
     boxes = engine.detect_near(image, near) if near is not None else []
     if not boxes:
         boxes = engine.detect(image)
