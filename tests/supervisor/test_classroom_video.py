@@ -126,7 +126,9 @@ def test_two_people_on_a_video_file_one_leaves_halfway(
     hopper = classgen.person("Grace Hopper", imagegen.grace_hopper(), engine)
     collins = classgen.person("Eileen Collins", imagegen.astronaut(), engine)
     plan = [Presence(hopper, 1, 0, 99), Presence(collins, 4, 0, 6)]
-    video = classgen.write_video(videos(svc) / "two.mp4", plan, 12)
+    # Longer than the run needs: supervision stops once a roll call has seen 10 s; the
+    # rest is room for roll calls delayed by a busy machine (a file that ends stops them).
+    video = classgen.write_video(videos(svc) / "two.mp4", plan, 18)
     c = make_class(
         svc,
         {"Grace Hopper": imagegen.grace_hopper(), "Eileen Collins": imagegen.astronaut()},
@@ -197,7 +199,9 @@ def test_a_class_with_late_arrival_early_leaver_and_a_stranger(
         Presence(people["Angelina Jolie"], 4, 0, 99),
         Presence(people["stranger"], 6, 9, 99),  # not on the roster
     ]
-    video = classgen.write_video(videos(svc) / "class.mp4", plan, 14)
+    # Longer than the run needs (it stops once a roll call has seen 12 s): with 2 s
+    # to spare, a slow roll call on a busy CI machine missed the end of the file.
+    video = classgen.write_video(videos(svc) / "class.mp4", plan, 20)
     c = make_class(svc, enrol, cameras=(video.as_uri(),))
     run_class(svc, c, lambda rcs: rcs and _latest_source_time(svc, c) >= 12.0)
     att = attendance(svc, c)
