@@ -182,7 +182,9 @@ def _enter_wal(cur: Any) -> None:
         try:
             row = cur.execute("PRAGMA journal_mode=WAL").fetchone()
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            # The primary result code (low byte): SQLITE_BUSY or SQLITE_LOCKED.
+            code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+            if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise
             if time.monotonic() + delay > deadline:
                 raise

@@ -210,10 +210,12 @@ def summarise_session(
 
 
 def _median_gap(times: Sequence[datetime]) -> float | None:
-    if len(times) < 2:
-        return None
-    gaps = sorted((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
-    return gaps[len(gaps) // 2]
+    return median_or_none([(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)])
+
+
+def median_or_none(values: Sequence[float]) -> float | None:
+    """The upper median (no averaging: the value is one that occurred), None for none."""
+    return sorted(values)[len(values) // 2] if values else None
 
 
 def summarise_class_chain(

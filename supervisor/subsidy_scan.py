@@ -42,6 +42,7 @@ from supervisor.eligibility import (
     SessionSummary,
     course_terms,
     evaluate,
+    median_or_none,
     summarise_class_chain,
     summarise_flag,
     summarise_learner,
@@ -177,12 +178,9 @@ def _loads_all(texts: list[str]) -> list[Any]:
     """`_loads` of each text: one orjson pass over a chain's payloads, and the
     general path for the whole chain only when orjson refuses one of them."""
     try:
-        return [_orjson_loads(t) for t in texts]
+        return [orjson.loads(t) for t in texts]
     except orjson.JSONDecodeError:
         return [_loads(t) for t in texts]
-
-
-_orjson_loads = orjson.loads
 
 
 def _fromiso(text: str) -> datetime:
@@ -299,7 +297,7 @@ def fast_session_summary(
         bool(start_ok),
         len(check_times),
         passed,
-        sorted(gaps)[len(gaps) // 2] if gaps else None,
+        median_or_none(gaps),
         tuple(distances),
         (),
         _row_ref(rows[0]),

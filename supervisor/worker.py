@@ -60,6 +60,7 @@ from verification.types import (
     CheckKind,
     LivenessResult,
     LivenessVerdict,
+    Vector,
 )
 
 log = logging.getLogger(__name__)
@@ -343,7 +344,7 @@ class Worker:
         raise StorageError("check event vanished")
 
 
-def _decisive_encoding(outcome: CheckOutcome) -> Any:
+def _decisive_encoding(outcome: CheckOutcome) -> Vector | None:
     """The encoding the check computed for its decisive frame, if it got that far."""
     result = outcome.result
     if 0 <= result.frame_index < len(result.frames):
