@@ -57,8 +57,13 @@ class BackupReport:
 
 
 def _tables() -> list[Table]:
-    """Every table of the schema, parents before children."""
-    return [t for t in Base.metadata.sorted_tables if t.name != "alembic_version"]
+    """Every table of the schema but the derived ones (projections rebuilt from the
+    ledger), parents before children."""
+    return [
+        t
+        for t in Base.metadata.sorted_tables
+        if t.name != "alembic_version" and not t.info.get("derived")
+    ]
 
 
 def _encode(value: Any) -> Any:
@@ -110,11 +115,8 @@ def dump(db: Database, evidence: LocalEvidenceStore, out: Path) -> BackupReport:
         with (
             zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
             translate_errors(),
-            db.engine.connect() as conn,
         ):
-            if db.dialect == "postgresql":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
+            with db.read(snapshot=True) as conn:
                 revision = _revision(conn)
                 for table in _tables():
                     name = f"tables/{table.name}.jsonl"

@@ -171,11 +171,23 @@ class ChainVerifier:
     and by the database verifier, so both apply the same rules.
     """
 
-    __slots__ = ("chains", "events", "_chain", "_chain_json", "_next_seq", "_prev", "_broken")
+    __slots__ = (
+        "chains",
+        "events",
+        "intact_heads",
+        "_chain",
+        "_chain_json",
+        "_next_seq",
+        "_prev",
+        "_broken",
+    )
 
     def __init__(self) -> None:
         self.chains = 0
         self.events = 0
+        # (seq, hash) of the last event of every chain found intact so far; the
+        # current chain's is added by `finish`.
+        self.intact_heads: dict[str, tuple[int, str]] = {}
         self._chain: str | None = None
         self._chain_json = ""
         self._next_seq = 1
@@ -187,6 +199,7 @@ class ChainVerifier:
     ) -> ChainBreak | None:
         """Check one event; `ts` is the `format_timestamp` form of recorded_at."""
         if chain_id != self._chain:
+            self.finish()
             self._chain = chain_id
             self._chain_json = encode_basestring(chain_id)
             self._next_seq = 1
@@ -232,6 +245,11 @@ class ChainVerifier:
         self._next_seq = seq + 1
         self._prev = hash_
         return None
+
+    def finish(self) -> None:
+        """Record the current chain's head if it is intact (call after the last event)."""
+        if self._chain is not None and not self._broken and self._next_seq > 1:
+            self.intact_heads[self._chain] = (self._next_seq - 1, self._prev)
 
     def feed_rows(
         self, rows: Iterable[tuple[str, int, str, str, str, str, str]]

@@ -9,6 +9,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,36 @@ class Database:
         return self.dialect == "sqlite"
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        with translate_errors(), self.engine.connect() as conn, conn.begin():
-            yield conn
+    def read(self, snapshot: bool = False) -> Iterator[Connection]:
+        """A read transaction; with `snapshot`, every statement in it sees the same
+        state (REPEATABLE READ on PostgreSQL; a SQLite read transaction always does)."""
+        with translate_errors(), self.engine.connect() as conn:
+            if snapshot and self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def stream(self, sql: str, params: tuple[Any, ...], batch: int) -> Iterator[list[Any]]:
+        """Rows of one fixed SQL text (placeholders in the driver's style) as DBAPI
+        tuples, in lists of up to `batch`: the bulk reads, without Row objects or
+        type processing. PostgreSQL sends rows while the caller works on the last batch."""
+        with self.read() as conn:
+            dbapi: Any = conn.connection.driver_connection
+            cursor = dbapi.cursor()
+            try:
+                if self.is_sqlite:
+                    cursor.execute(sql, params)
+                    while rows := cursor.fetchmany(batch):
+                        yield rows
+                else:
+                    it = cursor.stream(sql, params, size=1000)
+                    try:
+                        while rows := list(islice(it, batch)):
+                            yield rows
+                    finally:
+                        it.close()
+            finally:
+                cursor.close()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -17,13 +17,14 @@ from storage.ledger_sql import SqlLedgerStore
 from storage.migrate import check_schema
 from storage.registry_sql import SqlRegistryStore
 from storage.subsidy_sql import SqlSubsidyStore
+from storage.summaries_sql import SqlSummaryStore
 from storage.templates_sql import KEY_BYTES, SqlTemplateStore
 
 
 class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.evidence`,
     `.classroom`,
-    `.seals`, `.access_log`, `.subsidy`.
+    `.seals`, `.access_log`, `.subsidy`, `.summaries`.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
     writer thread and closes the database connections. Usable as a context manager.
@@ -46,6 +47,7 @@ class Storage:
         self.seals = SqlSealStore(db)
         self.access_log = SqlAccessLog(db)
         self.subsidy = SqlSubsidyStore(db)
+        self.summaries = SqlSummaryStore(db)
         self._closed = False
 
     def close(self) -> None:

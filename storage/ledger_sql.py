@@ -30,7 +30,7 @@ from itertools import islice
 from json.encoder import encode_basestring
 from typing import Any, Final
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 
 from storage.canonical import (
@@ -48,6 +48,7 @@ from storage.exceptions import (
     StorageError,
 )
 from storage.models import ledger_events as T
+from storage.models import ledger_heads as H
 from storage.models import ledger_keys as K
 from storage.types import ChainBreak, ChainHead, LedgerEvent, NewEvent, VerifyReport
 from storage.validate import aware, ident
@@ -129,6 +130,15 @@ class SqlLedgerStore:
             return pending.result, pending.created
         return self._append_direct(chain_id, events, key)
 
+    def find_once(self, chain_id: str, key: str) -> LedgerEvent | None:
+        """The first event of the append made to the chain with `key`, if there was one."""
+        ident(key, "idempotency key")
+        with self._db.read() as conn:
+            seq = _existing_keys(conn, [(chain_id, key)]).get((chain_id, key))
+            if seq is None:
+                return None
+            return _events_at(conn, [(chain_id, seq)])[0][0]
+
     def _append_direct(
         self, chain_id: str, events: Sequence[NewEvent], key: str | None = None
     ) -> Any:
@@ -179,26 +189,17 @@ class SqlLedgerStore:
 
     def head(self, chain_id: str) -> ChainHead | None:
         """The last event of a chain, or None for a chain with no events."""
-        stmt = (
-            select(T.c.chain_id, T.c.seq, T.c.hash)
-            .where(T.c.chain_id == chain_id)
-            .order_by(T.c.seq.desc())
-            .limit(1)
-        )
+        stmt = select(H.c.chain_id, H.c.seq, H.c.hash).where(H.c.chain_id == chain_id)
         with self._db.read() as conn:
             row = conn.execute(stmt).first()
         return None if row is None else ChainHead(row[0], row[1], row[2])
 
     def heads(self) -> Iterator[ChainHead]:
-        """The last event of every chain, ordered by chain_id (streamed)."""
-        last = (
-            select(T.c.chain_id, func.max(T.c.seq).label("seq")).group_by(T.c.chain_id).subquery()
-        )
-        stmt = (
-            select(T.c.chain_id, T.c.seq, T.c.hash)
-            .join(last, and_(T.c.chain_id == last.c.chain_id, T.c.seq == last.c.seq))
-            .order_by(T.c.chain_id)
-        )
+        """The last event of every chain, ordered by chain_id (streamed).
+
+        Read from `ledger_heads`, which a trigger keeps with every insert into the
+        ledger; `verify` checks it against the events."""
+        stmt = select(H.c.chain_id, H.c.seq, H.c.hash).order_by(H.c.chain_id)
         with self._db.read() as conn:
             result = conn.execution_options(stream_results=True, yield_per=_STREAM_ROWS).execute(
                 stmt
@@ -240,13 +241,16 @@ class SqlLedgerStore:
         """Recompute chains (all when None) and name the first bad event of each broken one.
 
         Streams rows in (chain_id, seq) order, one statement per chunk of requested
-        chains; memory use does not grow with the table.
+        chains: memory does not grow with the number of events, but it holds the head
+        (seq, hash) of every verified chain, and of every row of the head index, to
+        compare the two (some 100 MB at 400,000 chains).
         """
         verifier = ChainVerifier()
         breaks: list[ChainBreak] = []
         wanted = None if chain_ids is None else sorted(set(chain_ids))
         sqlite = self._db.is_sqlite
-        with self._db.read() as conn:
+        # One snapshot: the head index is compared with the events this pass read.
+        with self._db.read(snapshot=True) as conn:
             # The hot loop reads DBAPI tuples directly: SQLAlchemy Row objects would
             # cost about a quarter of the time. The SQL is fixed text; ids are bound.
             dbapi: Any = conn.connection.driver_connection
@@ -255,6 +259,9 @@ class SqlLedgerStore:
                     breaks.extend(_verify_sqlite(dbapi, where, params, verifier))
                 else:
                     breaks.extend(_verify_postgres(dbapi, where, params, verifier))
+            verifier.finish()
+            broken = {b.chain_id for b in breaks}
+            breaks.extend(_check_heads(conn, wanted, verifier.intact_heads, broken))
         return VerifyReport(chains=verifier.chains, events=verifier.events, breaks=tuple(breaks))
 
     # -- used by the group-commit writer --------------------------------------------
@@ -311,6 +318,41 @@ def _verify_postgres(
         rows_iter.close()
         cursor.close()
     return breaks
+
+
+def _check_heads(
+    conn: Connection,
+    wanted: list[str] | None,
+    intact: dict[str, tuple[int, str]],
+    broken: set[str],
+) -> list[ChainBreak]:
+    """`ledger_heads` against the heads of the chains just verified: a row that names
+    another last event, or a chain without its row, means the index was altered."""
+    rows: dict[str, tuple[int, str]] = {}
+    stmt = select(H.c.chain_id, H.c.seq, H.c.hash)
+    if wanted is None:
+        rows = {r[0]: (r[1], r[2]) for r in conn.execute(stmt)}
+    else:
+        for i in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[i : i + _IN_CHUNK]
+            rows.update(
+                {r[0]: (r[1], r[2]) for r in conn.execute(stmt.where(H.c.chain_id.in_(chunk)))}
+            )
+    out: list[ChainBreak] = []
+    for chain_id, (seq, hash_) in sorted(rows.items()):
+        if chain_id in broken:
+            continue
+        found = intact.get(chain_id)
+        if found != (seq, hash_):
+            last = f"ends at event {found[0]}" if found else "has no events"
+            out.append(
+                ChainBreak(chain_id, seq, f"the head index names event {seq}, but the chain {last}")
+            )
+    for chain_id in sorted(intact.keys() - rows.keys()):
+        out.append(
+            ChainBreak(chain_id, intact[chain_id][0], "the chain is missing from the head index")
+        )
+    return out
 
 
 def _chain_filters(wanted: list[str] | None, sqlite: bool) -> Iterator[tuple[str, tuple[Any, ...]]]:
@@ -382,6 +424,8 @@ _INSERT_SQL: Final = {
 def _insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     # One executemany with DBAPI tuples: the per-row cost of SQLAlchemy's parameter
     # processing is a fifth of the writer's time at thousands of events per second.
+    # (On PostgreSQL one INSERT of the rows as arrays, unnest(), measured 3.6 times
+    # slower than psycopg's pipelined executemany.)
     conn.exec_driver_sql(_INSERT_SQL[conn.dialect.name], rows)
 
 
@@ -440,15 +484,11 @@ def _lock_key(chain_id: str) -> int:
 
 def _load_heads(conn: Connection, chain_ids: Sequence[str]) -> dict[str, _Head]:
     """Current heads of the given chains (absent: no events yet)."""
-    inner = T.alias("inner_events")
     found: dict[str, _Head] = {}
     for i in range(0, len(chain_ids), _IN_CHUNK):
         chunk = list(chain_ids[i : i + _IN_CHUNK])
-        latest = (
-            select(func.max(inner.c.seq)).where(inner.c.chain_id == T.c.chain_id).scalar_subquery()
-        )
-        stmt = select(T.c.chain_id, T.c.seq, T.c.hash, T.c.recorded_at).where(
-            T.c.chain_id.in_(chunk), T.c.seq == latest
+        stmt = select(H.c.chain_id, H.c.seq, H.c.hash, H.c.recorded_at).where(
+            H.c.chain_id.in_(chunk)
         )
         for chain_id, seq, hash_, recorded_at in conn.execute(stmt):
             found[chain_id] = _Head(seq, hash_, recorded_at)

@@ -200,6 +200,39 @@ class LedgerKeyRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
 
 
+# Projections of the ledger (revision 0005): derived, rebuilt from it, never backed up.
+DERIVED = {"derived": True}
+
+
+class LedgerHeadRow(Base):
+    """The last event of each chain, kept by a trigger on ledger_events inserts."""
+
+    __tablename__ = "ledger_heads"
+    # SQLite: clustered by chain_id, so that a scan of every head in chain order (what
+    # seals and summaries read) is one sequential pass.
+    __table_args__ = {"info": DERIVED, "sqlite_with_rowid": False}
+
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(HASH_LEN))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChainSummaryRow(Base):
+    """A value folded from a chain's events up to (seq, hash), by code `version`."""
+
+    __tablename__ = "chain_summaries"
+    __table_args__ = {"info": DERIVED}
+
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(HASH_LEN))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())  # of the event at seq
+    body: Mapped[str] = mapped_column(Text)  # what readers need
+    state: Mapped[str] = mapped_column(Text)  # what folding needs to go on ('' if none)
+
+
 # Core tables for the stores (declarative types `__table__` as FromClause).
 institutions = cast(Table, InstitutionRow.__table__)
 courses = cast(Table, CourseRow.__table__)
@@ -212,6 +245,8 @@ flags = cast(Table, FlagRow.__table__)
 evidence = cast(Table, EvidenceRow.__table__)
 ledger_events = cast(Table, LedgerEventRow.__table__)
 ledger_keys = cast(Table, LedgerKeyRow.__table__)
+ledger_heads = cast(Table, LedgerHeadRow.__table__)
+chain_summaries = cast(Table, ChainSummaryRow.__table__)
 
 
 # -- classroom training and assessments ----------------------------------------

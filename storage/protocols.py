@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from storage.types import (
     AccessEntry,
@@ -61,6 +61,10 @@ class LedgerStore(Protocol):
         """
         ...
 
+    def find_once(self, chain_id: str, key: str) -> LedgerEvent | None:
+        """The first event of the append made to the chain with `key`, if there was one."""
+        ...
+
     def read_chain(
         self, chain_id: str, after_seq: int = 0, limit: int | None = None
     ) -> list[LedgerEvent]: ...
@@ -104,6 +108,10 @@ class RegistryStore(Protocol):
 
     def get_learner(self, learner_id: int) -> Learner: ...
     def list_learners(self, institution_id: int | None = None) -> list[Learner]: ...
+    def learner_institutions(self) -> dict[int, int]:
+        """Every registered learner's id -> institution id (one light query for scans
+        over all learners; no names or ID numbers are read)."""
+        ...
 
     def record_consent(self, learner_id: int, text_version: str, at: datetime) -> Consent: ...
     def withdraw_consent(self, learner_id: int, at: datetime) -> tuple[Consent, int]:
@@ -310,3 +318,28 @@ class AccessLogStore(Protocol):
         since: datetime | None = None,
         limit: int = 500,
     ) -> Sequence[AccessEntry]: ...
+
+
+class SummaryStore(Protocol):
+    """Summaries folded from chains, kept beside the ledger; the store never reads them.
+
+    Rows are DBAPI tuples (see `storage.summaries_sql` for their columns): the scan
+    that uses them reads one per chain of the whole ledger."""
+
+    def chains(self, version: str, until: datetime | None = None) -> Iterator[list[Any]]:
+        """Every chain's head beside its summary of `version` (if any), by chain_id."""
+        ...
+
+    def read_chains(
+        self, after: Sequence[tuple[str, int]], until: datetime | None = None
+    ) -> Iterator[list[Any]]:
+        """Events of the given chains after the given seq, recorded before `until`."""
+        ...
+
+    def put(self, version: str, rows: Sequence[Any]) -> None:
+        """Store summaries; never replaces one of this version that covers more events."""
+        ...
+
+    def clear(self) -> int:
+        """Forget every summary; returns how many there were."""
+        ...

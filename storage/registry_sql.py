@@ -160,6 +160,11 @@ class SqlRegistryStore:
         with self._db.read() as conn:
             return [_learner(r) for r in conn.execute(stmt)]
 
+    def learner_institutions(self) -> dict[int, int]:
+        stmt = select(learners.c.id, learners.c.institution_id)
+        with self._db.read() as conn:
+            return {lid: iid for lid, iid in conn.execute(stmt)}
+
     def find_learner_by_id_number(self, id_number: str) -> Learner | None:
         """The learner registered under this ID number, if any."""
         if not isinstance(id_number, str):

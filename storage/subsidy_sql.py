@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any, Final, cast
 
 from sqlalchemy import Row, func, insert, or_, select, update
@@ -421,23 +420,7 @@ class SqlSubsidyStore:
             "SELECT chain_id, seq, kind, payload, hash "
             f"FROM ledger_events{where} ORDER BY chain_id, seq"
         )
-        with self._db.read() as conn:
-            dbapi: Any = conn.connection.driver_connection
-            cursor = dbapi.cursor()
-            try:
-                if self._db.is_sqlite:
-                    cursor.execute(sql, params)
-                    while rows := cursor.fetchmany(_STREAM_ROWS):
-                        yield rows
-                else:
-                    it = cursor.stream(sql, params, size=1000)
-                    try:
-                        while rows := list(islice(it, _STREAM_ROWS)):
-                            yield rows
-                    finally:
-                        it.close()
-            finally:
-                cursor.close()
+        return self._db.stream(sql, params, _STREAM_ROWS)
 
     def flag_counts(self) -> int:
         with self._db.read() as conn:

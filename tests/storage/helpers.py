@@ -22,7 +22,14 @@ def tamper(store: Storage, sql: str, **params: Any) -> None:
             conn.exec_driver_sql("DROP TRIGGER IF EXISTS ledger_events_no_update")
             conn.exec_driver_sql("DROP TRIGGER IF EXISTS ledger_events_no_delete")
         else:
-            conn.exec_driver_sql("ALTER TABLE ledger_events DISABLE TRIGGER USER")
+            # The append-only guards go; the trigger that keeps ledger_heads stays, as on
+            # SQLite (an attacker who also edits the head index is caught by seals).
+            conn.exec_driver_sql(
+                "ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_append_only"
+            )
+            conn.exec_driver_sql(
+                "ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_no_truncate"
+            )
         conn.execute(text(sql), params)
 
 

@@ -365,6 +365,36 @@ def test_verify_of_many_named_chains(store: Storage) -> None:
     assert [h.chain_id for h in store.ledger.heads()] == chains
 
 
+def test_the_head_index_follows_every_append_and_verify_checks_it(store: Storage) -> None:
+    for i in range(3):
+        store.ledger.append("a", [ev(i), ev(i + 10)])
+    store.ledger.append("b", [ev(1)])
+    events = store.ledger.read_chain("a")
+    assert [(h.chain_id, h.seq, h.hash) for h in store.ledger.heads()] == [
+        ("a", 6, events[-1].hash),
+        ("b", 1, store.ledger.read_chain("b")[0].hash),
+    ]
+    assert store.ledger.head("a") == list(store.ledger.heads())[0]
+    assert store.ledger.verify().ok
+    # Cutting the tail off a chain leaves an intact prefix; the head index still
+    # names the event that was removed.
+    tamper(store, "DELETE FROM ledger_events WHERE chain_id = 'a' AND seq = 6")
+    report = store.ledger.verify()
+    assert [(b.chain_id, b.seq) for b in report.breaks] == [("a", 6)]
+    assert "head index" in report.breaks[0].reason
+    assert store.ledger.verify(["b"]).ok
+    # A chain the index does not know, and an index row the ledger does not back.
+    tamper(store, "DELETE FROM ledger_heads WHERE chain_id = 'b'")
+    tamper(
+        store,
+        "INSERT INTO ledger_heads VALUES ('ghost', 1, :h, :t)",
+        h="0" * 64,
+        t=events[0].recorded_at,
+    )
+    found = {(b.chain_id, b.seq) for b in store.ledger.verify().breaks}
+    assert found == {("a", 6), ("b", 1), ("ghost", 1)}
+
+
 @pytest.mark.parametrize("group_commit", [True, False])
 def test_append_once_records_a_keyed_append_exactly_once(
     open_store: OpenStore, group_commit: bool
@@ -381,6 +411,12 @@ def test_append_once_records_a_keyed_append_exactly_once(
     assert created and elsewhere[0].seq == 1
     assert [e.seq for e in store.ledger.read_chain("session:k")] == [1, 2, 3]
     assert store.ledger.verify(None).ok
+    # The first event of a keyed append is found by its key, and only on its chain.
+    assert store.ledger.find_once("session:k", "check-2") == other[0]
+    assert store.ledger.find_once("session:k", "check-1") == first[0]
+    assert store.ledger.find_once("session:j", "check-2") is None
+    with pytest.raises(InvalidInput):
+        store.ledger.find_once("session:k", "bad key with spaces")
 
 
 def test_concurrent_deliveries_of_one_job_are_recorded_once(open_store: OpenStore) -> None:

@@ -63,6 +63,9 @@ def test_learners_are_unique_by_id_number(store: Storage) -> None:
         store.registry.create_learner(inst, "Someone Else", id_number(7))
     assert id_number(7) not in str(caught.value)  # ID numbers stay out of error texts
     assert store.registry.list_learners(inst) == [first]
+    other = store.registry.create_institution("B").id
+    second = store.registry.create_learner(other, "Li Si", id_number(11))
+    assert store.registry.learner_institutions() == {first.id: inst, second.id: other}
     assert store.registry.find_learner_by_id_number(id_number(7).lower()) == first
     assert store.registry.find_learner_by_id_number(id_number(8)) is None
     for bad in ("12345", "11010119800101123Y", "1101011980010112345", ""):

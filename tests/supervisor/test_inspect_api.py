@@ -443,6 +443,17 @@ def test_tampering_is_shown_in_the_replay_and_by_the_commands(
     chain2 = f"session:{sid2}"
     assert svc.call("POST", "/api/v1/seals", svc.admin).status_code == 201
     _rewrite(svc, chain2, 5, lambda p: p.replace('"mismatch"', '"match"').replace("false", "true"))
+    # The chain's row in the head index still names the old last hash ...
+    (stale,) = svc.storage.ledger.verify([chain2]).breaks
+    assert "head index" in stale.reason
+    # ... so the careful forger rewrites that too.
+    last = svc.storage.ledger.read_chain(chain2)[-1]
+    tamper(
+        svc.storage,
+        "UPDATE ledger_heads SET hash = :h WHERE chain_id = :c",
+        h=last.hash,
+        c=chain2,
+    )
     replay = svc.call("GET", f"/api/v1/inspect/sessions/{sid2}/replay", inspector).json()
     assert replay["integrity"]["chain"]["ok"] is True
     assert replay["integrity"]["seal"]["state"] == "sealed_mismatch"

@@ -106,9 +106,19 @@ def test_a_seal_covers_every_chain_and_catches_truncation(storage: Storage) -> N
     # Appending later is fine: the sealed head is still in place.
     storage.ledger.append("session:b", [NewEvent("note", canonical_json({"later": 1}))])
     assert verify_chain_against_seal(storage, "session:b", seal) is None
-    # Truncating a chain (deleting its last events) is invisible to the chain alone,
-    # but not to the seal.
+    # Truncating a chain (deleting its last events) leaves its own hashes intact; the
+    # head index still names the last event ...
     tamper(storage, "DELETE FROM ledger_events WHERE chain_id = 'class:10' AND seq >= 4")
+    (cut,) = storage.ledger.verify(["class:10"]).breaks
+    assert cut.seq == 5 and "head index" in cut.reason
+    # ... and one who also rewrites the index is still caught by the seal.
+    last = storage.ledger.read_chain("class:10")[-1]
+    tamper(
+        storage,
+        "UPDATE ledger_heads SET seq = :seq, hash = :hash WHERE chain_id = 'class:10'",
+        seq=last.seq,
+        hash=last.hash,
+    )
     assert storage.ledger.verify(["class:10"]).ok
     problem = verify_chain_against_seal(storage, "class:10", seal)
     assert problem is not None and "seq 5" in problem
