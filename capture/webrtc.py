@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,8 +44,15 @@ MessageHandler = Callable[[str, str], None]  # (session_id, text)
 StateHandler = Callable[[str, PeerState], None]  # (session_id, state)
 
 _MEDIA_LINE = re.compile(r"^m=(\w+) ", re.MULTILINE)
+# The header extension that receive-side bandwidth estimation (REMB) needs; without it
+# in the offer, aiortc's answer leaves it out and the browser never sends it.
+_ABS_SEND_TIME = re.compile(
+    r"^a=extmap:\d+(?:/\w+)? http://www\.webrtc\.org/experiments/rtp-hdrext/abs-send-time\r?\n",
+    re.MULTILINE,
+)
 # Data-channel messages are small JSON texts; anything larger is dropped unread.
 MAX_MESSAGE_BYTES = 16 * 1024
+MAX_EARLY_MESSAGES = 16
 
 
 class TrackReader:
@@ -168,6 +176,9 @@ class _Peer:
     channel: RTCDataChannel | None = None
     has_video: asyncio.Event = field(default_factory=asyncio.Event)
     watchdog: asyncio.Task[None] | None = None
+    # Messages sent before the page's channel opened (the hello, the first state):
+    # delivered in order when it does; the oldest go past `MAX_EARLY_MESSAGES`.
+    early: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_EARLY_MESSAGES))
 
 
 class PeerHub:
@@ -228,6 +239,8 @@ class PeerHub:
         peer = _Peer(session_id, pc)
         self._wire(peer)
         self._peers[session_id] = peer
+        if not self.settings.receive_bandwidth_estimation:
+            sdp = _ABS_SEND_TIME.sub("", sdp)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             for transceiver in pc.getTransceivers():
@@ -268,6 +281,10 @@ class PeerHub:
                 channel.close()
                 return
             peer.channel = channel
+            if channel.readyState == "open":
+                self._flush(peer)
+            else:
+                channel.on("open", lambda: self._flush(peer))
 
             @channel.on("message")
             def _on_message(message: object) -> None:
@@ -319,15 +336,28 @@ class PeerHub:
         return peer.reader
 
     def send(self, session_id: str, text: str) -> bool:
-        """Send a text message on the session's data channel; False if it is not open."""
+        """Send a text message on the session's data channel, or keep it until the page
+        opens the channel; False if there is no connection or the channel has closed."""
         peer = self._peers.get(session_id)
-        if peer is None or peer.channel is None or peer.channel.readyState != "open":
+        if peer is None:
+            return False
+        channel = peer.channel
+        if channel is None or channel.readyState == "connecting":
+            peer.early.append(text)
+            return True
+        if channel.readyState != "open":
             return False
         try:
-            peer.channel.send(text)
+            channel.send(text)
         except Exception:  # a closing channel; the state handler reports it
             return False
         return True
+
+    def _flush(self, peer: _Peer) -> None:
+        while peer.early and peer.channel is not None and peer.channel.readyState == "open":
+            text = peer.early.popleft()
+            with contextlib.suppress(Exception):
+                peer.channel.send(text)
 
     async def close(self, session_id: str, only: _Peer | None = None) -> None:
         """Close the session's connection, its reader and its channel (idempotent)."""

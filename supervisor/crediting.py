@@ -57,41 +57,91 @@ def _event_time(event: Event) -> datetime | None:
     return at if isinstance(at, datetime) else None
 
 
-def credit(events: Iterable[Event], max_gap: timedelta) -> Credit:
-    """Credited learning time of one chain of events, in ledger order."""
-    last_pass: datetime | None = None
-    paused = False
-    intervals: list[Interval] = []
-    passed = failed = missed = 0
-    first_at: datetime | None = None
-    last_at: datetime | None = None
-    for event in events:
+class CreditClock:
+    """`credit` as a running fold: feed events in ledger order, read `result()` at any
+    point. The live service keeps one per session and feeds it only the events
+    appended since it last looked, so a check costs the same in the eighth hour of a
+    session as in the first."""
+
+    __slots__ = (
+        "max_gap",
+        "intervals",
+        "total",
+        "last_pass",
+        "paused",
+        "passed",
+        "failed",
+        "missed",
+        "first_at",
+        "last_at",
+    )
+
+    def __init__(self, max_gap: timedelta, keep_intervals: bool = True) -> None:
+        self.max_gap = max_gap
+        # Without them (a live view only shows the total) memory stays flat however
+        # long the session.
+        self.intervals: list[Interval] | None = [] if keep_intervals else None
+        self.total = 0.0  # seconds, summed in ledger order (as `sum` over the intervals)
+        self.last_pass: datetime | None = None
+        self.paused = False
+        self.passed = self.failed = self.missed = 0
+        self.first_at: datetime | None = None
+        self.last_at: datetime | None = None
+
+    def feed(self, event: Event) -> None:
         at = _event_time(event)
         if at is not None:
-            first_at = at if first_at is None else min(first_at, at)
-            last_at = at if last_at is None else max(last_at, at)
+            self.first_at = at if self.first_at is None else min(self.first_at, at)
+            self.last_at = at if self.last_at is None else max(self.last_at, at)
         if isinstance(event, CheckRecorded):
             if event.passed:
-                passed += 1
-                if paused:
-                    continue
-                if last_pass is not None and timedelta(0) < event.at - last_pass <= max_gap:
-                    intervals.append(Interval(last_pass, event.at))
-                last_pass = event.at if last_pass is None else max(last_pass, event.at)
+                self.passed += 1
+                if self.paused:
+                    return
+                last = self.last_pass
+                if last is not None and timedelta(0) < event.at - last <= self.max_gap:
+                    interval = Interval(last, event.at)
+                    if self.intervals is not None:
+                        self.intervals.append(interval)
+                    self.total += interval.seconds
+                self.last_pass = event.at if last is None else max(last, event.at)
             else:
-                failed += 1
-                last_pass = None
+                self.failed += 1
+                self.last_pass = None
         elif isinstance(event, CheckMissed):
-            missed += 1
-            last_pass = None
+            self.missed += 1
+            self.last_pass = None
         elif isinstance(event, StateChanged):
             if event.to_state == "active":
-                paused = False
-                last_pass = event.at
+                self.paused = False
+                self.last_pass = event.at
             else:
-                paused = True
-                last_pass = None
+                self.paused = True
+                self.last_pass = None
         elif isinstance(event, SessionEnded):
-            last_pass = None
-    total = sum(i.seconds for i in intervals)
-    return Credit(round(total, 6), tuple(intervals), passed, failed, missed, first_at, last_at)
+            self.last_pass = None
+
+    @property
+    def credited_seconds(self) -> float:
+        return round(self.total, 6)
+
+    def result(self) -> Credit:
+        if self.intervals is None:
+            raise ValueError("this clock was made without its intervals")
+        return Credit(
+            self.credited_seconds,
+            tuple(self.intervals),
+            self.passed,
+            self.failed,
+            self.missed,
+            self.first_at,
+            self.last_at,
+        )
+
+
+def credit(events: Iterable[Event], max_gap: timedelta) -> Credit:
+    """Credited learning time of one chain of events, in ledger order."""
+    clock = CreditClock(max_gap)
+    for event in events:
+        clock.feed(event)
+    return clock.result()

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 # A page attaching within this many seconds of a passed identity check (the one
 # that opened the session) is not asked for another one straight away.
 ATTACH_GRACE_S = 30.0
+# Shortest sleep of a session waiting for its next check.
+_MIN_NAP_S = 0.5
 
 
 def draw_interval(rng: random.Random, low: float, mean: float, high: float) -> float:
@@ -294,6 +296,8 @@ class LiveSession:
     spoof_signs: list[str] = field(default_factory=list)
     spoof_flagged: bool = False
     needs_challenge: bool = False  # a liveness failure not yet cleared by a challenge
+    lock_refreshed: float = float("-inf")  # loop time the live lock was last refreshed
+    woken: asyncio.Event = field(default_factory=asyncio.Event)  # the link came or went
 
     @property
     def sessions(self) -> SessionService:
@@ -311,9 +315,10 @@ class LiveSession:
             self.link.send(message)
 
     async def send_state(self, state: SessionState | None = None, note: str | None = None) -> None:
+        view = await self.sessions.view(self.session)
         if state is None:
-            state = await self.manager.state_of(self.session)
-        credit = self.sessions.credit_of(await self.sessions.chain(self.session))
+            state = view.snapshot()
+        credited = view.clock.credited_seconds
         running = state.state == ACTIVE and (self.last_verdict in (None, "match", "present"))
         await self.manager.board.publish(
             self.session,
@@ -321,7 +326,7 @@ class LiveSession:
             note=note,
             mode=self.link.mode if self.link else None,
             last_verdict=self.last_verdict,
-            credited_seconds=credit.credited_seconds,
+            credited_seconds=credited,
             at=self.clock(),
         )
         self.send(
@@ -330,7 +335,7 @@ class LiveSession:
                 "state": state.state,
                 "note": note,
                 "mode": self.link.mode if self.link else None,
-                "credited_seconds": credit.credited_seconds,
+                "credited_seconds": credited,
                 "clock_running": running,
                 "at": ev.iso(self.clock()),
             }
@@ -340,6 +345,7 @@ class LiveSession:
         self.link = link
         self.last_heartbeat = asyncio.get_running_loop().time()
         self.connected.set()
+        self.woken.set()
 
     def heartbeat(self) -> None:
         self.last_heartbeat = asyncio.get_running_loop().time()
@@ -367,6 +373,7 @@ class LiveSession:
             return
         link, self.link = self.link, None
         self.connected.clear()
+        self.woken.set()
         self.disconnected_at = self.clock()
         with contextlib.suppress(Exception):
             await link.close()
@@ -623,11 +630,10 @@ class LiveSession:
 
     async def _identity_is_recent(self) -> bool:
         """Was an identity check passed just now (the page that started the session)?"""
-        stored = await self.sessions.chain(self.session)
-        for _, e in reversed(ev.decode_all(stored)):
-            if isinstance(e, ev.CheckRecorded) and e.passed and e.check_kind == "identity":
-                return (self.clock() - e.at).total_seconds() <= ATTACH_GRACE_S
-        return False
+        passed_at = (await self.sessions.view(self.session)).identity_passed_at
+        if passed_at is None:
+            return False
+        return (self.clock() - passed_at).total_seconds() <= ATTACH_GRACE_S
 
     async def run(self) -> None:
         rng = self.manager.rng
@@ -686,11 +692,33 @@ class LiveSession:
         """Wait for a check's moment while watching the link. False if it went away."""
         loop = asyncio.get_running_loop()
         timeout = self.manager.settings.webrtc.heartbeat_timeout_s
+        # The lock expires after its TTL unless refreshed: a third of it apart leaves
+        # two refreshes' worth of slack.
+        refresh = self.manager.locks.ttl_ms / 3000
         while not self.stopped:
+            # Cleared before the link is looked at, so that a detach during an await
+            # below still cuts the next nap short.
+            self.woken.clear()
+            if self.link is None:
+                return False
             remaining = (due - self.clock()).total_seconds()
             if remaining <= 0:
+                # A check can outlast a third of the lock's TTL (frames, then a busy
+                # worker): it starts with the lock freshly held.
+                await self.manager.keep_lock(self.session)
+                self.lock_refreshed = loop.time()
                 return self.link is not None
-            await asyncio.sleep(min(remaining, 1.0))
+            # Wake for the check, the heartbeat deadline, the lock, or a link change,
+            # whichever comes first, rather than on a fixed tick (a few wakes a minute
+            # per session instead of sixty).
+            now = loop.time()
+            nap = min(
+                remaining,
+                max(self.last_heartbeat + timeout - now, _MIN_NAP_S),
+                max(self.lock_refreshed + refresh - now, 0.0),
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.woken.wait(), nap)
             if self.link is None:
                 return False
             if self.link.busy():
@@ -698,7 +726,9 @@ class LiveSession:
             if loop.time() - self.last_heartbeat > timeout:
                 await self.detach("heartbeat_lost")
                 return False
-            await self.manager.keep_lock(self.session)
+            if loop.time() - self.lock_refreshed >= refresh:
+                await self.manager.keep_lock(self.session)
+                self.lock_refreshed = loop.time()
         return False
 
     async def _await_reconnect(self) -> bool:
@@ -828,9 +858,7 @@ class LiveManager:
         sessions.before_start = self._before_start
 
     async def state_of(self, session: StudySession) -> SessionState:
-        from supervisor.sessions import fold
-
-        return fold([e for _, e in ev.decode_all(await self.sessions.chain(session))])
+        return (await self.sessions.view(session)).snapshot()
 
     # -- hooks from SessionService ---------------------------------------------
 
@@ -900,7 +928,9 @@ class LiveManager:
         await self.keep_lock(session)
         answer = await self.hub.accept(session.id, sdp, sdp_type)
         live = await self._attach(session, WebRTCLink(self.hub, session.id, self.settings))
-        live.send({"type": "hello", "mode": "webrtc"})
+        # Three heartbeats fit in the timeout: one lost message is not a disconnection.
+        beat = self.settings.webrtc.heartbeat_timeout_s / 3
+        live.send({"type": "hello", "mode": "webrtc", "heartbeat_s": beat})
         return answer
 
     async def attach_upload(self, session: StudySession) -> UploadLink:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from storage.types import LedgerEvent, Role, StudySession, VerifyReport
 from supervisor import events as ev
 from supervisor.auth import Principal, can_act_as_learner, can_read_learner, require_role
 from supervisor.context import Context
-from supervisor.crediting import Credit, credit
+from supervisor.crediting import Credit, CreditClock, credit
 from supervisor.errors import CheckRefused, Conflict, InvalidInput, OtherInstitution, Unavailable
 from supervisor.evidence_keep import keep_frame
 from supervisor.jobs import CheckJob, ResultStatus
@@ -49,37 +50,131 @@ class SessionState:
     consecutive_failures: int
 
 
+class SessionView:
+    """A session's live state and credited time, folded from its chain as it grows.
+
+    `fold` and `crediting.credit` over the whole chain give the same values; the
+    live service keeps one view per session and applies only the events appended
+    since it last looked (`apply` skips what it has seen, so two overlapping reads
+    applied in either order leave the same view)."""
+
+    __slots__ = (
+        "seq",
+        "start",
+        "state",
+        "ended_at",
+        "end_reason",
+        "checks",
+        "last",
+        "failures",
+        "identity_passed_at",
+        "clock",
+    )
+
+    def __init__(self, max_gap: timedelta) -> None:
+        self.seq = 0  # the last seq applied
+        self.start: ev.SessionStarted | None = None
+        self.state = ACTIVE
+        self.ended_at: datetime | None = None
+        self.end_reason: str | None = None
+        self.checks = 0
+        self.last: ev.CheckRecorded | None = None
+        self.failures = 0
+        self.identity_passed_at: datetime | None = None  # the latest passed identity check
+        self.clock = CreditClock(max_gap, keep_intervals=False)
+
+    def feed(self, e: ev.Event) -> None:
+        if isinstance(e, ev.SessionStarted):
+            if self.start is None:
+                self.start = e
+        elif isinstance(e, ev.CheckRecorded):
+            self.checks += 1
+            self.last = e
+            self.failures = 0 if e.passed else self.failures + 1
+            if e.passed and e.check_kind == CheckKind.identity.value:
+                self.identity_passed_at = e.at
+        elif isinstance(e, ev.StateChanged):
+            self.state = e.to_state
+        elif isinstance(e, ev.SessionEnded):
+            self.state, self.ended_at, self.end_reason = ENDED, e.at, e.reason
+        self.clock.feed(e)
+
+    def apply(self, stored: Sequence[LedgerEvent]) -> None:
+        """Feed stored events of the chain that come after `seq`, in seq order."""
+        for s in stored:
+            if s.seq <= self.seq:
+                continue
+            if s.seq != self.seq + 1:
+                raise ValueError(f"events of {s.chain_id} skip from seq {self.seq} to {s.seq}")
+            event = ev.decode(s)
+            if event is not None:
+                self.feed(event)
+            self.seq = s.seq
+
+    def snapshot(self) -> SessionState:
+        start = self.start
+        if start is None:
+            raise ValueError("a session chain must begin with session_started")
+        return SessionState(
+            start.session_id,
+            start.learner_id,
+            start.course_id,
+            start.institution_id,
+            start.mode,
+            self.state,
+            start.at,
+            self.ended_at,
+            self.end_reason,
+            self.checks,
+            self.last,
+            self.failures,
+        )
+
+
 def fold(events: Sequence[ev.Event]) -> SessionState:
     """The live state of a session from its events, in ledger order."""
-    start = next((e for e in events if isinstance(e, ev.SessionStarted)), None)
-    if start is None:
-        raise ValueError("a session chain must begin with session_started")
-    state, ended_at, end_reason = ACTIVE, None, None
-    checks, failures = 0, 0
-    last: ev.CheckRecorded | None = None
+    view = SessionView(timedelta(0))
     for e in events:
-        if isinstance(e, ev.CheckRecorded):
-            checks += 1
-            last = e
-            failures = 0 if e.passed else failures + 1
-        elif isinstance(e, ev.StateChanged):
-            state = e.to_state
-        elif isinstance(e, ev.SessionEnded):
-            state, ended_at, end_reason = ENDED, e.at, e.reason
-    return SessionState(
-        start.session_id,
-        start.learner_id,
-        start.course_id,
-        start.institution_id,
-        start.mode,
-        state,
-        start.at,
-        ended_at,
-        end_reason,
-        checks,
-        last,
-        failures,
-    )
+        view.feed(e)
+    return view.snapshot()
+
+
+class SessionViews:
+    """Views of the sessions a process is working on, least recently used out.
+
+    `refresh` reads only the events appended after a view's last seq (by any
+    process), so it stays exact while costing one small indexed read."""
+
+    def __init__(self, read_after: Callable[[str, int], Sequence[LedgerEvent]],
+                 max_gap: timedelta, size: int = 10_000) -> None:  # fmt: skip
+        self._read_after = read_after
+        self._max_gap = max_gap
+        self._size = size
+        self._views: OrderedDict[str, SessionView] = OrderedDict()
+
+    def _get(self, chain_id: str) -> SessionView:
+        view = self._views.pop(chain_id, None) or SessionView(self._max_gap)
+        self._views[chain_id] = view
+        while len(self._views) > self._size:
+            self._views.popitem(last=False)
+        return view
+
+    def refresh(self, chain_id: str) -> SessionView:
+        """The chain's view, brought up to date (blocking: one database read)."""
+        view = self._get(chain_id)
+        view.apply(self._read_after(chain_id, view.seq))
+        return view
+
+    async def refresh_async(
+        self, chain_id: str, run: Callable[..., Awaitable[Sequence[LedgerEvent]]]
+    ) -> SessionView:
+        """`refresh` with the read run by `run` (off the event loop); applied on the loop."""
+        view = self._get(chain_id)
+        view.apply(await run(self._read_after, chain_id, view.seq))
+        return view
+
+    def forget(self, chain_id: str) -> None:
+        self._views.pop(chain_id, None)
 
 
 def check_event(
@@ -124,6 +219,10 @@ class SessionService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.registry = ctx.storage.registry
+        self.views = SessionViews(
+            ctx.storage.ledger.read_chain,
+            timedelta(seconds=ctx.settings.policy.max_credited_gap_s),
+        )
         # Hooks set by live supervision: the learner was active on a session (keeps
         # their one-live-session lock), a session ended (closes its live link), a
         # new session may start (refuses when another is live, ends abandoned ones).
@@ -160,6 +259,10 @@ class SessionService:
     async def credited(self, p: Principal, session_id: str) -> Credit:
         session = await self._session(p, session_id, act=False)
         return self.credit_of(await self.chain(session))
+
+    async def view(self, session: StudySession) -> SessionView:
+        """The session's state and credit, up to date with its chain (an incremental read)."""
+        return await self.views.refresh_async(session.chain_id, self.ctx.db)
 
     def credit_of(self, stored: Sequence[LedgerEvent]) -> Credit:
         gap = timedelta(seconds=self.ctx.settings.policy.max_credited_gap_s)
@@ -314,8 +417,7 @@ class SessionService:
         recorded as deferred under the same key instead: exactly one of the two
         lands, and a deferred check never counts against the learner.
         """
-        current = fold([e for _, e in ev.decode_all(await self.chain(session))])
-        if current.state == ENDED:
+        if (await self.view(session)).state == ENDED:
             raise Conflict("the session has already ended", reason="session_ended")
         check_id = check_id or uuid.uuid4().hex
         data = await asyncio.to_thread(_frames_as_jpeg, frames)
@@ -361,8 +463,7 @@ class SessionService:
         if isinstance(event, ev.CheckRecorded):
             self.ctx.metrics.checks.labels(event.check_kind, event.verdict).inc()
             self.ctx.metrics.latency.observe(time.monotonic() - started)
-        after = fold([e for _, e in ev.decode_all(await self.chain(session))])
-        return after, event
+        return (await self.view(session)).snapshot(), event
 
     async def _defer(
         self, session: StudySession, check_id: str, kind: CheckKind, reason: str
@@ -379,14 +480,12 @@ class SessionService:
                 event = found  # type: ignore[assignment]
         if isinstance(event, ev.CheckDeferred):
             self.ctx.metrics.deferred.labels(event.reason).inc()
-        after = fold([e for _, e in ev.decode_all(await self.chain(session))])
-        return after, event
+        return (await self.view(session)).snapshot(), event
 
     async def record(self, session: StudySession, events: Sequence[ev.Event]) -> SessionState:
         """Append events the supervisor decided (missed checks, pauses) unless ended."""
         async with self.ctx.lock(session.chain_id):
-            stored = await self.chain(session)
-            current = fold([e for _, e in ev.decode_all(stored)])
+            current = (await self.view(session)).snapshot()
             if current.state == ENDED:
                 raise Conflict("the session has already ended", reason="session_ended")
             wanted = list(events)
@@ -395,7 +494,7 @@ class SessionService:
                     wanted.remove(e)  # already in that state: nothing to record
             if wanted:
                 await self.ctx.append(session.chain_id, [ev.encode(e) for e in wanted])
-        return fold([e for _, e in ev.decode_all(stored)] + wanted)
+            return (await self.view(session)).snapshot()
 
     async def session_for(self, p: Principal, session_id: str) -> StudySession:
         """The session, if the principal may act on it."""
@@ -408,18 +507,18 @@ class SessionService:
     async def end_session(self, session: StudySession, reason: str) -> SessionState:
         """Record the end of a session and release everything live that serves it."""
         async with self.ctx.lock(session.chain_id):
-            stored = await self.chain(session)
-            current = fold([e for _, e in ev.decode_all(stored)])
-            if current.state == ENDED:
+            if (await self.view(session)).state == ENDED:
                 raise Conflict("the session has already ended", reason="session_ended")
             now = self.ctx.clock()
             ended = ev.SessionEnded(reason, now)
             await self.ctx.append(session.chain_id, [ev.encode(ended)])
             await self.ctx.db(self.registry.end_session, session.id, now)
+            after = (await self.view(session)).snapshot()
+        self.views.forget(session.chain_id)
         self.ctx.forget_lock(session.chain_id)
         if self.on_end is not None:
             await self.on_end(session)
-        return fold([e for _, e in ev.decode_all(stored)] + [ended])
+        return after
 
     async def end_open_sessions(self, learner_id: int, reason: str) -> int:
         """End every open session of a learner (consent withdrawn, for example)."""

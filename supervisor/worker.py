@@ -27,7 +27,7 @@ import redis
 
 from config import Settings
 from storage import Storage, open_storage
-from storage.exceptions import StorageError
+from storage.types import LedgerEvent
 from supervisor import events as ev
 from supervisor.evidence_keep import keep_frame
 from supervisor.impostor import InstitutionTemplates, search_after_check
@@ -47,7 +47,7 @@ from supervisor.liveness_glue import (
     liveness_payload,
 )
 from supervisor.pool import CheckOutcome, decide_frames, decode_frames
-from supervisor.sessions import ACTIVE, ENDED, PAUSED, check_event, fold
+from supervisor.sessions import ACTIVE, ENDED, PAUSED, SessionViews, check_event
 from verification.dlib_engine import DlibFaceEngine
 from verification.exceptions import ImageError
 from verification.liveness import DEFAULT_PARAMS, evaluate_challenge, observe, passive_liveness
@@ -88,6 +88,7 @@ class Worker:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     processed: int = 0
     templates_cache: InstitutionTemplates | None = None
+    views: SessionViews | None = None
 
     @property
     def stream(self) -> str:
@@ -213,12 +214,16 @@ class Worker:
     def process(self, job: CheckJob) -> CheckResult:
         """Verify and record one check (idempotently). Raises on infrastructure faults."""
         storage = self.storage
-        stored = storage.ledger.read_chain(job.chain_id)
-        decoded = [e for _, e in ev.decode_all(stored)]
-        for e in decoded:
-            if isinstance(e, ev.CheckRecorded | ev.CheckDeferred) and e.check_id == job.check_id:
-                return self._result_of(job, stored, ResultStatus.duplicate)
-        if not decoded or fold(decoded).state == ENDED:
+        # A job delivered again (its worker died after appending) answers with what was
+        # recorded under its check id, the key of every append it makes.
+        earlier = storage.ledger.find_once(job.chain_id, job.check_id)
+        if earlier is not None:
+            return self._result_of(job, earlier, ResultStatus.duplicate)
+        if self.views is None:
+            gap = timedelta(seconds=self.settings.policy.max_credited_gap_s)
+            self.views = SessionViews(storage.ledger.read_chain, gap)
+        view = self.views.refresh(job.chain_id)
+        if view.start is None or view.state == ENDED:
             return CheckResult(job.check_id, ResultStatus.session_ended, self.name)
         templates = None
         if job.kind is CheckKind.identity:
@@ -259,7 +264,7 @@ class Worker:
             evidence_error=evidence_error,
         )
         check = with_liveness(check, liveness, challenge, job.suspicion)
-        state = fold(decoded).state
+        state = view.state
         new: list[ev.Event] = [check]
         if not check.passed and state == ACTIVE and job.pause_on_failure:
             new.append(ev.StateChanged(ACTIVE, PAUSED, f"check_failed:{check.verdict}", now))
@@ -333,15 +338,10 @@ class Worker:
                 pipe.execute()
         return passive, challenge_result
 
-    def _result_of(self, job: CheckJob, stored: Any, status: ResultStatus) -> CheckResult:
-        for e in stored:
-            decoded = ev.decode(e)
-            if (
-                isinstance(decoded, ev.CheckRecorded | ev.CheckDeferred)
-                and decoded.check_id == job.check_id
-            ):
-                return CheckResult(job.check_id, status, self.name, kind=e.kind, payload=e.payload)
-        raise StorageError("check event vanished")
+    def _result_of(self, job: CheckJob, stored: LedgerEvent, status: ResultStatus) -> CheckResult:
+        return CheckResult(
+            job.check_id, status, self.name, kind=stored.kind, payload=stored.payload
+        )
 
 
 def _decisive_encoding(outcome: CheckOutcome) -> Vector | None:

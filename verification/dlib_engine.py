@@ -60,7 +60,11 @@ class DlibFaceEngine:
     """Face detection, quality gates, encoding and 1:1 decisions with dlib."""
 
     def __init__(self, settings: FaceSettings, models: ModelFiles | None = None) -> None:
+        """Load the models. An engine is made once per process (a worker, a pool
+        process), so it also sets that process's OpenCV thread count."""
         self.settings = settings
+        if settings.opencv_threads:
+            cv2.setNumThreads(settings.opencv_threads)
         files = models or locate_models()
         try:
             self._detector = dlib.get_frontal_face_detector()

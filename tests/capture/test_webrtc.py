@@ -16,10 +16,16 @@ from config import WebRTCSettings
 from tests import imagegen
 from tests.capture.peers import StillTrack, client_offer, complete
 
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
-def _hub(messages: list[tuple[str, str]], states: list[tuple[str, PeerState]]) -> PeerHub:
+
+def _hub(
+    messages: list[tuple[str, str]],
+    states: list[tuple[str, PeerState]],
+    settings: WebRTCSettings | None = None,
+) -> PeerHub:
     return PeerHub(
-        WebRTCSettings(connect_timeout_s=10),
+        settings or WebRTCSettings(connect_timeout_s=10),
         lambda: datetime.now(UTC),
         lambda sid, text: messages.append((sid, text)),
         lambda sid, state: states.append((sid, state)),
@@ -42,7 +48,11 @@ async def test_frames_arrive_as_rgb_and_only_the_latest_is_kept() -> None:
     track = StillTrack(frame, fps=15)
     client = await client_offer(track)
     try:
+        assert ABS_SEND_TIME in client.localDescription.sdp
         answer = await hub.accept("s1", client.localDescription.sdp, "offer")
+        # No receive-side bandwidth estimation by default: the header it needs is
+        # not negotiated, so the sender never stamps it and frames arrive all the same.
+        assert ABS_SEND_TIME not in answer
         await complete(client, answer)
         await _wait(lambda: hub.state("s1") is PeerState.connected)
         assert ("s1", PeerState.connected) in states
@@ -63,6 +73,17 @@ async def test_frames_arrive_as_rgb_and_only_the_latest_is_kept() -> None:
         await client.close()
         await hub.stop()
     assert hub.stats().peers == 0
+
+
+async def test_receive_bandwidth_estimation_is_negotiated_only_when_asked_for() -> None:
+    hub = _hub([], [], WebRTCSettings(receive_bandwidth_estimation=True))
+    client = await client_offer(StillTrack(imagegen.webcam_frame(imagegen.grace_hopper())))
+    try:
+        answer = await hub.accept("s1", client.localDescription.sdp, "offer")
+        assert ABS_SEND_TIME in answer
+    finally:
+        await client.close()
+        await hub.stop()
 
 
 async def test_garbage_sdp_is_refused_and_leaves_nothing_open() -> None:
@@ -159,8 +180,13 @@ async def test_the_data_channel_carries_text_both_ways() -> None:
     channel.on("open", opened.set)
     await pc.setLocalDescription(await pc.createOffer())
     try:
-        await complete(pc, await hub.accept("s", pc.localDescription.sdp, "offer"))
+        answer = await hub.accept("s", pc.localDescription.sdp, "offer")
+        # Said before the page's channel is open: kept, and delivered first, in order.
+        assert hub.send("s", '{"type":"hello"}') and hub.send("s", '{"n":2}')
+        await complete(pc, answer)
         await asyncio.wait_for(opened.wait(), 10)
+        await _wait(lambda: received == ['{"type":"hello"}', '{"n":2}'])
+        received.clear()
         channel.send('{"type":"heartbeat"}')
         channel.send("x" * 20_000)  # oversized: dropped unread
         await _wait(lambda: len(messages) == 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,12 @@ from supervisor.events import (
     SessionEnded,
     SessionStarted,
     StateChanged,
+    decode_all,
 )
+from supervisor.sessions import SessionView, fold
+from tests.supervisor.test_eligibility import STEP as STEP_OF_SESSION
+from tests.supervisor.test_eligibility import _stored as stored_chain
+from tests.supervisor.test_eligibility import build as build_session
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 GAP = timedelta(minutes=15)
@@ -152,3 +158,37 @@ def test_adding_a_failed_check_never_increases_credit(
 def test_recomputation_gives_the_same_answer(spec: list[tuple[float, bool]]) -> None:
     events = _events(spec)
     assert credit(events, GAP) == credit(list(events), GAP)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(STEP_OF_SESSION, max_size=40),
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 8)), min_size=1, max_size=12),
+)
+def test_a_session_view_read_in_overlapping_pieces_equals_the_whole_fold(
+    steps: list[tuple[int, str]], reads: list[tuple[int, int]]
+) -> None:
+    """The live service's view of a session, brought up to date by reads that overlap
+    or repeat (two coroutines looking at once), ends as `fold` and `credit` say."""
+    stored = stored_chain("session:s1", build_session(steps))
+    events = [e for _, e in decode_all(stored)]  # as stored (floats canonicalised)
+    view = SessionView(GAP)
+    for back, length in reads:
+        # A read starts at, or up to 4 events before, the view's last seq.
+        lo = max(view.seq - back, 0)
+        view.apply(stored[lo : lo + length])
+    view.apply(stored)
+    assert view.seq == len(stored)
+    assert view.snapshot() == fold(events)
+    assert view.clock.credited_seconds == credit(events, GAP).credited_seconds
+    passed = [e for e in events if isinstance(e, CheckRecorded) and e.passed]
+    identity = [e.at for e in passed if e.check_kind == "identity"]
+    assert view.identity_passed_at == (identity[-1] if identity else None)
+
+
+def test_a_session_view_refuses_a_gap_in_the_chain() -> None:
+    stored = stored_chain("session:s1", build_session([(60, "pass"), (60, "pass")]))
+    view = SessionView(GAP)
+    view.apply(stored[:1])
+    with pytest.raises(ValueError, match="skip"):
+        view.apply(stored[2:])

@@ -116,6 +116,9 @@ def test_enrolled_learner_studies_and_the_clock_advances(
     assert credit["credited_seconds"] > 10
     assert credit["failed_checks"] == 0 and credit["missed_checks"] == 0
     evs = events(svc, w.learner, sid)
+    # The page kept to the heartbeat the server's hello asked for (a third of the 6-s
+    # timeout here; its own default is 10 s): the session was never paused for lack of one.
+    assert not [e for e in evs if e["kind"] == "state_changed"], evs
     assert evs[0]["payload"]["mode"] == "upload" or evs[0]["kind"] == "session_started"
     # The page shows the live state and a running clock.
     wait_js(page, "document.getElementById('clock').textContent > '00:00:05'")

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const S = {
   token: null, me: null, session: null, pc: null, sender: null, channel: null,
   stream: null, mode: null, credited: 0, running: false, tick: null, beat: null,
+  beatSeconds: null,
   polling: false, fallbackForced: false,
 };
 
@@ -306,9 +307,18 @@ async function connectWebRTC() {
     }
   });
   setMode("webrtc");
+  beatEvery(S.beatSeconds || 10);
+}
+
+// Heartbeats on the data channel, as often as the server's hello asks (a third of its
+// timeout; the hello may come before or after the connection is up); 10 s until it has.
+function beatEvery(seconds) {
+  if (S.beat) clearInterval(S.beat);
   S.beat = setInterval(() => {
-    if (channel.readyState === "open") channel.send(JSON.stringify({ type: "heartbeat" }));
-  }, 5000);
+    if (S.channel && S.channel.readyState === "open") {
+      S.channel.send(JSON.stringify({ type: "heartbeat" }));
+    }
+  }, seconds * 1000);
 }
 
 async function setSending(on, fps, maxWidth) {
@@ -372,6 +382,12 @@ async function handle(m) {
     case "capture":
       if (S.mode === "upload") { if (m.on && m.check_id) sendFrames(m); }
       else await setSending(m.on, m.fps, m.max_width);
+      break;
+    case "hello":
+      if (m.heartbeat_s > 0) {
+        S.beatSeconds = m.heartbeat_s;
+        if (S.beat) beatEvery(m.heartbeat_s);
+      }
       break;
     case "checking": setState("checking", `${m.kind} check`); break;
     case "result": showResult(m); break;
