@@ -42,6 +42,7 @@ from supervisor.redis_conn import open_redis
 from supervisor.registry import RegistryService
 from supervisor.sessions import SessionService
 from supervisor.subsidy import SubsidyService
+from supervisor.summary_refresh import SummaryRefresher
 from supervisor.web import STATIC_DIR
 from supervisor.worker import EmbeddedWorkers
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         )
         live: LiveManager | None = None
         sealer: PeriodicSealer | None = None
+        refresher: SummaryRefresher | None = None
         ctx: Context | None = None
         workers: EmbeddedWorkers | None = None
         try:
@@ -104,6 +106,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.inspect = InspectionService(ctx)
             sealer = PeriodicSealer(app.state.inspect)
             await sealer.start()
+            refresher = SummaryRefresher(ctx, redis.client)
+            await refresher.start()
             log.info(
                 "service started: database %s, redis %s",
                 settings.database.url.split("@")[-1],
@@ -111,6 +115,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             )
             yield
         finally:
+            if refresher is not None:
+                await refresher.stop()
             if sealer is not None:
                 await sealer.stop()
             if live is not None:

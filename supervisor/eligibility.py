@@ -38,11 +38,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from supervisor import events as ev
 from supervisor import privacy_events as pev
 from supervisor import subsidy_events as se
 from supervisor.crediting import Credit, credit
+from supervisor.months import MonthSplitter
 
 REASONS = (
     "course_not_published",
@@ -158,7 +160,10 @@ class SessionSummary:
     institution_id: int
     started_at: datetime
     last_at: datetime
-    credit: Credit
+    credited_seconds: float  # `Credit.credited_seconds` of the chain
+    # the same credited time split at local month boundaries (`subsidy.timezone`):
+    # ('YYYY-MM', seconds), by month
+    monthly: tuple[tuple[str, float], ...]
     start_check_passed: bool
     checks: int
     passed_checks: int
@@ -170,10 +175,20 @@ class SessionSummary:
     ref: tuple[str, int, str] | None = None  # (chain, seq, hash) of the chain's first event
 
 
+def monthly_credit(c: Credit, tz_name: str) -> tuple[tuple[str, float], ...]:
+    """The credited intervals' seconds per local month, summed in ledger order."""
+    months: dict[str, float] = {}
+    splitter = MonthSplitter(tz_name)
+    for i in c.intervals:
+        splitter.add(i.start, i.end, months)
+    return tuple(sorted(months.items()))
+
+
 def summarise_session(
     chain_id: str,
     events: Sequence[ev.Event],
     max_gap: timedelta,
+    tz_name: str,
     ref: tuple[str, int, str] | None = None,
 ) -> SessionSummary | None:
     """An online session chain (None when it does not begin with session_started)."""
@@ -194,7 +209,8 @@ def summarise_session(
         start.institution_id,
         start.at,
         c.last_at or start.at,
-        c,
+        c.credited_seconds,
+        monthly_credit(c, tz_name),
         start_ok,
         len(checks),
         sum(1 for e in checks if e.passed),
@@ -225,6 +241,7 @@ def summarise_class_chain(
     institution_id: int,
     events: Sequence[ev.Event],
     max_gap: timedelta,
+    tz_name: str,
     ref: tuple[str, int, str] | None = None,
 ) -> SessionSummary | None:
     """A learner's chain in a class (`class:<id>:learner:<id>`)."""
@@ -243,7 +260,8 @@ def summarise_class_chain(
         institution_id,
         first_at,
         c.last_at or first_at,
-        c,
+        c.credited_seconds,
+        monthly_credit(c, tz_name),
         True,  # roll calls have no sign-in check
         len(checks),
         sum(1 for e in checks if e.passed),
@@ -332,22 +350,28 @@ def evaluate(
         reasons.append("not_enrolled")
     mode = terms.delivery_mode if terms is not None else "blended"
     counted: list[SessionSummary] = []
-    for s in sorted(sessions, key=lambda s: s.chain_id):
+    online = classroom = 0.0
+    start_failed = False
+    for s in sorted(sessions, key=_chain_id):
         if s.course_id != course_id or s.learner_id != learner.learner_id:
             continue
-        if mode == "online" and s.kind != "online":
-            continue
-        if mode == "classroom" and s.kind != "classroom":
+        if s.kind == "online":
+            if mode == "classroom":
+                continue
+        elif mode == "online":
             continue
         if terms is not None and not _within(s.started_at, terms):
             continue
         counted.append(s)
-    online = sum(s.credit.credited_seconds for s in counted if s.kind == "online")
-    classroom = sum(s.credit.credited_seconds for s in counted if s.kind == "classroom")
+        if s.kind == "online":
+            online += s.credited_seconds
+        else:
+            classroom += s.credited_seconds
+        start_failed = start_failed or not s.start_check_passed
     hours = (online + classroom) / 3600.0
     if terms is not None and hours + 1e-9 < terms.required_hours:
         reasons.append("insufficient_hours")
-    if any(not s.start_check_passed for s in counted):
+    if start_failed:
         reasons.append("start_check_not_passed")
     result = learner.assessment(course_id)
     if result is None:
@@ -374,11 +398,14 @@ def evaluate(
         terms.required_hours if terms is not None else None,
         result[1] if result is not None else None,
         tuple(
-            SessionCredit(s.chain_id, s.kind, s.credit.credited_seconds, s.start_check_passed)
+            SessionCredit(s.chain_id, s.kind, s.credited_seconds, s.start_check_passed)
             for s in counted
         ),
         tuple(sorted(f.flag_id for f in named if f.status != "dismissed")),
     )
+
+
+_chain_id = attrgetter("chain_id")
 
 
 def _within(at: datetime, terms: CourseTerms) -> bool:

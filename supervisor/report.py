@@ -20,34 +20,20 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, select_autoescape
 
 from storage.types import Course, Institution, Learner
 from supervisor.eligibility import Eligibility
 from supervisor.events import iso
+from supervisor.gc_pause import gc_paused
 from supervisor.identity import mask_id_number
 from supervisor.subsidy_scan import Snapshot
-
-
-def month_bounds(month: str, tz_name: str) -> tuple[datetime, datetime]:
-    """[start, end) in UTC of a month 'YYYY-MM' in the given zone. Raises ValueError."""
-    try:
-        year, mon = (int(p) for p in month.split("-"))
-        if len(month) != 7 or not 1 <= mon <= 12 or not 2000 <= year <= 2200:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"month must be YYYY-MM (got {month!r})") from None
-    tz = ZoneInfo(tz_name)
-    start = datetime(year, mon, 1, tzinfo=tz)
-    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=tz)
-    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +96,28 @@ CLAIM_COLUMNS = (
 )
 
 
+def claimed(
+    snap: Snapshot,
+    courses: dict[int, Course],
+    institution_id: int | None,
+    start: datetime,
+    end: datetime,
+) -> Iterator[tuple[int, Course]]:
+    """(learner id, course) of every claim of the period: enrolments whose latest
+    assessment falls in [start, end), by learner id."""
+    for learner_id in sorted(snap.learners):
+        for course_id, _passed, assessed_at in snap.learners[learner_id].assessments:
+            if not start <= assessed_at < end:
+                continue
+            course = courses.get(course_id)
+            if course is None:
+                continue
+            if institution_id is not None and course.institution_id != institution_id:
+                continue
+            yield learner_id, course
+
+
+@gc_paused
 def claims(
     snap: Snapshot,
     courses: dict[int, Course],
@@ -118,30 +126,21 @@ def claims(
     start: datetime,
     end: datetime,
 ) -> list[ClaimRow]:
-    """Claims of the period: enrolments whose latest assessment falls in [start, end)."""
+    """Claims of the period, each with the learner's name and masked ID number."""
     rows: list[ClaimRow] = []
-    for learner_id in sorted(snap.learners):
-        summary = snap.learners[learner_id]
-        for course_id, _passed, assessed_at in summary.assessments:
-            if not start <= assessed_at < end:
-                continue
-            course = courses.get(course_id)
-            if course is None:
-                continue
-            if institution_id is not None and course.institution_id != institution_id:
-                continue
-            learner = learners.get(learner_id)
-            rows.append(
-                ClaimRow(
-                    course.institution_id,
-                    course_id,
-                    course.name,
-                    learner_id,
-                    learner.full_name if learner else "",
-                    mask_id_number(learner.id_number) if learner else "",
-                    snap.eligibility(learner_id, course_id),
-                )
+    for learner_id, course in claimed(snap, courses, institution_id, start, end):
+        learner = learners.get(learner_id)
+        rows.append(
+            ClaimRow(
+                course.institution_id,
+                course.id,
+                course.name,
+                learner_id,
+                learner.full_name if learner else "",
+                mask_id_number(learner.id_number) if learner else "",
+                snap.eligibility(learner_id, course.id),
             )
+        )
     return rows
 
 
@@ -161,11 +160,11 @@ def claims_csv(rows: Sequence[ClaimRow]) -> str:
 # -- the monthly report ---------------------------------------------------------------
 
 
+@gc_paused
 def monthly_report(
     snap: Snapshot,
     institutions: Iterable[Institution],
     courses: dict[int, Course],
-    learners: dict[int, Learner],
     month: str,
     start: datetime,
     end: datetime,
@@ -198,10 +197,10 @@ def monthly_report(
     for s in snap.all_sessions():
         if s.course_id not in courses:
             continue
-        credited = sum(
-            max(0.0, (min(i.end, end) - max(i.start, start)).total_seconds())
-            for i in s.credit.intervals
-        )
+        credited = 0.0
+        for m, seconds in s.monthly:
+            if m == month:
+                credited = seconds
         started_in = start <= s.started_at < end
         if not started_in and credited <= 0:
             continue
@@ -212,12 +211,14 @@ def monthly_report(
             r["sessions" if s.kind == "online" else "classroom_chains"] += 1
             r["checks"] += s.checks
             r["passed_checks"] += s.passed_checks
-    for claim in claims(snap, courses, learners, institution_id, start, end):
-        r = row(claim.course_id)
+    # Counts only: no learner's name or ID number is read for the report.
+    for learner_id, course in claimed(snap, courses, institution_id, start, end):
+        r = row(course.id)
         r["claims"] += 1
-        if claim.eligibility.eligible:
+        decided = snap.eligibility(learner_id, course.id)
+        if decided.eligible:
             r["eligible_learners"] += 1
-            r["subsidy_total"] += claim.eligibility.amount
+            r["subsidy_total"] += decided.amount
     flags: dict[int, dict[str, dict[str, int]]] = defaultdict(dict)
     for f in snap.flags:
         if f.institution_id is None or not start <= f.raised_at < end:

@@ -42,7 +42,8 @@ from supervisor.context import Context
 from supervisor.credit_code import code_problem, normalise
 from supervisor.eligibility import Eligibility
 from supervisor.errors import Conflict, Forbidden, InvalidInput
-from supervisor.report import ClaimRow, claims, month_bounds, monthly_report
+from supervisor.months import month_bounds
+from supervisor.report import ClaimRow, claims, monthly_report
 from supervisor.subsidy_scan import Snapshot, learner_snapshot, scan
 
 
@@ -341,40 +342,50 @@ class SubsidyService:
         require_role(p, Role.admin, Role.inspector)
         return institution_id
 
-    async def _snapshot(self, until: datetime | None) -> Snapshot:
-        return await self.ctx.db(scan, self.ctx.storage, self.ctx.settings, until)
+    async def _snapshot(self, p: Principal, until: datetime | None, recompute: bool) -> Snapshot:
+        if recompute:
+            require_role(p, Role.admin, Role.inspector)
+        return await self.ctx.db(
+            scan, self.ctx.storage, self.ctx.settings, until, use_summaries=not recompute
+        )
 
-    async def _maps(self) -> tuple[dict[int, Course], dict[int, Any], list[Institution]]:
+    async def _maps(self) -> tuple[dict[int, Course], dict[int, Any]]:
         courses = {c.id: c for c in await self.ctx.db(self.registry.list_courses, None)}
         learners = {lr.id: lr for lr in await self.ctx.db(self.registry.list_learners, None)}
-        institutions = await self.ctx.db(self.registry.list_institutions)
-        return courses, learners, institutions
+        return courses, learners
 
     async def claims(
-        self, p: Principal, institution_id: int | None, start: datetime, end: datetime
+        self,
+        p: Principal,
+        institution_id: int | None,
+        start: datetime,
+        end: datetime,
+        recompute: bool = False,
     ) -> list[ClaimRow]:
         institution_id = self._scope(p, institution_id)
         if end <= start:
             raise InvalidInput("the period must end after it starts", reason="invalid_period")
-        courses, learners, _ = await self._maps()
-        snap = await self._snapshot(end)
+        courses, learners = await self._maps()
+        snap = await self._snapshot(p, end, recompute)
         return claims(snap, courses, learners, institution_id, start, end)
 
-    async def report(self, p: Principal, month: str, institution_id: int | None) -> dict[str, Any]:
+    async def report(
+        self, p: Principal, month: str, institution_id: int | None, recompute: bool = False
+    ) -> dict[str, Any]:
         institution_id = self._scope(p, institution_id)
         tz = self.ctx.settings.subsidy.timezone
         try:
             start, end = month_bounds(month, tz)
         except ValueError as exc:
             raise InvalidInput(str(exc), reason="invalid_month") from None
-        courses, learners, institutions = await self._maps()
-        snap = await self._snapshot(end)
+        courses = {c.id: c for c in await self.ctx.db(self.registry.list_courses, None)}
+        institutions = await self.ctx.db(self.registry.list_institutions)
+        snap = await self._snapshot(p, end, recompute)
         return await self.ctx.db(
             monthly_report,
             snap,
             institutions,
             courses,
-            learners,
             month,
             start,
             end,

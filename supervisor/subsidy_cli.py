@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,14 +35,13 @@ def _aware(text: str) -> datetime:
     return value
 
 
-def _maps(storage: Any) -> tuple[dict[int, Any], dict[int, Any], list[Any]]:
-    courses = {c.id: c for c in storage.registry.list_courses(None)}
-    learners = {lr.id: lr for lr in storage.registry.list_learners(None)}
-    return courses, learners, storage.registry.list_institutions()
+def _courses(storage: Any) -> dict[int, Any]:
+    return {c.id: c for c in storage.registry.list_courses(None)}
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
-    from supervisor.report import month_bounds, monthly_report, report_csv, report_html
+    from supervisor.months import month_bounds
+    from supervisor.report import monthly_report, report_csv, report_html
     from supervisor.subsidy_scan import scan
 
     tz = settings.subsidy.timezone
@@ -51,10 +51,10 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with _open(settings) as storage:
-        courses, learners, institutions = _maps(storage)
-        snap = scan(storage, settings, end)
+        courses, institutions = _courses(storage), storage.registry.list_institutions()
+        snap = scan(storage, settings, end, use_summaries=not args.recompute)
         report = monthly_report(
-            snap, institutions, courses, learners, args.month, start, end, tz, args.institution
+            snap, institutions, courses, args.month, start, end, tz, args.institution
         )
     if args.format == "csv":
         _write(report_csv(report), args.output)
@@ -73,8 +73,9 @@ def _claims(settings: Settings, args: argparse.Namespace) -> int:
         print("error: --until must be after --from", file=sys.stderr)
         return 2
     with _open(settings) as storage:
-        courses, learners, _ = _maps(storage)
-        snap = scan(storage, settings, args.until)
+        courses = _courses(storage)
+        learners = {lr.id: lr for lr in storage.registry.list_learners(None)}
+        snap = scan(storage, settings, args.until, use_summaries=not args.recompute)
         rows = claims(snap, courses, learners, args.institution, args.start, args.until)
     if args.format == "csv":
         _write(claims_csv(rows), args.output)
@@ -99,7 +100,7 @@ def _eligibility(settings: Settings, args: argparse.Namespace) -> int:
 
 def _fraud_scan(settings: Settings, args: argparse.Namespace) -> int:
     from supervisor.flags import view
-    from supervisor.report import month_bounds
+    from supervisor.months import month_bounds
     from supervisor.subsidy import fraud_scan
 
     if args.month is not None:
@@ -117,8 +118,34 @@ def _fraud_scan(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _summaries(settings: Settings, args: argparse.Namespace) -> int:
+    from supervisor.subsidy_scan import refresh_summaries
+
+    with _open(settings) as storage:
+        if args.summaries_command == "clear":
+            print(json.dumps({"cleared": storage.summaries.clear()}))
+            return 0
+        started = time.monotonic()
+        done = refresh_summaries(storage, settings)
+    out = {
+        "chains": done.chains,
+        "refolded": done.refolded,
+        "events_read": done.events,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    print(json.dumps(out))
+    return 0
+
+
+_RECOMPUTE = (
+    "fold every chain from its events, ignoring the stored chain summaries (an "
+    "independent recomputation; slower)"
+)
+
+
 def add_subsidy_parsers(sub: Any) -> None:
-    """Add `report`, `claims`, `eligibility` and `fraud` to the top-level subparsers."""
+    """Add `report`, `claims`, `eligibility`, `fraud` and `summaries` to the top-level
+    subparsers."""
     report = sub.add_parser("report", help="reports computed from the ledger").add_subparsers(
         dest="report_command", required=True, metavar="ACTION"
     )
@@ -127,6 +154,7 @@ def add_subsidy_parsers(sub: Any) -> None:
     p.add_argument("--institution", type=int, default=None)
     p.add_argument("--format", choices=("json", "csv", "html"), default="json")
     p.add_argument("--output", type=Path, default=None)
+    p.add_argument("--recompute", action="store_true", help=_RECOMPUTE)
     p.set_defaults(handler=_report)
 
     p = sub.add_parser("claims", help="subsidy claims of a period, each traceable to sessions")
@@ -135,6 +163,7 @@ def add_subsidy_parsers(sub: Any) -> None:
     p.add_argument("--institution", type=int, default=None)
     p.add_argument("--format", choices=("json", "csv"), default="json")
     p.add_argument("--output", type=Path, default=None)
+    p.add_argument("--recompute", action="store_true", help=_RECOMPUTE)
     p.set_defaults(handler=_claims)
 
     p = sub.add_parser("eligibility", help="one learner's eligibility for a course (exit 1: no)")
@@ -148,3 +177,11 @@ def add_subsidy_parsers(sub: Any) -> None:
     p = fraud.add_parser("scan", help="find fraud signals in the ledger; raise new flags")
     p.add_argument("--month", default=None, help="YYYY-MM; default: the whole ledger")
     p.set_defaults(handler=_fraud_scan)
+
+    summaries = sub.add_parser(
+        "summaries", help="the chain summaries that eligibility, claims and reports read"
+    ).add_subparsers(dest="summaries_command", required=True, metavar="ACTION")
+    p = summaries.add_parser("refresh", help="fold the chains that grew; store their summaries")
+    p.set_defaults(handler=_summaries)
+    p = summaries.add_parser("clear", help="forget every summary (the next scan rebuilds them)")
+    p.set_defaults(handler=_summaries)

@@ -199,6 +199,11 @@ async def assessments(course_id: int, p: PrincipalDep, svc: SubsidyDep) -> list[
 
 # -- eligibility, claims, report -------------------------------------------------------------
 
+RECOMPUTE = (
+    "Fold every chain from its events instead of reading the stored chain summaries "
+    "(admins and inspectors; an independent recomputation, as slow as a first scan)."
+)
+
 
 @router.get(
     "/learners/{learner_id}/eligibility/{course_id}",
@@ -230,12 +235,13 @@ async def claim_list(
     end: Annotated[datetime, Query(alias="until", description="Period end, exclusive.")],
     institution_id: Annotated[int | None, Query(ge=1)] = None,
     format: Format = "json",
+    recompute: Annotated[bool, Query(description=RECOMPUTE)] = False,
 ) -> Response:
     """Claims of a period: learners whose assessment was taken in it, eligible or not,
     each with the chains its hours come from. JSON or CSV."""
     start = checked_time(start, "from")
     end = checked_time(end, "until")
-    rows = await svc.claims(p, institution_id, start, end)
+    rows = await svc.claims(p, institution_id, start, end, recompute)
     if format == "csv":
         return PlainTextResponse(claims_csv(rows), media_type="text/csv; charset=utf-8")
     import json
@@ -264,10 +270,11 @@ async def monthly(
     month: Annotated[str, Query(description="YYYY-MM in `subsidy.timezone`.")],
     institution_id: Annotated[int | None, Query(ge=1)] = None,
     format: Literal["json", "csv", "html"] = "json",
+    recompute: Annotated[bool, Query(description=RECOMPUTE)] = False,
 ) -> Response:
     """Per institution and course: learners, sessions, credited hours, checks and pass
     rates, flags by kind and status, eligible learners and subsidy total."""
-    report = await svc.report(p, month, institution_id)
+    report = await svc.report(p, month, institution_id, recompute)
     if format == "csv":
         return PlainTextResponse(report_csv(report), media_type="text/csv; charset=utf-8")
     if format == "html":
@@ -337,7 +344,7 @@ async def fraud_scan(
 ) -> list[FlagOut]:
     """Look for fraud signals in the ledger and raise the new ones (admin, inspector)."""
     from supervisor.flags import view
-    from supervisor.report import month_bounds
+    from supervisor.months import month_bounds
 
     if month is not None:
         try:

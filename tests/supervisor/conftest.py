@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 
 from config import Settings
+from config.settings import DEV_TEMPLATE_KEY, DatabaseSettings, EvidenceSettings
 from storage import Storage, open_storage
 from storage.migrate import upgrade
 from storage.types import Role
@@ -310,3 +311,22 @@ def wait_js(page: object, expression: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for: {expression}")
         time.sleep(0.1)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def generated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Storage, Settings]]:
+    """An empty, migrated store and its settings on each backend, for generated ledgers
+    (tests/ledgergen.py)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gen.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    upgrade(url)
+    storage = open_storage(
+        DatabaseSettings(url=url), EvidenceSettings(directory=tmp_path / "ev"), DEV_TEMPLATE_KEY
+    )
+    settings = Settings(database={"url": url}, data_dir=tmp_path)  # type: ignore[arg-type]
+    try:
+        yield storage, settings
+    finally:
+        storage.close()

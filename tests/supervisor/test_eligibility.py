@@ -8,6 +8,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,9 +27,17 @@ from supervisor.eligibility import (
     summarise_learner,
     summarise_session,
 )
-from supervisor.subsidy_scan import _loads, fast_decode, fast_session_summary, rows_of
+from supervisor.months import MonthSplitter
+from supervisor.subsidy_scan import (
+    OnlineFold,
+    _loads,
+    fast_decode,
+    fast_session_summary,
+    rows_of,
+)
 
 GAP = timedelta(minutes=15)
+TZ = "Asia/Shanghai"
 T0 = datetime(2026, 10, 8, 1, 0, tzinfo=UTC)
 LEARNER, COURSE, INST = 7, 3, 1
 
@@ -106,7 +115,9 @@ def decide(
     flags: list[FlagSummary] | None = None,
     course: list[ev.Event] | None = None,
 ):  # type: ignore[no-untyped-def]
-    sessions = [summarise_session("session:s1", events if events is not None else session(), GAP)]
+    sessions = [
+        summarise_session("session:s1", events if events is not None else session(), GAP, TZ)
+    ]
     return evaluate(
         course_terms(course if course is not None else [rules()]),
         COURSE,
@@ -172,7 +183,7 @@ def test_every_reason_is_returned() -> None:
 
 
 def test_delivery_mode_decides_which_hours_count() -> None:
-    online = summarise_session("session:s1", session(), GAP)
+    online = summarise_session("session:s1", session(), GAP, TZ)
     assert online is not None
     classroom = replace(online, kind="classroom", chain_id="class:1:learner:7")
     learner = summarise_learner(LEARNER, learner_chain())
@@ -193,10 +204,10 @@ STEP = st.tuples(
 )
 
 
-def build(steps: list[tuple[int, str]]) -> list[ev.Event]:
-    out: list[ev.Event] = [ev.SessionStarted("s1", LEARNER, COURSE, INST, "upload", T0)]
-    out.append(check(T0, purpose="start"))
-    at, state = T0, "active"
+def build(steps: list[tuple[int, str]], t0: datetime = T0) -> list[ev.Event]:
+    out: list[ev.Event] = [ev.SessionStarted("s1", LEARNER, COURSE, INST, "upload", t0)]
+    out.append(check(t0, purpose="start"))
+    at, state = t0, "active"
     for n, (dt, what) in enumerate(steps):
         at = at + timedelta(seconds=dt)
         if what == "pass":
@@ -255,6 +266,12 @@ def test_a_dismissed_flag_restores_eligibility(steps: list[tuple[int, str]], kin
     assert "confirmed_fraud_flag" in again.reasons
 
 
+def _whole(rows: list[tuple[str, int, str, str, str]]) -> OnlineFold:
+    fold = OnlineFold()
+    fold.feed(rows, GAP, MonthSplitter(TZ))
+    return OnlineFold.from_state(orjson.loads(orjson.dumps(fold.state())))
+
+
 def _stored(chain: str, events: list[ev.Event]) -> list[LedgerEvent]:
     out = []
     for seq, e in enumerate(events, start=1):
@@ -263,18 +280,31 @@ def _stored(chain: str, events: list[ev.Event]) -> list[LedgerEvent]:
     return out
 
 
+# 23:40 on 31 October in Shanghai: sessions from here cross into November.
+MONTH_EDGE = datetime(2026, 10, 31, 15, 40, tzinfo=UTC)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(STEP, max_size=60))
+@given(st.lists(STEP, max_size=60), st.sampled_from([T0, MONTH_EDGE]))
 def test_recomputation_from_the_stored_ledger_gives_the_same_answer(
-    steps: list[tuple[int, str]],
+    steps: list[tuple[int, str]], t0: datetime
 ) -> None:
-    events = build(steps)
+    events = build(steps, t0)
     stored = _stored("session:s1", events)
     decoded = [ev.decode(s) for s in stored]
     assert decoded == [fast_decode(s.kind, s.payload) for s in stored]
-    ref = summarise_session("session:s1", decoded, GAP, ("session:s1", 1, stored[0].hash))  # type: ignore[arg-type]
-    fast = fast_session_summary("session:s1", rows_of(stored), GAP)
+    ref = summarise_session("session:s1", decoded, GAP, TZ, ("session:s1", 1, stored[0].hash))  # type: ignore[arg-type]
+    fast = fast_session_summary("session:s1", rows_of(stored), GAP, TZ)
     assert fast == ref
+    # The fold stops and goes on through its JSON body: any split gives the same.
+    rows = rows_of(stored)
+    for cut in range(len(rows) + 1):
+        first = OnlineFold()
+        first.feed(rows[:cut], GAP, MonthSplitter(TZ))
+        resumed = OnlineFold.from_state(orjson.loads(orjson.dumps(first.state())))
+        resumed.feed(rows[cut:], GAP, MonthSplitter(TZ))
+        assert resumed.state() == _whole(rows).state()
+        assert resumed.summary() == _whole(rows).summary()
     assert decide(events=decoded) == decide(events=decoded)  # type: ignore[arg-type]
 
 
@@ -293,3 +323,18 @@ def test_the_scan_parses_payloads_as_the_json_module_does() -> None:
     # orjson would read an integer past 64 bits as a float: the ledger never holds one.
     with pytest.raises(StorageInvalidInput, match="64 bits"):
         canonical_json({"n": 2**63})
+
+
+def test_credited_time_is_split_at_local_month_boundaries() -> None:
+    # Checks every minute from 23:40 to 00:20 Shanghai time, 31 October to 1 November.
+    out: list[ev.Event] = [ev.SessionStarted("s1", LEARNER, COURSE, INST, "upload", MONTH_EDGE)]
+    out.append(check(MONTH_EDGE, purpose="start"))
+    for m in range(1, 41):
+        out.append(check(MONTH_EDGE + timedelta(minutes=m), kind="presence", distance=None))
+    s = summarise_session("session:s1", out, GAP, TZ)
+    assert s is not None
+    assert s.monthly == (("2026-10", 20 * 60.0), ("2026-11", 20 * 60.0))
+    assert s.credited_seconds == 40 * 60.0
+    # In UTC the whole session is in October.
+    utc = summarise_session("session:s1", out, GAP, "UTC")
+    assert utc is not None and utc.monthly == (("2026-10", 40 * 60.0),)

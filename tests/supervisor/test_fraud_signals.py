@@ -4,44 +4,23 @@ their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from config import Settings
-from config.settings import DEV_TEMPLATE_KEY, DatabaseSettings, EvidenceSettings, SubsidySettings
-from storage import Storage, open_storage
-from storage.migrate import upgrade
+from config.settings import SubsidySettings
+from storage import Storage
 from supervisor import events as ev
 from supervisor.classroom_events import ClassPresence, learner_class_chain
 from supervisor.eligibility import SessionSummary
 from supervisor.flags import view
 from supervisor.fraud import institution_patterns
-from supervisor.report import month_bounds, monthly_report
+from supervisor.months import month_bounds
+from supervisor.report import monthly_report
 from supervisor.subsidy import fraud_scan
 from supervisor.subsidy_scan import learner_snapshot, scan
 from tests import ledgergen as lg
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def generated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Storage, Settings]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'gen.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    upgrade(url)
-    storage = open_storage(
-        DatabaseSettings(url=url), EvidenceSettings(directory=tmp_path / "ev"), DEV_TEMPLATE_KEY
-    )
-    settings = Settings(database={"url": url}, data_dir=tmp_path)  # type: ignore[arg-type]
-    try:
-        yield storage, settings
-    finally:
-        storage.close()
 
 
 def test_signals_found_in_a_generated_ledger(generated: tuple[Storage, Settings]) -> None:
@@ -114,12 +93,10 @@ def test_signals_found_in_a_generated_ledger(generated: tuple[Storage, Settings]
 
     start, end = month_bounds("2026-10", settings.subsidy.timezone)
     courses = {c.id: c for c in storage.registry.list_courses()}
-    learners = {lr.id: lr for lr in storage.registry.list_learners()}
     report = monthly_report(
         scan(storage, settings, end),
         storage.registry.list_institutions(),
         courses,
-        learners,
         "2026-10",
         start,
         end,
@@ -143,7 +120,6 @@ def test_signals_found_in_a_generated_ledger(generated: tuple[Storage, Settings]
         scan(storage, settings, end),
         storage.registry.list_institutions(),
         courses,
-        learners,
         month,
         start,
         end,
@@ -155,8 +131,6 @@ def test_signals_found_in_a_generated_ledger(generated: tuple[Storage, Settings]
 
 
 def _summary(inst: int, n: int, gap: float, checks: int = 20, passed: int = 20) -> SessionSummary:
-    from supervisor.crediting import Credit
-
     at = datetime(2026, 10, 5, 3 + n % 10, tzinfo=UTC)
     return SessionSummary(
         f"session:{inst}-{n}",
@@ -166,7 +140,8 @@ def _summary(inst: int, n: int, gap: float, checks: int = 20, passed: int = 20) 
         inst,
         at,
         at,
-        Credit(0.0, (), passed, checks - passed, 0, at, at),
+        0.0,
+        (),
         True,
         checks,
         passed,

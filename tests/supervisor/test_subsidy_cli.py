@@ -1,5 +1,5 @@
-"""`supervisor report monthly`, `claims`, `eligibility` and `fraud scan` on a
-generated ledger (SQLite), through `supervisor.cli.main`."""
+"""`supervisor report monthly`, `claims`, `eligibility`, `fraud scan` and `summaries` on
+a generated ledger (SQLite), through `supervisor.cli.main`."""
 
 from __future__ import annotations
 
@@ -38,9 +38,22 @@ def test_report_claims_eligibility_and_fraud_scan(
     base = ["--config", str(config)]
 
     assert main([*base, "report", "monthly", "--month", "2026-10", "--format", "csv"]) == 0
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    report_csv = capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO(report_csv)))
     assert len(rows) == 12  # 6 institutions x 2 courses
     assert sum(int(r["sessions"]) for r in rows) == 360
+    # The report read the chain summaries the first one stored; recomputing every chain
+    # from its events gives the same report.
+    assert main([*base, "summaries", "refresh"]) == 0
+    assert json.loads(capsys.readouterr().out)["refolded"] == 0
+    argv = [*base, "report", "monthly", "--month", "2026-10", "--format", "csv", "--recompute"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == report_csv
+    assert main([*base, "summaries", "clear"]) == 0
+    assert json.loads(capsys.readouterr().out)["cleared"] == world.chains
+    assert main([*base, "summaries", "refresh"]) == 0
+    refreshed = json.loads(capsys.readouterr().out)
+    assert refreshed["refolded"] == refreshed["chains"] == world.chains
     html = tmp_path / "report.html"
     assert (
         main(
