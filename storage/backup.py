@@ -241,6 +241,11 @@ def restore(db: Database, evidence: LocalEvidenceStore, path: Path) -> BackupRep
                     f"the target database is not empty (table {table.name} has rows); "
                     "restore only into a fresh database"
                 )
+        # Derived tables are rebuilt, never restored: no row of an earlier life of this
+        # database survives (the head index refills through its trigger below).
+        for table in Base.metadata.sorted_tables:
+            if table.info.get("derived"):
+                conn.execute(table.delete())
         for table in _tables():
             name = f"tables/{table.name}.jsonl"
             n = 0
