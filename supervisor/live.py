@@ -430,6 +430,15 @@ class LiveSession:
             missed = ev.CheckMissed(
                 check_id, kind.value, scheduled_at or self.clock(), self.clock(), exc.reason
             )
+            # No frames and no heartbeat for longer than allowed: the page is gone (a
+            # closed tab whose connection has not been torn down yet). The session pauses
+            # as disconnected, not as a learner who looked away, and waits for the page.
+            timeout = self.manager.settings.webrtc.heartbeat_timeout_s
+            if (
+                self.link is link
+                and asyncio.get_running_loop().time() - self.last_heartbeat > timeout
+            ):
+                await self.detach("heartbeat_lost")
             await self.sessions.record(self.session, [missed])
             self.last_verdict = "missed"
             self.send(
