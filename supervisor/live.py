@@ -350,6 +350,14 @@ class LiveSession:
     def heartbeat(self) -> None:
         self.last_heartbeat = asyncio.get_running_loop().time()
 
+    def heartbeat_due(self) -> float:
+        """Loop time after which the page counts as gone if it has not sent one."""
+        return self.last_heartbeat + self.manager.settings.webrtc.heartbeat_timeout_s
+
+    async def _refresh_lock(self) -> None:
+        await self.manager.keep_lock(self.session)
+        self.lock_refreshed = asyncio.get_running_loop().time()
+
     def take_signals(self, message: dict[str, Any]) -> None:
         """Keep what the page reports about its camera; a hidden page is remembered
         until the next check (it can only add suspicion)."""
@@ -433,11 +441,7 @@ class LiveSession:
             # No frames and no heartbeat for longer than allowed: the page is gone (a
             # closed tab whose connection has not been torn down yet). The session pauses
             # as disconnected, not as a learner who looked away, and waits for the page.
-            timeout = self.manager.settings.webrtc.heartbeat_timeout_s
-            if (
-                self.link is link
-                and asyncio.get_running_loop().time() - self.last_heartbeat > timeout
-            ):
+            if self.link is link and asyncio.get_running_loop().time() > self.heartbeat_due():
                 await self.detach("heartbeat_lost")
             await self.sessions.record(self.session, [missed])
             self.last_verdict = "missed"
@@ -700,7 +704,6 @@ class LiveSession:
     async def _wait_until(self, due: datetime) -> bool:
         """Wait for a check's moment while watching the link. False if it went away."""
         loop = asyncio.get_running_loop()
-        timeout = self.manager.settings.webrtc.heartbeat_timeout_s
         # The lock expires after its TTL unless refreshed: a third of it apart leaves
         # two refreshes' worth of slack.
         refresh = self.manager.locks.ttl_ms / 3000
@@ -714,8 +717,7 @@ class LiveSession:
             if remaining <= 0:
                 # A check can outlast a third of the lock's TTL (frames, then a busy
                 # worker): it starts with the lock freshly held.
-                await self.manager.keep_lock(self.session)
-                self.lock_refreshed = loop.time()
+                await self._refresh_lock()
                 return self.link is not None
             # Wake for the check, the heartbeat deadline, the lock, or a link change,
             # whichever comes first, rather than on a fixed tick (a few wakes a minute
@@ -723,7 +725,7 @@ class LiveSession:
             now = loop.time()
             nap = min(
                 remaining,
-                max(self.last_heartbeat + timeout - now, _MIN_NAP_S),
+                max(self.heartbeat_due() - now, _MIN_NAP_S),
                 max(self.lock_refreshed + refresh - now, 0.0),
             )
             with contextlib.suppress(TimeoutError):
@@ -732,12 +734,11 @@ class LiveSession:
                 return False
             if self.link.busy():
                 self.heartbeat()
-            if loop.time() - self.last_heartbeat > timeout:
+            if loop.time() > self.heartbeat_due():
                 await self.detach("heartbeat_lost")
                 return False
             if loop.time() - self.lock_refreshed >= refresh:
-                await self.manager.keep_lock(self.session)
-                self.lock_refreshed = loop.time()
+                await self._refresh_lock()
         return False
 
     async def _await_reconnect(self) -> bool:
