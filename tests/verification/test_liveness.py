@@ -200,6 +200,42 @@ def test_a_printed_photo_with_glare_and_blur_is_not_live(
         assert result.verdict is not LivenessVerdict.live, (seed, result)
 
 
+# A challenge's frames: 8 a second for 5.5 s, every one with a face and landmarks.
+CHALLENGE_TIMES = [i / 8 for i in range(44)]
+
+
+def _spread_of(frames: Sequence[tuple[float, Image]], k: int) -> list[tuple[float, Image]]:
+    n = len(frames)
+    return [frames[round(i * (n - 1) / (k - 1))] for i in range(k)]
+
+
+def test_a_photo_moved_through_a_challenge_long_run_is_caught_on_a_few_spread_frames(
+    engine: DlibFaceEngine, hopper_face: FaceBox
+) -> None:
+    frames = livegen.photo_attack(
+        imagegen.grace_hopper(), hopper_face, CHALLENGE_TIMES, "rigid", seed=6
+    )
+    whole = check(engine, frames)
+    assert whole.verdict is LivenessVerdict.spoof, whole
+    assert LivenessReason.rigid_motion in whole.reasons
+    assert whole.measures.face_frames == 44
+    # The motion cue measured only the spread frames: the same measures as on them alone.
+    few = check(engine, _spread_of(frames, P.motion_frames_max))
+    assert (whole.measures.nonrigid, whole.measures.motion) == (
+        few.measures.nonrigid,
+        few.measures.motion,
+    )
+
+
+@pytest.mark.faces
+def test_a_talking_head_through_a_challenge_long_run_is_live(
+    engine: DlibFaceEngine, head3: livegen.Video
+) -> None:
+    result = check(engine, livegen.replay(head3, 0.5, CHALLENGE_TIMES))
+    assert result.verdict is LivenessVerdict.live, result
+    assert result.measures.face_frames == 44
+
+
 @pytest.mark.faces
 @pytest.mark.parametrize("start", [0.0, 2.5, 5.0])
 def test_a_talking_head_shows_nonrigid_motion(
