@@ -1898,7 +1898,8 @@ def table_rows(results: list[Result]) -> list[list[str]]:
             processed = rec.get("processed", 0)
             per_s = processed / r.window_s / max(r.sessions_up, 1) if r.window_s else 0.0
             checks = f"every frame: {processed} presence ({per_s:.1f}/s per stream)"
-            missed = f"{rec.get('received', 0) - processed} behind"
+            # A frame received just before the window and checked in it is not behind.
+            missed = f"{max(0, rec.get('received', 0) - processed)} behind"
             lat = rec.get("latency_ms") or []
             latency = f"{pct(lat, 50):.0f} / {pct(lat, 99):.0f} (per frame)" if lat else "n/a"
         rows.append(
