@@ -66,6 +66,7 @@ from storage.types import (
 from supervisor import classroom_events as ce
 from supervisor import events as ev
 from supervisor.auth import Principal, can_read_institution, can_read_learner, can_write_institution
+from supervisor.background import cancel_and_wait
 from supervisor.classroom_jobs import KEEP_ALL, KEEP_REFERENCED, RollCallOutcome, roll_call
 from supervisor.context import Context
 from supervisor.crediting import Credit, credit
@@ -1108,10 +1109,7 @@ class ClassSupervisor:
     async def stop(self) -> None:
         """Interrupt every run of this process (they stay open, to be resumed)."""
         self._stopping = True
-        if self._claimer is not None:
-            self._claimer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._claimer
+        await cancel_and_wait(self._claimer)
         runs = list(self.runs.values())
         await asyncio.gather(
             *(r.interrupt("service_stopped") for r in runs), return_exceptions=True

@@ -9,7 +9,6 @@ before the data is returned.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -39,6 +38,7 @@ from supervisor import events as ev
 from supervisor import inspection_events as iev
 from supervisor import seals as sl
 from supervisor.auth import Principal, can_read_institution, require_role
+from supervisor.background import cancel_and_wait
 from supervisor.context import Context
 from supervisor.crediting import Credit, Interval, credit
 from supervisor.errors import InvalidInput, UnknownId
@@ -899,11 +899,8 @@ class PeriodicSealer:
         self._task = asyncio.create_task(self._run(), name="periodic-sealer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _warm(self, seal: Seal | None) -> None:
         if seal is not None:

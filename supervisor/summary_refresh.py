@@ -10,13 +10,13 @@ is skipped makes the next scan slower, never different.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
 
 import redis.asyncio as aioredis
 
+from supervisor.background import cancel_and_wait
 from supervisor.context import Context
 from supervisor.subsidy_scan import refresh_summaries
 
@@ -37,11 +37,8 @@ class SummaryRefresher:
             self._task = asyncio.create_task(self._run(), name="summary-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _lease(self, seconds: float) -> bool:
         """This process refreshes this period if it takes the lease (others skip it)."""
