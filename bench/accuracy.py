@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import Settings  # noqa: E402
-from supervisor.face_cli import encode_dataset, load_image_file, read_manifest  # noqa: E402
+from supervisor.cli.face import encode_dataset, load_image_file, read_manifest  # noqa: E402
 from verification.calibration import pair_distances, rate_at  # noqa: E402
 from verification.models import locate_models  # noqa: E402
 

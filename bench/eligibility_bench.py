@@ -52,19 +52,19 @@ from config import Settings  # noqa: E402
 from config.settings import DEV_TEMPLATE_KEY, DatabaseSettings, EvidenceSettings  # noqa: E402
 from storage import Storage, open_storage  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
-from supervisor import events as ev  # noqa: E402
-from supervisor import subsidy_events as se  # noqa: E402
-from supervisor.eligibility import (  # noqa: E402
+from supervisor.ledger import events as ev  # noqa: E402
+from supervisor.ledger import subsidy as se  # noqa: E402
+from supervisor.rules.eligibility import (  # noqa: E402
     course_terms,
     evaluate,
     summarise_flag,
     summarise_learner,
     summarise_session,
 )
-from supervisor.gc_pause import gc_paused  # noqa: E402
-from supervisor.months import month_bounds  # noqa: E402
-from supervisor.report import monthly_report  # noqa: E402
-from supervisor.subsidy_scan import (  # noqa: E402
+from supervisor.rules.months import month_bounds  # noqa: E402
+from supervisor.runtime.gc_pause import gc_paused  # noqa: E402
+from supervisor.subsidy.report import monthly_report  # noqa: E402
+from supervisor.subsidy.scan import (  # noqa: E402
     FoldRules,
     Snapshot,
     refresh_summaries,

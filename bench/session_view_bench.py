@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config.settings import DEV_TEMPLATE_KEY, DatabaseSettings, EvidenceSettings  # noqa: E402
 from storage import open_storage  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
-from supervisor import events as ev  # noqa: E402
-from supervisor.crediting import credit  # noqa: E402
-from supervisor.sessions import SessionViews, fold  # noqa: E402
+from supervisor.ledger import events as ev  # noqa: E402
+from supervisor.online.sessions import SessionViews, fold  # noqa: E402
+from supervisor.rules.crediting import credit  # noqa: E402
 
 GAP = timedelta(minutes=15)
 T0 = datetime(2026, 10, 8, 1, 0, tzinfo=UTC)

@@ -940,7 +940,7 @@ def supervisor_argv() -> list[str]:
     script = Path(sys.executable).parent / "supervisor"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "supervisor.cli"]
+    return [sys.executable, "-m", "supervisor.cli.main"]
 
 
 def service_env(data: Path, port: int, extra: dict[str, str]) -> dict[str, str]:
@@ -1039,7 +1039,7 @@ def _call(api: Any, method: str, path: str, token: str, expect: int, **kw: Any) 
 
 
 def id_number(i: int) -> str:
-    from supervisor.identity import id_check_character
+    from supervisor.registry.identity import id_check_character
 
     birth = (date(1990, 3, 7) + timedelta(days=i // 1000)).strftime("%Y%m%d")
     body = f"110101{birth}{i % 1000:03d}"
@@ -1160,7 +1160,7 @@ def simulate_schedule(
     identity moment, drawn once per identity check, replaces the presence check when it
     comes first. `d_*` are the checks' durations (scheduled moment to ledger event).
     """
-    from supervisor.live import draw_interval
+    from supervisor.online.live import draw_interval
 
     rng = random.Random(2026)
     p, q = _intervals(policy, "presence"), _intervals(policy, "identity")

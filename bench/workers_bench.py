@@ -36,9 +36,9 @@ from config import Settings  # noqa: E402
 from storage import open_storage  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.types import DeliveryMode  # noqa: E402
-from supervisor import events as ev  # noqa: E402
-from supervisor.jobs import CheckJob, CheckResult, job_fields, result_key  # noqa: E402
-from supervisor.worker import embedded_worker_main, ensure_group  # noqa: E402
+from supervisor.checks.jobs import CheckJob, CheckResult, job_fields, result_key  # noqa: E402
+from supervisor.checks.worker import embedded_worker_main, ensure_group  # noqa: E402
+from supervisor.ledger import events as ev  # noqa: E402
 from tests import imagegen  # noqa: E402
 from tests.supervisor.conftest import new_id_number  # noqa: E402
 from verification.dlib_engine import DlibFaceEngine  # noqa: E402

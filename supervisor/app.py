@@ -16,35 +16,33 @@ from config import Settings
 from storage import open_storage
 from storage.exceptions import StorageError
 from storage.migrate import upgrade
-from supervisor.api import (
-    errors,
-    pages_inspect,
-    routes_classes,
-    routes_inspect,
-    routes_live,
-    routes_privacy,
-    routes_registry,
-    routes_sessions,
-    routes_subsidy,
-    security,
-)
-from supervisor.api.access_middleware import AccessLogMiddleware
-from supervisor.api.middleware import BodyLimitMiddleware
+from supervisor.api import errors
+from supervisor.api.middleware import security
+from supervisor.api.middleware.access import AccessLogMiddleware
+from supervisor.api.middleware.body_limit import BodyLimitMiddleware
+from supervisor.api.middleware.security import CSRFMiddleware, SecurityHeadersMiddleware
+from supervisor.api.pages import inspect as pages_inspect
 from supervisor.api.ratelimit import RateLimiter
-from supervisor.api.security import CSRFMiddleware, SecurityHeadersMiddleware
+from supervisor.api.routes import classes as routes_classes
+from supervisor.api.routes import inspect as routes_inspect
+from supervisor.api.routes import live as routes_live
+from supervisor.api.routes import privacy as routes_privacy
+from supervisor.api.routes import registry as routes_registry
+from supervisor.api.routes import sessions as routes_sessions
+from supervisor.api.routes import subsidy as routes_subsidy
+from supervisor.checks.pool import VerificationPool
+from supervisor.checks.queue import CheckQueue
+from supervisor.checks.worker import EmbeddedWorkers
 from supervisor.context import Context
-from supervisor.inspect import InspectionService, PeriodicSealer
-from supervisor.live import LiveManager
-from supervisor.pool import VerificationPool
-from supervisor.privacy_service import PrivacyService
-from supervisor.queue import CheckQueue
-from supervisor.redis_conn import open_redis
-from supervisor.registry import RegistryService
-from supervisor.sessions import SessionService
-from supervisor.subsidy import SubsidyService
-from supervisor.summary_refresh import SummaryRefresher
+from supervisor.inspect.service import InspectionService, PeriodicSealer
+from supervisor.online.live import LiveManager
+from supervisor.online.sessions import SessionService
+from supervisor.privacy.service import PrivacyService
+from supervisor.registry.service import RegistryService
+from supervisor.runtime.redis import open_redis
+from supervisor.subsidy.service import SubsidyService
+from supervisor.subsidy.summary_refresh import SummaryRefresher
 from supervisor.web import STATIC_DIR
-from supervisor.worker import EmbeddedWorkers
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 from config import Settings
 from storage import Storage
 from storage.types import LedgerEvent, NewEvent
+from supervisor.checks.pool import VerificationPool
+from supervisor.checks.queue import CheckQueue
 from supervisor.metrics import Metrics
-from supervisor.pool import VerificationPool
-from supervisor.queue import CheckQueue
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from capture.types import HubStats
-from supervisor.queue import QueueStats
+from supervisor.checks.queue import QueueStats
 
 
 class Metrics:

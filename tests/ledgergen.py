@@ -32,11 +32,11 @@ from sqlalchemy import insert
 from storage import Storage
 from storage.canonical import GENESIS_HASH, format_timestamp, hash_event_fields
 from storage.models import courses, institutions, learners, study_sessions, training_classes
-from supervisor import events as ev
-from supervisor import subsidy_events as se
-from supervisor.classroom_events import ClassPresence, learner_class_chain
-from supervisor.events import _to_json_value
-from supervisor.identity import id_check_character
+from supervisor.ledger import events as ev
+from supervisor.ledger import subsidy as se
+from supervisor.ledger.classroom import ClassPresence, learner_class_chain
+from supervisor.ledger.events import _to_json_value
+from supervisor.registry.identity import id_check_character
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
 

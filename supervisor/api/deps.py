@@ -11,8 +11,8 @@ from supervisor.api.ratelimit import RateLimiter
 from supervisor.auth import Principal
 from supervisor.context import Context
 from supervisor.errors import PayloadTooLarge, Unauthenticated
-from supervisor.registry import RegistryService
-from supervisor.sessions import SessionService
+from supervisor.online.sessions import SessionService
+from supervisor.registry.service import RegistryService
 
 bearer = HTTPBearer(auto_error=False, description="A token from `supervisor token create`.")
 

@@ -24,7 +24,7 @@ from storage import Storage, open_storage
 from storage.migrate import upgrade
 from storage.types import Role
 from supervisor.app import create_app
-from supervisor.identity import id_check_character
+from supervisor.registry.identity import id_check_character
 from tests import imagegen
 from tests.conftest import unavailable
 

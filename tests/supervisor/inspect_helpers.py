@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from storage import Storage
-from supervisor import events as ev
+from supervisor.ledger import events as ev
 
 
 def record_session(

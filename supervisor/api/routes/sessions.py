@@ -1,0 +1,121 @@
+"""Study sessions, checks, the ledger of a session and its integrity."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
+
+from storage.types import Role
+from supervisor.api.deps import CtxDep, PrincipalDep, SessionsDep, read_upload
+from supervisor.api.routes.registry import ERRORS
+from supervisor.api.schemas.common import (
+    CheckOut,
+    CreditOut,
+    EventOut,
+    IntegrityOut,
+    SessionCheckOut,
+    SessionOut,
+    SessionSummaryOut,
+)
+from supervisor.auth import require_role
+from verification.types import CheckKind
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["sessions"])
+
+FrameFile = Annotated[UploadFile, File(description="One camera frame (JPEG/PNG/WebP).")]
+
+
+@router.post("/sessions", response_model=SessionCheckOut, status_code=status.HTTP_201_CREATED)
+async def start_session(
+    p: PrincipalDep,
+    sessions: SessionsDep,
+    course_id: Annotated[int, Form(ge=1)],
+    frame: FrameFile,
+    request: Request,
+) -> SessionCheckOut:
+    """Start a study session (the learner). It opens only if the identity check on the
+    frame passes; otherwise the refusal names the verdict and nothing is recorded."""
+    state, check = await sessions.start(p, course_id, [await read_upload(request, frame)])
+    return SessionCheckOut(session=SessionOut.of(state, 0.0), check=CheckOut.of(check))
+
+
+@router.get("/sessions", response_model=list[SessionSummaryOut])
+async def list_sessions(
+    p: PrincipalDep,
+    sessions: SessionsDep,
+    learner_id: Annotated[int | None, Query(ge=1)] = None,
+    open_only: bool = False,
+) -> list[SessionSummaryOut]:
+    return [SessionSummaryOut.of(s) for s in await sessions.list(p, learner_id, open_only)]
+
+
+@router.get("/sessions/{session_id}", response_model=SessionOut)
+async def get_session(session_id: uuid.UUID, p: PrincipalDep, sessions: SessionsDep) -> SessionOut:
+    state = await sessions.state(p, str(session_id))
+    credit = await sessions.credited(p, str(session_id))
+    return SessionOut.of(state, credit.credited_seconds)
+
+
+@router.post(
+    "/sessions/{session_id}/checks",
+    response_model=SessionCheckOut,
+    status_code=status.HTTP_201_CREATED,
+)
+async def submit_check(
+    session_id: uuid.UUID,
+    p: PrincipalDep,
+    sessions: SessionsDep,
+    frame: FrameFile,
+    request: Request,
+    kind: Annotated[CheckKind, Form()] = CheckKind.identity,
+) -> SessionCheckOut:
+    """Submit a frame for a check. Its verdict, even a failed one, is recorded in the
+    ledger; a frame that is not a usable image is refused and changes nothing."""
+    state, check = await sessions.submit_check(
+        p, str(session_id), kind, [await read_upload(request, frame)]
+    )
+    credit = await sessions.credited(p, str(session_id))
+    return SessionCheckOut(
+        session=SessionOut.of(state, credit.credited_seconds), check=CheckOut.of(check)
+    )
+
+
+@router.post("/sessions/{session_id}/end", response_model=SessionOut)
+async def end_session(session_id: uuid.UUID, p: PrincipalDep, sessions: SessionsDep) -> SessionOut:
+    state = await sessions.end(p, str(session_id))
+    credit = await sessions.credited(p, str(session_id))
+    return SessionOut.of(state, credit.credited_seconds)
+
+
+@router.get("/sessions/{session_id}/events", response_model=list[EventOut])
+async def session_events(
+    session_id: uuid.UUID, p: PrincipalDep, sessions: SessionsDep
+) -> list[EventOut]:
+    """The session's ledger chain, in order, with hashes."""
+    return [EventOut.of(e) for e in await sessions.events(p, str(session_id))]
+
+
+@router.get("/sessions/{session_id}/integrity", response_model=IntegrityOut)
+async def session_integrity(
+    session_id: uuid.UUID, p: PrincipalDep, sessions: SessionsDep
+) -> IntegrityOut:
+    """Recompute the session's hash chain and name the first bad event, if any."""
+    return IntegrityOut.of(await sessions.integrity(p, str(session_id)))
+
+
+@router.get("/sessions/{session_id}/credited", response_model=CreditOut)
+async def session_credited(
+    session_id: uuid.UUID, p: PrincipalDep, sessions: SessionsDep, ctx: CtxDep
+) -> CreditOut:
+    """Credited learning time, recomputed from the ledger."""
+    credit = await sessions.credited(p, str(session_id))
+    return CreditOut.of(str(session_id), credit, ctx.settings.policy.max_credited_gap_s)
+
+
+@router.get("/ledger/integrity", response_model=IntegrityOut, tags=["ledger"])
+async def ledger_integrity(p: PrincipalDep, ctx: CtxDep) -> IntegrityOut:
+    """Recompute every chain (admin, inspector)."""
+    require_role(p, Role.admin, Role.inspector)
+    return IntegrityOut.of(await ctx.db(ctx.storage.ledger.verify, None))

@@ -1,0 +1,261 @@
+"""Real-name registry: institutions, courses, learners, consent and enrolment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from storage.canonical import canonical_json
+from storage.types import Consent, Course, DeliveryMode, Institution, Learner, Role, Template, Token
+from supervisor.auth import (
+    Principal,
+    can_act_as_learner,
+    can_read_institution,
+    can_read_learner,
+    can_write_institution,
+    require_role,
+)
+from supervisor.checks.flags import record_raised
+from supervisor.context import Context
+from supervisor.errors import CheckRefused, Conflict, InvalidInput, image_refusal
+from supervisor.ledger import events as ev
+from supervisor.registry.identity import id_number_problem, normalise_id_number
+from verification.exceptions import EnrolmentRejected, ImageError
+from verification.matching import as_matrix, search
+
+DUPLICATE_FLAG = "duplicate_identity"
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    template: Template
+    evidence_sha256: str
+    face_width_px: int
+
+
+class RegistryService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.store = ctx.storage.registry
+
+    # -- institutions and courses -------------------------------------------
+
+    async def create_institution(self, p: Principal, name: str) -> Institution:
+        require_role(p, Role.admin)
+        return await self.ctx.db(self.store.create_institution, name)
+
+    async def get_institution(self, p: Principal, institution_id: int) -> Institution:
+        can_read_institution(p, institution_id)
+        return await self.ctx.db(self.store.get_institution, institution_id)
+
+    async def list_institutions(self, p: Principal) -> list[Institution]:
+        require_role(p, Role.admin, Role.inspector, Role.operator)
+        found = await self.ctx.db(self.store.list_institutions)
+        if p.role is Role.operator:
+            found = [i for i in found if i.id == p.institution_id]
+        return found
+
+    async def create_course(
+        self,
+        p: Principal,
+        institution_id: int,
+        name: str,
+        required_hours: float,
+        delivery_mode: DeliveryMode,
+    ) -> Course:
+        can_write_institution(p, institution_id)
+        await self.ctx.db(self.store.get_institution, institution_id)
+        return await self.ctx.db(
+            self.store.create_course, institution_id, name, required_hours, delivery_mode
+        )
+
+    async def get_course(self, p: Principal, course_id: int) -> Course:
+        course = await self.ctx.db(self.store.get_course, course_id)
+        if p.role is Role.learner:
+            learner = await self.ctx.db(self.store.get_learner, p.learner_id or -1)
+            can_read_learner(p, learner.id, course.institution_id)
+            if learner.institution_id != course.institution_id:
+                can_read_institution(p, course.institution_id)
+        else:
+            can_read_institution(p, course.institution_id)
+        return course
+
+    async def list_courses(self, p: Principal, institution_id: int | None) -> list[Course]:
+        if p.role is Role.operator:
+            institution_id = p.institution_id
+        elif p.role is Role.learner:
+            learner = await self.ctx.db(self.store.get_learner, p.learner_id or -1)
+            institution_id = learner.institution_id
+        return await self.ctx.db(self.store.list_courses, institution_id)
+
+    # -- learners ----------------------------------------------------------
+
+    async def create_learner(
+        self, p: Principal, institution_id: int, full_name: str, id_number: str
+    ) -> Learner:
+        can_write_institution(p, institution_id)
+        name = " ".join(full_name.split())
+        if not name:
+            raise InvalidInput("the full name is empty", reason="invalid_name")
+        problem = id_number_problem(id_number, self.ctx.clock().date())
+        if problem is not None:
+            raise InvalidInput(f"resident ID number {problem}", reason="invalid_id_number")
+        await self.ctx.db(self.store.get_institution, institution_id)
+        return await self.ctx.db(
+            self.store.create_learner, institution_id, name, normalise_id_number(id_number)
+        )
+
+    async def get_learner(self, p: Principal, learner_id: int) -> Learner:
+        learner = await self.ctx.db(self.store.get_learner, learner_id)
+        can_read_learner(p, learner.id, learner.institution_id)
+        return learner
+
+    async def list_learners(self, p: Principal, institution_id: int | None) -> list[Learner]:
+        require_role(p, Role.admin, Role.inspector, Role.operator)
+        if p.role is Role.operator:
+            institution_id = p.institution_id
+        return await self.ctx.db(self.store.list_learners, institution_id)
+
+    async def issue_learner_token(self, p: Principal, learner_id: int) -> tuple[Token, str]:
+        learner = await self.ctx.db(self.store.get_learner, learner_id)
+        can_write_institution(p, learner.institution_id)
+        return await self.ctx.db(
+            self.store.create_token,
+            Role.learner,
+            f"learner {learner.id}",
+            learner.institution_id,
+            learner.id,
+        )
+
+    # -- consent -------------------------------------------------------------
+
+    async def give_consent(self, p: Principal, learner_id: int, text_version: str) -> Consent:
+        learner = await self.ctx.db(self.store.get_learner, learner_id)
+        can_act_as_learner(p, learner.id, learner.institution_id)
+        current = self.ctx.settings.security.consent_text_version
+        if text_version != current:
+            raise Conflict(
+                f"consent was given to text version {text_version!r}; the current text is "
+                f"{current!r}",
+                reason="consent_version_outdated",
+                current_version=current,
+            )
+        if await self.ctx.db(self.store.active_consent, learner.id) is not None:
+            raise Conflict("biometric consent is already active", reason="consent_already_given")
+        now = self.ctx.clock()
+        consent = await self.ctx.db(self.store.record_consent, learner.id, text_version, now)
+        await self.ctx.append(
+            ev.learner_chain(learner.id),
+            [ev.encode(ev.ConsentGiven(learner.id, consent.id, text_version, p.actor, now))],
+        )
+        return consent
+
+    async def active_consent(self, p: Principal, learner_id: int) -> Consent | None:
+        learner = await self.get_learner(p, learner_id)
+        return await self.ctx.db(self.store.active_consent, learner.id)
+
+    async def withdraw_consent(self, p: Principal, learner_id: int) -> tuple[Consent, int]:
+        """Withdraw consent and delete the templates; open sessions end (see SessionService)."""
+        learner = await self.ctx.db(self.store.get_learner, learner_id)
+        can_act_as_learner(p, learner.id, learner.institution_id)
+        if await self.ctx.db(self.store.active_consent, learner.id) is None:
+            raise Conflict("there is no active biometric consent", reason="no_consent")
+        now = self.ctx.clock()
+        consent, deleted = await self.ctx.db(self.store.withdraw_consent, learner.id, now)
+        await self.ctx.append(
+            ev.learner_chain(learner.id),
+            [ev.encode(ev.ConsentWithdrawn(learner.id, consent.id, deleted, p.actor, now))],
+        )
+        return consent, deleted
+
+    # -- enrolment -------------------------------------------------------------
+
+    async def enrol(self, p: Principal, learner_id: int, photo: bytes) -> Enrolment:
+        """Add a face template from a photo that passes every quality gate.
+
+        The face is first searched among all other learners' templates (1:N): a
+        face already enrolled under another identity is refused and flagged.
+        """
+        learner = await self.ctx.db(self.store.get_learner, learner_id)
+        can_act_as_learner(p, learner.id, learner.institution_id)
+        if await self.ctx.db(self.store.active_consent, learner.id) is None:
+            raise Conflict(
+                "biometric consent must be given before a face is enrolled", reason="no_consent"
+            )
+        try:
+            outcome = await self.ctx.pool.enrol(photo)
+        except EnrolmentRejected as exc:
+            raise CheckRefused(str(exc), reason=exc.verdict, issues=list(exc.issues)) from None
+        except ImageError as exc:  # not an image, or too large: 415/413, nothing stored
+            raise image_refusal(exc.reason, exc.message) from None
+        vector = outcome.encoding.vector
+        others = [
+            t
+            for t in await self.ctx.db(self.ctx.storage.templates.all)
+            if t.learner_id != learner.id
+        ]
+        if others:
+            threshold = self.ctx.settings.face.duplicate_threshold
+            hits = await self.ctx.db(
+                search, vector, as_matrix([t.vector for t in others]), 3, threshold
+            )
+            if hits:
+                other = others[hits[0].index]
+                evidence = await self.ctx.db(
+                    self.ctx.storage.evidence.put,
+                    outcome.evidence_jpeg,
+                    "image/jpeg",
+                    self.ctx.retain_until(),
+                )
+                details = canonical_json(
+                    {
+                        "distance": round(hits[0].distance, 6),
+                        "threshold": threshold,
+                        "other_template_id": other.id,
+                        "evidence_sha256": evidence.sha256,
+                        "stage": "enrolment",
+                    }
+                )
+                flag = await self.ctx.db(
+                    self.store.raise_flag,
+                    DUPLICATE_FLAG,
+                    details,
+                    learner.institution_id,
+                    learner.id,
+                    other.learner_id,
+                )
+                await self.ctx.db(record_raised, self.ctx.storage, flag, self.ctx.clock())
+                raise Conflict(
+                    "this face is already enrolled under another identity; an operator "
+                    "has been alerted",
+                    reason="duplicate_identity",
+                    flag_id=flag.id,
+                )
+        evidence = await self.ctx.db(
+            self.ctx.storage.evidence.put,
+            outcome.evidence_jpeg,
+            "image/jpeg",
+            self.ctx.retain_until(),
+        )
+        template = await self.ctx.db(
+            self.ctx.storage.templates.add, learner.id, vector, evidence.sha256
+        )
+        width = outcome.encoding.box.width
+        await self.ctx.append(
+            ev.learner_chain(learner.id),
+            [
+                ev.encode(
+                    ev.TemplateEnrolled(
+                        learner.id, template.id, evidence.sha256, width, p.actor, self.ctx.clock()
+                    )
+                )
+            ],
+        )
+        return Enrolment(template, evidence.sha256, width)
+
+    async def templates_matrix(self, learner_id: int) -> np.ndarray | None:
+        found = await self.ctx.db(self.ctx.storage.templates.for_learner, learner_id)
+        if not found:
+            return None
+        return as_matrix([t.vector for t in found])

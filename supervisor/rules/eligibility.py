@@ -1,0 +1,423 @@
+"""Subsidy eligibility: a pure function of ledger events and the course's rules.
+
+Everything here takes decoded ledger events (or summaries folded from them by
+the functions below) and returns frozen values; nothing reads storage, the
+clock or settings. An inspector who exports the chains of a learner and applies
+`evaluate` gets the same answer as the service.
+
+The chains one decision reads:
+
+- the course chain (`course:<id>`): the rules as published (`course_terms`);
+- the learner chain (`learner:<id>`): consent, face enrolment, course
+  enrolment, assessment results (`summarise_learner`);
+- every study session chain of the learner for the course (`summarise_session`),
+  credited with `supervisor.rules.crediting.credit` and `policy.max_credited_gap_s`;
+- every class chain of the learner in a class of the course, credited with the
+  same function and `classroom.max_credited_gap_s`;
+- every flag chain naming the learner (`summarise_flag`).
+
+Reasons a learner is not eligible (all that apply are returned):
+
+| reason | meaning |
+|---|---|
+| `course_not_published` | no published rules in the ledger (or they were withdrawn) |
+| `not_in_real_name_system` | the learner is not in the real-name registry |
+| `no_consent` | no biometric consent in force |
+| `no_face_enrolled` | no face enrolled under the consent in force |
+| `not_enrolled` | not enrolled in the course |
+| `insufficient_hours` | credited hours below the course's required hours |
+| `start_check_not_passed` | a session of the course began without a passed identity check |
+| `no_assessment` | no assessment result for the course |
+| `assessment_failed` | the latest assessment result is a fail |
+| `open_fraud_flag` | a fraud flag naming the learner is open |
+| `confirmed_fraud_flag` | a fraud flag naming the learner was confirmed |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from operator import attrgetter
+
+from supervisor.ledger import events as ev
+from supervisor.ledger import privacy as pev
+from supervisor.ledger import subsidy as se
+from supervisor.rules.crediting import Credit, credit
+from supervisor.rules.months import MonthSplitter
+
+REASONS = (
+    "course_not_published",
+    "not_in_real_name_system",
+    "no_consent",
+    "no_face_enrolled",
+    "not_enrolled",
+    "insufficient_hours",
+    "start_check_not_passed",
+    "no_assessment",
+    "assessment_failed",
+    "open_fraud_flag",
+    "confirmed_fraud_flag",
+)
+
+# Start checks that prove identity: by face, or in person on the approved non-face path.
+START_CHECKS = frozenset({"identity", "in_person"})
+
+
+@dataclass(frozen=True, slots=True)
+class CourseTerms:
+    """The rules of a course as the ledger holds them."""
+
+    course_id: int
+    institution_id: int
+    name: str
+    delivery_mode: str
+    required_hours: float
+    subsidy_kind: str
+    subsidy_amount: float
+    subsidy_cap: float | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+    published: bool
+
+
+def course_terms(events: Iterable[ev.Event]) -> CourseTerms | None:
+    """The rules in force at the end of a course chain (None: never published)."""
+    terms: CourseTerms | None = None
+    for e in events:
+        if isinstance(e, se.CourseRulesPublished):
+            terms = CourseTerms(
+                e.course_id,
+                e.institution_id,
+                e.name,
+                e.delivery_mode,
+                e.required_hours,
+                e.subsidy_kind,
+                e.subsidy_amount,
+                e.subsidy_cap,
+                e.valid_from,
+                e.valid_until,
+                True,
+            )
+        elif isinstance(e, se.CourseRulesWithdrawn) and terms is not None:
+            terms = replace(terms, published=False)
+    return terms
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerSummary:
+    learner_id: int
+    consent: bool  # consent in force at the end of the chain
+    face_enrolled: bool  # a template enrolled after the consent in force
+    courses: frozenset[int]  # enrolled in
+    # course -> (passed, assessed_at) of the latest result recorded
+    assessments: tuple[tuple[int, bool, datetime], ...]
+    # an approved non-face path: identity is checked in person, not by face
+    alternative: bool = False
+
+    def assessment(self, course_id: int) -> tuple[bool, datetime] | None:
+        for cid, passed, at in self.assessments:
+            if cid == course_id:
+                return passed, at
+        return None
+
+
+def summarise_learner(learner_id: int, events: Iterable[ev.Event]) -> LearnerSummary:
+    consent = face = alternative = False
+    courses: set[int] = set()
+    latest: dict[int, tuple[bool, datetime]] = {}
+    for e in events:
+        if isinstance(e, ev.ConsentGiven):
+            consent, face = True, False
+        elif isinstance(e, ev.ConsentWithdrawn):
+            consent, face = False, False  # withdrawal deletes the templates
+        elif isinstance(e, ev.TemplateEnrolled):
+            face = face or consent
+        elif isinstance(e, se.LearnerEnrolled):
+            courses.add(e.course_id)
+        elif isinstance(e, se.AssessmentRecorded):
+            latest[e.course_id] = (e.passed, e.assessed_at)
+        elif isinstance(e, pev.AlternativeDecided):
+            alternative = e.approved
+    return LearnerSummary(
+        learner_id,
+        consent,
+        face,
+        frozenset(courses),
+        tuple((c, p, a) for c, (p, a) in sorted(latest.items())),
+        alternative,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """One chain of learning: an online session, or a learner's chain in a class."""
+
+    chain_id: str
+    kind: str  # online | classroom
+    learner_id: int
+    course_id: int
+    institution_id: int
+    started_at: datetime
+    last_at: datetime
+    credited_seconds: float  # `Credit.credited_seconds` of the chain
+    # the same credited time split at local month boundaries (`subsidy.timezone`):
+    # ('YYYY-MM', seconds), by month
+    monthly: tuple[tuple[str, float], ...]
+    start_check_passed: bool
+    checks: int
+    passed_checks: int
+    check_interval_s: float | None  # median seconds between consecutive checks
+    # distances of the passed identity checks (identical ones betray a replayed image)
+    identity_distances: tuple[float, ...]
+    # when a classroom roll call found the learner present
+    present_at: tuple[datetime, ...]
+    ref: tuple[str, int, str] | None = None  # (chain, seq, hash) of the chain's first event
+
+
+def monthly_credit(c: Credit, tz_name: str) -> tuple[tuple[str, float], ...]:
+    """The credited intervals' seconds per local month, summed in ledger order."""
+    months: dict[str, float] = {}
+    splitter = MonthSplitter(tz_name)
+    for i in c.intervals:
+        splitter.add(i.start, i.end, months)
+    return tuple(sorted(months.items()))
+
+
+def summarise_session(
+    chain_id: str,
+    events: Sequence[ev.Event],
+    max_gap: timedelta,
+    tz_name: str,
+    ref: tuple[str, int, str] | None = None,
+) -> SessionSummary | None:
+    """An online session chain (None when it does not begin with session_started)."""
+    if not events or not isinstance(events[0], ev.SessionStarted):
+        return None
+    start = events[0]
+    checks = [e for e in events if isinstance(e, ev.CheckRecorded)]
+    first = checks[0] if checks else None
+    start_ok = (
+        first is not None and first.purpose == "start" and first.check_kind in START_CHECKS
+    ) and first.passed
+    c = credit(events, max_gap)
+    return SessionSummary(
+        chain_id,
+        "online",
+        start.learner_id,
+        start.course_id,
+        start.institution_id,
+        start.at,
+        c.last_at or start.at,
+        c.credited_seconds,
+        monthly_credit(c, tz_name),
+        start_ok,
+        len(checks),
+        sum(1 for e in checks if e.passed),
+        _median_gap([e.at for e in checks]),
+        tuple(
+            e.distance
+            for e in checks
+            if e.passed and e.check_kind == "identity" and e.distance is not None
+        ),
+        (),
+        ref,
+    )
+
+
+def _median_gap(times: Sequence[datetime]) -> float | None:
+    return median_or_none([(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)])
+
+
+def median_or_none(values: Sequence[float]) -> float | None:
+    """The upper median (no averaging: the value is one that occurred), None for none."""
+    return sorted(values)[len(values) // 2] if values else None
+
+
+def summarise_class_chain(
+    chain_id: str,
+    learner_id: int,
+    course_id: int,
+    institution_id: int,
+    events: Sequence[ev.Event],
+    max_gap: timedelta,
+    tz_name: str,
+    ref: tuple[str, int, str] | None = None,
+) -> SessionSummary | None:
+    """A learner's chain in a class (`class:<id>:learner:<id>`)."""
+    if not events:
+        return None
+    c = credit(events, max_gap)
+    checks = [e for e in events if isinstance(e, ev.CheckRecorded)]
+    first_at = c.first_at
+    if first_at is None:
+        return None
+    return SessionSummary(
+        chain_id,
+        "classroom",
+        learner_id,
+        course_id,
+        institution_id,
+        first_at,
+        c.last_at or first_at,
+        c.credited_seconds,
+        monthly_credit(c, tz_name),
+        True,  # roll calls have no sign-in check
+        len(checks),
+        sum(1 for e in checks if e.passed),
+        _median_gap([e.at for e in checks]),
+        (),
+        tuple(e.at for e in checks if e.passed),
+        ref,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSummary:
+    flag_id: int
+    kind: str
+    institution_id: int | None
+    learner_ids: tuple[int, ...]
+    status: str  # open | confirmed | dismissed
+    raised_at: datetime
+
+
+def summarise_flag(events: Iterable[ev.Event]) -> FlagSummary | None:
+    raised: se.FlagRaised | None = None
+    status = "open"
+    for e in events:
+        if isinstance(e, se.FlagRaised):
+            raised = e
+        elif isinstance(e, se.FlagDecided):
+            status = e.status
+    if raised is None:
+        return None
+    return FlagSummary(
+        raised.flag_id,
+        raised.flag_kind,
+        raised.institution_id,
+        raised.learner_ids,
+        status,
+        raised.at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCredit:
+    chain_id: str
+    kind: str
+    credited_seconds: float
+    start_check_passed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Eligibility:
+    learner_id: int
+    course_id: int
+    eligible: bool
+    amount: float  # yuan; 0 when not eligible
+    reasons: tuple[str, ...]
+    online_seconds: float
+    classroom_seconds: float
+    credited_hours: float
+    required_hours: float | None
+    assessed_at: datetime | None
+    sessions: tuple[SessionCredit, ...]  # every chain the hours come from
+    flags: tuple[int, ...]  # open or confirmed flags naming the learner
+
+
+def evaluate(
+    terms: CourseTerms | None,
+    course_id: int,
+    registered: bool,
+    learner: LearnerSummary,
+    sessions: Iterable[SessionSummary],
+    flags: Iterable[FlagSummary],
+) -> Eligibility:
+    """Eligible with the amount, or every reason not. Pure."""
+    reasons: list[str] = []
+    if terms is None or not terms.published:
+        reasons.append("course_not_published")
+    if not registered:
+        reasons.append("not_in_real_name_system")
+    if learner.alternative:
+        pass  # the non-face path: no consent to face checks, no face, by design
+    elif not learner.consent:
+        reasons.append("no_consent")
+    elif not learner.face_enrolled:
+        reasons.append("no_face_enrolled")
+    if course_id not in learner.courses:
+        reasons.append("not_enrolled")
+    mode = terms.delivery_mode if terms is not None else "blended"
+    counted: list[SessionSummary] = []
+    online = classroom = 0.0
+    start_failed = False
+    for s in sorted(sessions, key=_chain_id):
+        if s.course_id != course_id or s.learner_id != learner.learner_id:
+            continue
+        if s.kind == "online":
+            if mode == "classroom":
+                continue
+        elif mode == "online":
+            continue
+        if terms is not None and not _within(s.started_at, terms):
+            continue
+        counted.append(s)
+        if s.kind == "online":
+            online += s.credited_seconds
+        else:
+            classroom += s.credited_seconds
+        start_failed = start_failed or not s.start_check_passed
+    hours = (online + classroom) / 3600.0
+    if terms is not None and hours + 1e-9 < terms.required_hours:
+        reasons.append("insufficient_hours")
+    if start_failed:
+        reasons.append("start_check_not_passed")
+    result = learner.assessment(course_id)
+    if result is None:
+        reasons.append("no_assessment")
+    elif not result[0]:
+        reasons.append("assessment_failed")
+    named = [f for f in flags if learner.learner_id in f.learner_ids]
+    if any(f.status == "open" for f in named):
+        reasons.append("open_fraud_flag")
+    if any(f.status == "confirmed" for f in named):
+        reasons.append("confirmed_fraud_flag")
+    amount = 0.0
+    if not reasons and terms is not None:
+        amount = _amount(terms, hours)
+    return Eligibility(
+        learner.learner_id,
+        course_id,
+        not reasons,
+        amount,
+        tuple(reasons),
+        round(online, 6),
+        round(classroom, 6),
+        round(hours, 6),
+        terms.required_hours if terms is not None else None,
+        result[1] if result is not None else None,
+        tuple(
+            SessionCredit(s.chain_id, s.kind, s.credited_seconds, s.start_check_passed)
+            for s in counted
+        ),
+        tuple(sorted(f.flag_id for f in named if f.status != "dismissed")),
+    )
+
+
+_chain_id = attrgetter("chain_id")
+
+
+def _within(at: datetime, terms: CourseTerms) -> bool:
+    if terms.valid_from is not None and at < terms.valid_from:
+        return False
+    return not (terms.valid_until is not None and at >= terms.valid_until)
+
+
+def _amount(terms: CourseTerms, hours: float) -> float:
+    if terms.subsidy_kind == "per_hour":
+        amount = terms.subsidy_amount * hours
+        if terms.subsidy_cap is not None:
+            amount = min(amount, terms.subsidy_cap)
+        return round(amount, 2)
+    return round(terms.subsidy_amount, 2)

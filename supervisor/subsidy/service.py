@@ -1,0 +1,488 @@
+"""The catalogue, institution status, enrolment, assessments, eligibility, claims,
+the monthly report and fraud flags: the service behind `supervisor.api.routes.subsidy`.
+
+Every fact that affects money is appended to the ledger first (course rules as
+published, status changes, enrolments, assessment results, flags and their
+decisions); the tables in `storage.subsidy_sql` are projections for queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.types import (
+    AssessmentResult,
+    Course,
+    CourseEnrolment,
+    CourseRules,
+    Flag,
+    FlagDecision,
+    FlagStatus,
+    Institution,
+    InstitutionRecord,
+    InstitutionStatus,
+    PublicationStatus,
+    Role,
+    SubsidyKind,
+)
+from supervisor.auth import (
+    Principal,
+    can_read_institution,
+    can_read_learner,
+    can_write_institution,
+    require_role,
+)
+from supervisor.checks import flags as fl
+from supervisor.context import Context
+from supervisor.errors import Conflict, Forbidden, InvalidInput
+from supervisor.ledger import events as ev
+from supervisor.ledger import subsidy as se
+from supervisor.registry.credit_code import code_problem, normalise
+from supervisor.rules import fraud
+from supervisor.rules.eligibility import Eligibility
+from supervisor.rules.months import month_bounds
+from supervisor.subsidy.report import ClaimRow, claims, monthly_report
+from supervisor.subsidy.scan import Snapshot, learner_snapshot, scan
+
+
+class InstitutionNotActive(Forbidden):
+    """Suspended and expelled institutions cannot start sessions or classes."""
+
+
+async def ensure_active(ctx: Context, institution_id: int) -> None:
+    """Raise 403 `institution_suspended` / `institution_expelled` unless active."""
+    inst = await ctx.db(ctx.storage.registry.get_institution, institution_id)
+    if inst.status is not InstitutionStatus.active:
+        raise InstitutionNotActive(
+            f"the institution is {inst.status.value}: it cannot start training",
+            reason=f"institution_{inst.status.value}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FlagDetail:
+    view: fl.FlagView
+    decisions: tuple[FlagDecision, ...]
+    raised_ref: tuple[str, int, str] | None
+
+
+class SubsidyService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.store = ctx.storage.subsidy
+        self.registry = ctx.storage.registry
+
+    # -- institutions ----------------------------------------------------------------
+
+    async def institution_record(self, p: Principal, institution_id: int) -> InstitutionRecord:
+        can_read_institution(p, institution_id)
+        return await self.ctx.db(self.store.institution_record, institution_id)
+
+    async def set_credit_code(
+        self, p: Principal, institution_id: int, code: str
+    ) -> InstitutionRecord:
+        require_role(p, Role.admin)
+        problem = code_problem(code)
+        if problem is not None:
+            raise InvalidInput(
+                f"unified social credit code {problem}", reason="invalid_credit_code"
+            )
+        return await self.ctx.db(self.store.set_credit_code, institution_id, normalise(code))
+
+    async def change_status(
+        self,
+        p: Principal,
+        institution_id: int,
+        status: InstitutionStatus,
+        reason: str,
+        effective_at: datetime | None,
+    ) -> InstitutionRecord:
+        """Suspend, expel or reinstate (admin or inspector); recorded in the ledger."""
+        require_role(p, Role.admin, Role.inspector)
+        if not reason.strip():
+            raise InvalidInput("a reason is required", reason="reason_required")
+        current = await self.ctx.db(self.store.institution_record, institution_id)
+        if (
+            current.status is InstitutionStatus.expelled
+            and status is not InstitutionStatus.expelled
+        ):
+            if p.role is not Role.admin:
+                raise Forbidden("only an admin can reinstate an expelled institution")
+        if current.status is status:
+            raise Conflict(f"the institution is already {status.value}", reason="same_status")
+        now = self.ctx.clock()
+        at = effective_at or now
+        await self.ctx.append(
+            se.institution_chain(institution_id),
+            [
+                ev.encode(
+                    se.InstitutionStatusChanged(
+                        institution_id, status.value, reason.strip(), at, p.actor, now
+                    )
+                )
+            ],
+        )
+        return await self.ctx.db(
+            self.store.change_status, institution_id, status, reason, at, p.actor
+        )
+
+    async def public_list(
+        self, status: InstitutionStatus
+    ) -> list[tuple[Institution, InstitutionRecord]]:
+        """Expelled institutions, for public exposure (no token)."""
+        return await self.ctx.db(self.store.institutions_with_status, status)
+
+    # -- the catalogue ----------------------------------------------------------------
+
+    async def _course(self, p: Principal, course_id: int, write: bool) -> Course:
+        course = await self.ctx.db(self.registry.get_course, course_id)
+        if write:
+            can_write_institution(p, course.institution_id)
+        elif p.role is not Role.learner:
+            can_read_institution(p, course.institution_id)
+        return course
+
+    async def set_rules(
+        self,
+        p: Principal,
+        course_id: int,
+        occupation: str,
+        skill_level: int,
+        subsidy_kind: SubsidyKind,
+        subsidy_amount: float,
+        subsidy_cap: float | None,
+        valid_from: datetime | None,
+        valid_until: datetime | None,
+    ) -> CourseRules:
+        await self._course(p, course_id, write=True)
+        if subsidy_kind is SubsidyKind.per_hour and subsidy_cap is None:
+            raise InvalidInput("a per-hour subsidy needs a cap", reason="cap_required")
+        try:
+            return await self.ctx.db(
+                self.store.set_course_rules,
+                course_id,
+                occupation,
+                skill_level,
+                subsidy_kind,
+                subsidy_amount,
+                subsidy_cap,
+                valid_from,
+                valid_until,
+            )
+        except Exception as exc:
+            from storage.exceptions import InvalidState
+
+            if isinstance(exc, InvalidState):
+                raise Conflict(str(exc), reason="rules_frozen") from None
+            raise
+
+    async def rules(self, p: Principal, course_id: int) -> tuple[Course, CourseRules | None]:
+        course = await self._course(p, course_id, write=False)
+        return course, await self.ctx.db(self.store.course_rules, course_id)
+
+    async def catalogue(
+        self, p: Principal, institution_id: int | None
+    ) -> list[tuple[Course, CourseRules | None]]:
+        if p.role is Role.operator:
+            institution_id = p.institution_id
+        elif p.role is Role.learner:
+            learner = await self.ctx.db(self.registry.get_learner, p.learner_id or -1)
+            institution_id = learner.institution_id
+        found = await self.ctx.db(self.registry.list_courses, institution_id)
+        rules = await self.ctx.db(self.store.all_course_rules)
+        out = [(c, rules.get(c.id)) for c in found]
+        if p.role is Role.learner:
+            out = [
+                (c, r) for c, r in out if r is not None and r.status is PublicationStatus.published
+            ]
+        return out
+
+    async def publish(self, p: Principal, course_id: int) -> CourseRules:
+        course = await self._course(p, course_id, write=True)
+        rules = await self.ctx.db(self.store.course_rules, course_id)
+        if rules is None:
+            raise Conflict("the course has no catalogue rules yet", reason="no_rules")
+        if rules.status is not PublicationStatus.draft:
+            raise Conflict(f"the rules are {rules.status.value}", reason="rules_frozen")
+        now = self.ctx.clock()
+        async with self.ctx.lock(se.course_chain(course_id)):
+            await self.ctx.append(
+                se.course_chain(course_id),
+                [
+                    ev.encode(
+                        se.CourseRulesPublished(
+                            course.id,
+                            course.institution_id,
+                            course.name,
+                            course.delivery_mode.value,
+                            course.required_hours,
+                            rules.occupation,
+                            rules.skill_level,
+                            rules.subsidy_kind.value,
+                            rules.subsidy_amount,
+                            rules.subsidy_cap,
+                            rules.valid_from,
+                            rules.valid_until,
+                            p.actor,
+                            now,
+                        )
+                    )
+                ],
+            )
+            return await self.ctx.db(
+                self.store.set_course_status, course_id, PublicationStatus.published
+            )
+
+    async def withdraw(self, p: Principal, course_id: int) -> CourseRules:
+        await self._course(p, course_id, write=True)
+        rules = await self.ctx.db(self.store.course_rules, course_id)
+        if rules is None or rules.status is not PublicationStatus.published:
+            raise Conflict("only published rules can be withdrawn", reason="not_published")
+        await self.ctx.append(
+            se.course_chain(course_id),
+            [ev.encode(se.CourseRulesWithdrawn(course_id, p.actor, self.ctx.clock()))],
+        )
+        return await self.ctx.db(
+            self.store.set_course_status, course_id, PublicationStatus.withdrawn
+        )
+
+    # -- enrolment and assessment -----------------------------------------------------------
+
+    async def enrol(
+        self, p: Principal, course_id: int, learner_ids: list[int]
+    ) -> list[CourseEnrolment]:
+        """All or none: every learner is checked before anything is recorded."""
+        course = await self._course(p, course_id, write=True)
+        if len(set(learner_ids)) != len(learner_ids):
+            raise InvalidInput("a learner is listed twice", reason="duplicate_learner")
+        done = {e.learner_id for e in await self.ctx.db(self.store.enrolments, course_id)}
+        for lid in learner_ids:
+            learner = await self.ctx.db(self.registry.get_learner, lid)
+            if learner.institution_id != course.institution_id:
+                raise Conflict(
+                    f"learner {lid} belongs to another institution",
+                    reason="learner_other_institution",
+                )
+            if lid in done:
+                raise Conflict(f"learner {lid} is already enrolled", reason="already_enrolled")
+        out = []
+        for lid in learner_ids:
+            now = self.ctx.clock()
+            await self.ctx.append(
+                ev.learner_chain(lid),
+                [
+                    ev.encode(
+                        se.LearnerEnrolled(lid, course.id, course.institution_id, p.actor, now)
+                    )
+                ],
+            )
+            out.append(await self.ctx.db(self.store.enrol, course.id, lid, p.actor, now))
+        return out
+
+    async def enrolments(self, p: Principal, course_id: int) -> list[CourseEnrolment]:
+        await self._course(p, course_id, write=False)
+        require_role(p, Role.admin, Role.operator, Role.inspector)
+        return await self.ctx.db(self.store.enrolments, course_id)
+
+    async def record_assessment(
+        self,
+        p: Principal,
+        course_id: int,
+        learner_id: int,
+        passed: bool,
+        score: float | None,
+        assessed_at: datetime | None,
+    ) -> AssessmentResult:
+        course = await self._course(p, course_id, write=True)
+        enrolled = await self.ctx.db(self.store.enrolments, course_id, None, learner_id)
+        if not enrolled:
+            raise Conflict("the learner is not enrolled in the course", reason="not_enrolled")
+        now = self.ctx.clock()
+        at = assessed_at or now
+        if at > now:
+            raise InvalidInput("an assessment cannot be dated in the future", reason="future_date")
+        result = await self.ctx.db(
+            self.store.record_assessment, course.id, learner_id, passed, score, at, p.actor
+        )
+        await self.ctx.append(
+            ev.learner_chain(learner_id),
+            [
+                ev.encode(
+                    se.AssessmentRecorded(
+                        learner_id, course.id, result.id, passed, score, at, p.actor, now
+                    )
+                )
+            ],
+        )
+        return result
+
+    async def assessments(self, p: Principal, course_id: int) -> list[AssessmentResult]:
+        await self._course(p, course_id, write=False)
+        require_role(p, Role.admin, Role.operator, Role.inspector)
+        return await self.ctx.db(self.store.assessments, course_id)
+
+    # -- eligibility, claims, report ----------------------------------------------------------
+
+    async def eligibility(self, p: Principal, learner_id: int, course_id: int) -> Eligibility:
+        learner = await self.ctx.db(self.registry.get_learner, learner_id)
+        can_read_learner(p, learner.id, learner.institution_id)
+        await self.ctx.db(self.registry.get_course, course_id)
+        snap = await self.ctx.db(
+            learner_snapshot, self.ctx.storage, self.ctx.settings, learner_id, course_id
+        )
+        return snap.eligibility(learner_id, course_id)
+
+    def _scope(self, p: Principal, institution_id: int | None) -> int | None:
+        if p.role is Role.operator:
+            if institution_id is not None and institution_id != p.institution_id:
+                raise Forbidden("this belongs to another institution", reason="other_institution")
+            return p.institution_id
+        require_role(p, Role.admin, Role.inspector)
+        return institution_id
+
+    async def _snapshot(self, p: Principal, until: datetime | None, recompute: bool) -> Snapshot:
+        if recompute:
+            require_role(p, Role.admin, Role.inspector)
+        return await self.ctx.db(
+            scan, self.ctx.storage, self.ctx.settings, until, use_summaries=not recompute
+        )
+
+    async def _maps(self) -> tuple[dict[int, Course], dict[int, Any]]:
+        courses = {c.id: c for c in await self.ctx.db(self.registry.list_courses, None)}
+        learners = {lr.id: lr for lr in await self.ctx.db(self.registry.list_learners, None)}
+        return courses, learners
+
+    async def claims(
+        self,
+        p: Principal,
+        institution_id: int | None,
+        start: datetime,
+        end: datetime,
+        recompute: bool = False,
+    ) -> list[ClaimRow]:
+        institution_id = self._scope(p, institution_id)
+        if end <= start:
+            raise InvalidInput("the period must end after it starts", reason="invalid_period")
+        courses, learners = await self._maps()
+        snap = await self._snapshot(p, end, recompute)
+        return claims(snap, courses, learners, institution_id, start, end)
+
+    async def report(
+        self, p: Principal, month: str, institution_id: int | None, recompute: bool = False
+    ) -> dict[str, Any]:
+        institution_id = self._scope(p, institution_id)
+        tz = self.ctx.settings.subsidy.timezone
+        try:
+            start, end = month_bounds(month, tz)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), reason="invalid_month") from None
+        courses = {c.id: c for c in await self.ctx.db(self.registry.list_courses, None)}
+        institutions = await self.ctx.db(self.registry.list_institutions)
+        snap = await self._snapshot(p, end, recompute)
+        return await self.ctx.db(
+            monthly_report,
+            snap,
+            institutions,
+            courses,
+            month,
+            start,
+            end,
+            tz,
+            institution_id,
+        )
+
+    # -- flags ------------------------------------------------------------------------
+
+    def _flag_scope(self, p: Principal, flag: Flag) -> None:
+        if p.role is Role.learner:
+            raise Forbidden("learners cannot read flags", reason="wrong_role")
+        if p.role is Role.operator and flag.institution_id != p.institution_id:
+            raise Forbidden("this belongs to another institution", reason="other_institution")
+
+    async def list_flags(
+        self,
+        p: Principal,
+        status: FlagStatus | None,
+        kind: str | None,
+        institution_id: int | None,
+        learner_id: int | None,
+    ) -> list[fl.FlagView]:
+        if p.role is Role.learner:
+            raise Forbidden("learners cannot read flags", reason="wrong_role")
+        institution_id = self._scope(p, institution_id)
+        found = await self.ctx.db(self.store.find_flags, status, kind, institution_id, learner_id)
+        return [fl.view(f) for f in found]
+
+    async def flag(self, p: Principal, flag_id: int) -> FlagDetail:
+        flag = await self.ctx.db(self.store.get_flag, flag_id)
+        self._flag_scope(p, flag)
+        decisions = (await self.ctx.db(self.store.decisions, [flag_id]))[flag_id]
+        head = await self.ctx.db(self.ctx.storage.ledger.read_chain, se.flag_chain(flag_id), 0, 1)
+        ref = (head[0].chain_id, head[0].seq, head[0].hash) if head else None
+        return FlagDetail(fl.view(flag), tuple(decisions), ref)
+
+    async def decide(self, p: Principal, flag_id: int, status: FlagStatus, note: str) -> FlagDetail:
+        require_role(p, Role.admin, Role.inspector, Role.operator)
+        if status is FlagStatus.open:
+            raise InvalidInput("a decision confirms or dismisses", reason="invalid_status")
+        flag = await self.ctx.db(self.store.get_flag, flag_id)
+        self._flag_scope(p, flag)
+        async with self.ctx.lock(se.flag_chain(flag_id)):
+            try:
+                await self.ctx.db(
+                    fl.decide,
+                    self.ctx.storage,
+                    flag,
+                    status.value,
+                    note,
+                    p.actor,
+                    p.role is Role.operator,
+                    self.ctx.clock(),
+                )
+            except PermissionError as exc:
+                raise Forbidden(str(exc), reason="decided_by_inspector") from None
+        return await self.flag(p, flag_id)
+
+    async def scan_fraud(self, p: Principal, month: str | None) -> list[Flag]:
+        """Find fraud signals in the ledger (of a month, or all of it) and raise a
+        flag for each one not flagged before (admin or inspector)."""
+        require_role(p, Role.admin, Role.inspector)
+        return await self.ctx.db(run_fraud_scan, self.ctx, month, self.ctx.clock())
+
+
+def run_fraud_scan(ctx: Context, month: str | None, now: datetime) -> list[Flag]:
+    """Blocking: scan the ledger and raise new flags. Used by the API and the CLI."""
+    return fraud_scan(ctx.storage, ctx.settings, month, now)
+
+
+def fraud_scan(storage: Any, settings: Any, month: str | None, now: datetime) -> list[Flag]:
+    until = None
+    start = None
+    if month is not None:
+        start, until = month_bounds(month, settings.subsidy.timezone)
+    snap = scan(storage, settings, until)
+    sessions = [s for s in snap.all_sessions() if start is None or s.started_at >= start]
+    signals = fraud.all_signals(sessions, settings.subsidy, month or "all")
+    known = {fl.view(f).key for f in storage.subsidy.find_flags()}
+    raised = []
+    for s in signals:
+        if s.key in known:
+            continue
+        known.add(s.key)
+        raised.append(
+            fl.raise_flag(
+                storage,
+                s.kind,
+                s.institution_id,
+                s.learner_id,
+                s.other_learner_ids,
+                s.summary,
+                s.evidence,
+                now,
+                key=s.key,
+                scores=s.scores,
+            )
+        )
+    return raised

@@ -1,1 +1,0 @@
-"""Jinja2 templates of server-rendered pages (no script, no external assets)."""

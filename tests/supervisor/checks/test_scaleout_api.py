@@ -1,0 +1,148 @@
+"""The service under faults of its queue: Redis restarted mid-session, and overload."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from supervisor.checks.worker import embedded_worker_main
+from tests.supervisor.checks.test_workers import RedisServer
+from tests.supervisor.conftest import HOPPER_FRAME, Service, _service, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _check(svc: Service, token: str, sid: str, kind: str = "presence"):  # type: ignore[no-untyped-def]
+    return svc.call(
+        "POST",
+        f"/api/v1/sessions/{sid}/checks",
+        token,
+        data={"kind": kind},
+        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
+    )
+
+
+def _start(svc: Service):  # type: ignore[no-untyped-def]
+    w = svc.world()
+    r = svc.call(
+        "POST",
+        "/api/v1/sessions",
+        w.learner,
+        data={"course_id": str(w.course_id)},
+        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
+    )
+    assert r.status_code == 201, r.text
+    return w, r.json()["session"]["session_id"]
+
+
+def _kinds(svc: Service, token: str, sid: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    events = svc.call("GET", f"/api/v1/sessions/{sid}/events", token).json()
+    return [(e["kind"], e["payload"]) for e in events]
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def test_redis_restarted_during_a_session_loses_no_check(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    gen = _service(
+        tmp_path,
+        f"sqlite:///{tmp_path / 's.db'}",
+        "sqlite",
+        redis={"url": redis_server.url},
+        workers={"embedded": 2, "result_timeout_s": 20, "claim_idle_s": 3},
+    )
+    svc = next(gen)
+    try:
+        w, sid = _start(svc)
+        first = _check(svc, w.learner, sid)
+        assert first.status_code == 201 and first.json()["check"]["verdict"] == "present"
+
+        redis_server.kill()
+        during = _check(svc, w.learner, sid)
+        assert during.status_code == 503, during.text
+        assert during.json()["reason"] == "check_deferred"
+        assert during.json()["deferred_reason"] == "queue_unavailable"
+
+        redis_server.start()  # empty: streams, groups and locks are gone
+        deadline = time.monotonic() + 60
+        while True:
+            after = _check(svc, w.learner, sid)
+            if after.status_code == 201 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert after.status_code == 201, after.text
+        assert after.json()["check"]["verdict"] == "present"
+
+        kinds = _kinds(svc, w.learner, sid)
+        checks = [p for k, p in kinds if k == "check"]
+        deferred = [p for k, p in kinds if k == "check_deferred"]
+        # The start check, the one before the restart and the one after.
+        assert len(checks) == 3
+        assert [d["reason"] for d in deferred][:1] == ["queue_unavailable"]
+        assert deferred[0]["check_id"] == during.json()["check_id"]
+        assert svc.call("GET", f"/api/v1/sessions/{sid}/integrity", w.learner).json()["ok"]
+    finally:
+        for _ in gen:
+            pass
+
+
+def test_overload_defers_checks_and_records_them_once(tmp_path: Path) -> None:
+    gen = _service(
+        tmp_path,
+        f"sqlite:///{tmp_path / 's.db'}",
+        "sqlite",
+        workers={"embedded": 0, "max_backlog": 1, "result_timeout_s": 2},
+    )
+    svc = next(gen)
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    worker = None
+    try:
+        w, sid = _start(svc)
+        timed_out = _check(svc, w.learner, sid)  # queued, but no worker runs
+        assert timed_out.status_code == 503
+        assert timed_out.json()["deferred_reason"] == "timeout"
+        full = _check(svc, w.learner, sid)  # the backlog (1) is full
+        assert full.status_code == 503
+        assert full.json()["deferred_reason"] == "overloaded"
+        kinds = _kinds(svc, w.learner, sid)
+        assert [p["reason"] for k, p in kinds if k == "check_deferred"] == ["timeout", "overloaded"]
+        credit = svc.call("GET", f"/api/v1/sessions/{sid}/credited", w.learner).json()
+        assert credit["failed_checks"] == 0 and credit["missed_checks"] == 0
+
+        # A worker finally takes the stale job: it finds the check already recorded
+        # (as deferred) and does not record it a second time.
+        redis_url = svc.live_redis_url()
+        worker = ctx.Process(
+            target=embedded_worker_main, args=(svc.settings, "late", redis_url, stop), daemon=True
+        )
+        worker.start()
+        deadline = time.monotonic() + 60
+        while svc.live_stats_queue()["length"] > 0:
+            assert time.monotonic() < deadline, "the late worker never drained the queue"
+            time.sleep(0.3)
+        kinds = _kinds(svc, w.learner, sid)
+        ids = [p["check_id"] for k, p in kinds if k in ("check", "check_deferred")]
+        assert len(ids) == len(set(ids))
+        assert timed_out.json()["check_id"] in ids
+        after = _check(svc, w.learner, sid)
+        assert after.status_code == 201 and after.json()["check"]["verdict"] == "present"
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.join(10)
+        for _ in gen:
+            pass
