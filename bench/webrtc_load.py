@@ -1160,7 +1160,7 @@ def simulate_schedule(
     identity moment, drawn once per identity check, replaces the presence check when it
     comes first. `d_*` are the checks' durations (scheduled moment to ledger event).
     """
-    from supervisor.online.live import draw_interval
+    from supervisor.rules.schedule import draw_interval
 
     rng = random.Random(2026)
     p, q = _intervals(policy, "presence"), _intervals(policy, "identity")

@@ -28,6 +28,12 @@ class ErrorBody(BaseModel):
     message: str
 
 
+# The refusals every route may answer, documented in the OpenAPI description.
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 415, 422)
+}
+
+
 STORAGE_ERRORS: list[tuple[type[se.StorageError], int, str]] = [
     (se.NotFound, 404, "unknown_id"),
     (se.Duplicate, 409, "duplicate"),

@@ -71,9 +71,10 @@ from supervisor.context import Context
 from supervisor.errors import Conflict, InvalidInput, UnknownId, WrongRole
 from supervisor.ledger import classroom as ce
 from supervisor.ledger import events as ev
+from supervisor.registry.status import ensure_active
 from supervisor.rules.crediting import Credit, credit
+from supervisor.rules.schedule import draw_interval
 from supervisor.runtime.tasks import cancel_and_wait
-from supervisor.subsidy.service import ensure_active
 from verification.types import FaceStatus, RollCallParams
 
 log = logging.getLogger(__name__)
@@ -88,12 +89,6 @@ STOP_WAIT_S: Final = 120.0
 INTERRUPT_WAIT_S: Final = 15.0
 # A camera that comes back is given this long to settle before the resume roll call.
 RESUME_SETTLE_S: Final = 0.3
-
-
-def draw_interval(rng: random.Random, low: float, mean: float, high: float) -> float:
-    """A random interval in [low, high] with the given mean (triangular distribution)."""
-    mode = min(max(3 * mean - low - high, low), high)
-    return rng.triangular(low, high, mode)
 
 
 # -- read models -----------------------------------------------------------------

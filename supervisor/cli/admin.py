@@ -8,10 +8,10 @@ import sys
 from datetime import UTC, datetime
 
 from config import Settings
-from storage import open_storage
 from storage.exceptions import StorageError
 from storage.migrate import upgrade
 from storage.types import Role
+from supervisor.cli.common import open_migrated
 
 
 def run_serve(settings: Settings) -> int:
@@ -43,13 +43,6 @@ def run_migrate(settings: Settings) -> int:
     return 0
 
 
-def _open(settings: Settings):  # type: ignore[no-untyped-def]
-    upgrade(settings.database.url)
-    return open_storage(
-        settings.database, settings.evidence, settings.security.template_key.get_secret_value()
-    )
-
-
 def run_token_create(
     settings: Settings,
     role: str,
@@ -70,7 +63,7 @@ def run_token_create(
     if r is Role.learner and learner_id is None:
         print("error: a learner token needs --learner ID", file=sys.stderr)
         return 2
-    with _open(settings) as storage:
+    with open_migrated(settings) as storage:
         try:
             if institution_id is not None:
                 storage.registry.get_institution(institution_id)
@@ -89,7 +82,7 @@ def run_token_create(
 
 
 def run_ledger_verify(settings: Settings, chains: list[str] | None) -> int:
-    with _open(settings) as storage:
+    with open_migrated(settings) as storage:
         report = storage.ledger.verify(chains or None)
     for b in report.breaks:
         print(f"BROKEN {b.chain_id} first bad event seq={b.seq}: {b.reason}")
@@ -107,7 +100,7 @@ def run_ledger_verify(settings: Settings, chains: list[str] | None) -> int:
 
 
 def run_evidence_purge(settings: Settings) -> int:
-    with _open(settings) as storage:
+    with open_migrated(settings) as storage:
         purged = storage.evidence.purge_expired(datetime.now(UTC))
     print(json.dumps({"purged": len(purged), "hashes": purged}))
     return 0

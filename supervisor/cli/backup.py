@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 from config import Settings
-from storage import Storage, backup, open_storage
+from storage import Storage, backup
 from storage.exceptions import StorageError
-from storage.migrate import upgrade
+from supervisor.cli.common import open_migrated
 from supervisor.inspect import seals as sl
 
 
@@ -39,14 +39,8 @@ def add_backup_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(handler=_cmd_restore)
 
 
-def _storage(settings: Settings):  # type: ignore[no-untyped-def]
-    upgrade(settings.database.url)
-    return open_storage(
-        settings.database,
-        settings.evidence,
-        settings.security.template_key.get_secret_value(),
-        group_commit=False,
-    )
+def _storage(settings: Settings) -> Storage:
+    return open_migrated(settings, group_commit=False)
 
 
 def _cmd_create(settings: Settings, args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
+from supervisor.cli.common import open_migrated
 
 
 def add_ledger_commands(ledger: Any) -> None:
@@ -35,23 +36,13 @@ def add_evidence_commands(evidence: Any) -> None:
     p.set_defaults(handler=_cmd_evidence_verify)
 
 
-def _open(settings: Settings):  # type: ignore[no-untyped-def]
-    from storage import open_storage
-    from storage.migrate import upgrade
-
-    upgrade(settings.database.url)
-    return open_storage(
-        settings.database, settings.evidence, settings.security.template_key.get_secret_value()
-    )
-
-
 def _cmd_seal(settings: Settings, args: argparse.Namespace) -> int:
     from storage.exceptions import StorageError
     from supervisor.inspect import seals as sl
     from supervisor.inspect.service import make_seal
 
     try:
-        with _open(settings) as storage:
+        with open_migrated(settings) as storage:
             seal = make_seal(
                 storage, settings.security.seal_key.get_secret_value(), datetime.now(UTC)
             )
@@ -69,7 +60,7 @@ def _cmd_verify_seal(settings: Settings, args: argparse.Namespace) -> int:
     from supervisor.inspect.service import verify_chain_against_seal
 
     try:
-        with _open(settings) as storage:
+        with open_migrated(settings) as storage:
             seal = storage.seals.get(args.seal) if args.seal else storage.seals.latest()
             if seal is None:
                 print("error: no seal has been made yet", file=sys.stderr)

@@ -31,14 +31,10 @@ def _cmd_record(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
-    from storage import open_storage
-    from storage.migrate import upgrade
+    from supervisor.cli.common import open_migrated
     from supervisor.privacy.retention import purge
 
-    upgrade(settings.database.url)
-    with open_storage(
-        settings.database, settings.evidence, settings.security.template_key.get_secret_value()
-    ) as storage:
+    with open_migrated(settings) as storage:
         report = purge(storage, settings, datetime.now(UTC))
     print(
         json.dumps(

@@ -13,12 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
-
-
-def _open(settings: Settings):  # type: ignore[no-untyped-def]
-    from supervisor.cli.admin import _open as open_migrated
-
-    return open_migrated(settings)
+from supervisor.cli.common import open_migrated
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -50,7 +45,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with _open(settings) as storage:
+    with open_migrated(settings) as storage:
         courses, institutions = _courses(storage), storage.registry.list_institutions()
         snap = scan(storage, settings, end, use_summaries=not args.recompute)
         report = monthly_report(
@@ -72,7 +67,7 @@ def _claims(settings: Settings, args: argparse.Namespace) -> int:
     if args.until <= args.start:
         print("error: --until must be after --from", file=sys.stderr)
         return 2
-    with _open(settings) as storage:
+    with open_migrated(settings) as storage:
         courses = _courses(storage)
         learners = {lr.id: lr for lr in storage.registry.list_learners(None)}
         snap = scan(storage, settings, args.until, use_summaries=not args.recompute)
@@ -88,7 +83,7 @@ def _eligibility(settings: Settings, args: argparse.Namespace) -> int:
     from supervisor.subsidy.report import ClaimRow
     from supervisor.subsidy.scan import learner_snapshot
 
-    with _open(settings) as storage:
+    with open_migrated(settings) as storage:
         snap = learner_snapshot(storage, settings, args.learner, args.course)
         e = snap.eligibility(args.learner, args.course)
     row = ClaimRow(0, args.course, "", args.learner, "", "", e).as_dict()
@@ -109,7 +104,7 @@ def _fraud_scan(settings: Settings, args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    with _open(settings) as storage:
+    with open_migrated(settings) as storage:
         raised = fraud_scan(storage, settings, args.month, datetime.now(UTC))
     for f in raised:
         v = view(f)
@@ -121,7 +116,7 @@ def _fraud_scan(settings: Settings, args: argparse.Namespace) -> int:
 def _summaries(settings: Settings, args: argparse.Namespace) -> int:
     from supervisor.subsidy.scan import refresh_summaries
 
-    with _open(settings) as storage:
+    with open_migrated(settings) as storage:
         if args.summaries_command == "clear":
             print(json.dumps({"cleared": storage.summaries.clear()}))
             return 0

@@ -43,6 +43,7 @@ from supervisor.context import Context
 from supervisor.errors import Conflict, InvalidInput
 from supervisor.ledger import events as ev
 from supervisor.online.sessions import ACTIVE, ENDED, PAUSED, SessionService, SessionState
+from supervisor.rules.schedule import draw_interval
 from verification.types import ChallengeKind, CheckKind, QualityIssue
 
 log = logging.getLogger(__name__)
@@ -52,16 +53,6 @@ log = logging.getLogger(__name__)
 ATTACH_GRACE_S = 30.0
 # Shortest sleep of a session waiting for its next check.
 _MIN_NAP_S = 0.5
-
-
-def draw_interval(rng: random.Random, low: float, mean: float, high: float) -> float:
-    """A random interval in [low, high] with the given mean (triangular distribution).
-
-    The mode is placed so that the mean is exact; where that is impossible the
-    mode is clamped to the range.
-    """
-    mode = min(max(3 * mean - low - high, low), high)
-    return rng.triangular(low, high, mode)
 
 
 # -- the one-live-session lock -------------------------------------------------

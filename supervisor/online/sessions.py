@@ -25,8 +25,8 @@ from supervisor.checks.queue import QueueFull, QueueUnavailable
 from supervisor.context import Context
 from supervisor.errors import CheckRefused, Conflict, InvalidInput, OtherInstitution, Unavailable
 from supervisor.ledger import events as ev
+from supervisor.registry.status import ensure_active
 from supervisor.rules.crediting import Credit, CreditClock, credit
-from supervisor.subsidy.service import ensure_active
 from verification.exceptions import ImageError, ImageTooLarge
 from verification.imageio import encode_jpeg
 from verification.types import CheckKind, Image

@@ -47,20 +47,6 @@ from supervisor.subsidy.report import ClaimRow, claims, monthly_report
 from supervisor.subsidy.scan import Snapshot, learner_snapshot, scan
 
 
-class InstitutionNotActive(Forbidden):
-    """Suspended and expelled institutions cannot start sessions or classes."""
-
-
-async def ensure_active(ctx: Context, institution_id: int) -> None:
-    """Raise 403 `institution_suspended` / `institution_expelled` unless active."""
-    inst = await ctx.db(ctx.storage.registry.get_institution, institution_id)
-    if inst.status is not InstitutionStatus.active:
-        raise InstitutionNotActive(
-            f"the institution is {inst.status.value}: it cannot start training",
-            reason=f"institution_{inst.status.value}",
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class FlagDetail:
     view: fl.FlagView

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 
 from supervisor.api.deps import PrincipalDep
-from supervisor.api.routes.registry import ERRORS
+from supervisor.api.errors import ERRORS
 from supervisor.api.schemas.classes import (
     AttendanceOut,
     CameraIn,

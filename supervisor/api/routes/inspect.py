@@ -12,8 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from storage.types import Role
 from supervisor.api.deps import CtxDep, PrincipalDep
-from supervisor.api.errors import ErrorBody
-from supervisor.api.routes.registry import ERRORS
+from supervisor.api.errors import ERRORS, ErrorBody
 from supervisor.api.schemas.common import checked_time
 from supervisor.api.schemas.inspect import (
     AccessEntryOut,

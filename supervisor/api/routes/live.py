@@ -17,7 +17,7 @@ from capture.exceptions import CaptureError, PeerExists, TooManyPeers
 from storage.exceptions import StorageError
 from storage.types import FlagStatus, Role
 from supervisor.api.deps import CtxDep, PrincipalDep, SessionsDep, read_upload
-from supervisor.api.routes.registry import ERRORS
+from supervisor.api.errors import ERRORS
 from supervisor.auth import Principal, require_role
 from supervisor.checks.pool import Overloaded
 from supervisor.context import Context
@@ -31,6 +31,7 @@ from supervisor.errors import (
 )
 from supervisor.ledger.events import iso
 from supervisor.online.live import LiveManager
+from supervisor.registry.consent import consent_text as consent_text_of
 from verification.exceptions import ImageError
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["live"])
@@ -206,10 +207,8 @@ class ConsentTextOut(BaseModel):
 @router.get("/consent-text", response_model=ConsentTextOut, tags=["consent"])
 async def consent_text(ctx: CtxDep) -> ConsentTextOut:
     """The biometric consent text a learner agrees to, with its version (no token needed)."""
-    from supervisor.web import consent_text as text_of
-
     version = ctx.settings.security.consent_text_version
-    return ConsentTextOut(version=version, text=text_of(version))
+    return ConsentTextOut(version=version, text=consent_text_of(version))
 
 
 class LiveStatsOut(BaseModel):

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from supervisor.api.deps import PrincipalDep, SessionsDep
-from supervisor.api.routes.registry import ERRORS
+from supervisor.api.errors import ERRORS
 from supervisor.api.schemas.common import CheckOut, In, SessionCheckOut, SessionOut
 from supervisor.privacy.record import record_html
 from supervisor.privacy.service import AlternativeState, PrivacyService

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Request, UploadFile, status
 
 from supervisor.api.deps import PrincipalDep, RegistryDep, SessionsDep, read_upload
-from supervisor.api.errors import ErrorBody
+from supervisor.api.errors import ERRORS
 from supervisor.api.schemas.common import (
     ConsentIn,
     ConsentOut,
@@ -23,10 +23,6 @@ from supervisor.api.schemas.common import (
     TokenOut,
     WithdrawalOut,
 )
-
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 415, 422)
-}
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 

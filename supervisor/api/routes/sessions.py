@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
 
 from storage.types import Role
 from supervisor.api.deps import CtxDep, PrincipalDep, SessionsDep, read_upload
-from supervisor.api.routes.registry import ERRORS
+from supervisor.api.errors import ERRORS
 from supervisor.api.schemas.common import (
     CheckOut,
     CreditOut,

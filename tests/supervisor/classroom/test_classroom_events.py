@@ -4,8 +4,6 @@ counting against the learner)."""
 
 from __future__ import annotations
 
-import random
-import statistics
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 
 from config import ClassroomSettings, SettingsError, load_settings
 from storage.types import LedgerEvent
-from supervisor.classroom.service import check_camera_url, draw_interval, paused_at_end, timeline
+from supervisor.classroom.service import check_camera_url, paused_at_end, timeline
 from supervisor.errors import InvalidInput
 from supervisor.ledger import classroom as ce
 from supervisor.ledger import events as ev
@@ -139,15 +137,6 @@ def test_classroom_hours_come_from_the_same_crediting_function() -> None:
     assert kinds[2:5] == [("outage", "camera_outage"), ("resumed", "observed_again"),
                           ("present", None)]  # fmt: skip
     assert kinds[9] == ("ended", "operator")
-
-
-def test_roll_call_intervals_are_drawn_with_the_configured_mean() -> None:
-    rng = random.Random(5)
-    draws = [draw_interval(rng, 300, 600, 900) for _ in range(4000)]
-    assert min(draws) >= 300 and max(draws) <= 900
-    assert statistics.mean(draws) == pytest.approx(600, rel=0.02)
-    skewed = [draw_interval(rng, 60, 100, 180) for _ in range(4000)]
-    assert statistics.mean(skewed) == pytest.approx(100, rel=0.03)
 
 
 def test_camera_urls_and_the_folder_of_file_sources(tmp_path: Path) -> None:
