@@ -52,6 +52,7 @@ from config import Settings  # noqa: E402
 from config.settings import DEV_TEMPLATE_KEY, DatabaseSettings, EvidenceSettings  # noqa: E402
 from storage import Storage, open_storage  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev  # noqa: E402
 from supervisor.ledger import subsidy as se  # noqa: E402
 from supervisor.rules.eligibility import (  # noqa: E402
@@ -165,14 +166,14 @@ def grow(storage: Storage, snap: Snapshot, share: float, seed: int = 7) -> int:
             )  # fmt: skip
             for n in (1, 2)
         ]
-        jobs.append((s.chain_id, [ev.encode(c) for c in checks]))
+        jobs.append((s.chain_id, [codec.encode(c) for c in checks]))
     for learner_id in learners:
         summary = snap.learners[learner_id]
         if not summary.assessments:
             continue
         course, _, at = summary.assessments[0]
         result = se.AssessmentRecorded(learner_id, course, 9, True, 75.0, at, "bench", at)
-        jobs.append((ev.learner_chain(learner_id), [ev.encode(result)]))
+        jobs.append((ev.learner_chain(learner_id), [codec.encode(result)]))
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda job: storage.ledger.append(*job), jobs))
     return sum(len(events) for _, events in jobs)
@@ -183,22 +184,22 @@ def naive_eligibility(storage: Storage, settings: Settings, learner_id: int, cou
     rules = FoldRules.of(settings)
     learner = summarise_learner(
         learner_id,
-        [e for _, e in ev.decode_all(storage.ledger.read_chain(f"learner:{learner_id}"))],
+        [e for _, e in codec.decode_all(storage.ledger.read_chain(f"learner:{learner_id}"))],
     )
     terms = course_terms(
-        [e for _, e in ev.decode_all(storage.ledger.read_chain(se.course_chain(course)))]
+        [e for _, e in codec.decode_all(storage.ledger.read_chain(se.course_chain(course)))]
     )
     sessions = []
     for s in storage.registry.list_sessions(None, learner_id, False):
         stored = storage.ledger.read_chain(s.chain_id)
-        events = [e for _, e in ev.decode_all(stored)]
+        events = [e for _, e in codec.decode_all(stored)]
         found = summarise_session(s.chain_id, events, rules.online_gap, rules.tz_name)
         if found is not None:
             sessions.append(found)
     flags = []
     for f in storage.subsidy.find_flags(learner_id=learner_id):
         found_flag = summarise_flag(
-            [e for _, e in ev.decode_all(storage.ledger.read_chain(se.flag_chain(f.id)))]
+            [e for _, e in codec.decode_all(storage.ledger.read_chain(se.flag_chain(f.id)))]
         )
         if found_flag is not None:
             flags.append(found_flag)

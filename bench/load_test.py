@@ -97,7 +97,7 @@ class Service:
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "supervisor.cli.main", *args],
+            [sys.executable, "-m", "supervisor.cli", *args],
             env=self.env,
             cwd=REPO,
             capture_output=True,
@@ -109,7 +109,7 @@ class Service:
     def start(self) -> None:
         self.cli("migrate")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.cli.main", "serve"],
+            [sys.executable, "-m", "supervisor.cli", "serve"],
             env=self.env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config.settings import DEV_TEMPLATE_KEY, DatabaseSettings, EvidenceSettings  # noqa: E402
 from storage import open_storage  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev  # noqa: E402
 from supervisor.online.sessions import SessionViews, fold  # noqa: E402
 from supervisor.rules.crediting import credit  # noqa: E402
@@ -63,17 +64,17 @@ def main() -> None:
         for length in (int(x) for x in args.lengths.split(",")):
             chain = ev.session_chain(f"bench-{length}")
             start = ev.SessionStarted(f"bench-{length}", 1, 1, 1, "webrtc", T0)
-            events = [ev.encode(start)] + [ev.encode(check(n)) for n in range(length - 1)]
+            events = [codec.encode(start)] + [codec.encode(check(n)) for n in range(length - 1)]
             for i in range(0, len(events), 500):
                 storage.ledger.append(chain, events[i : i + 500])
             views = SessionViews(storage.ledger.read_chain, GAP)
             views.refresh(chain)  # the view exists from the session's first check
             old, new = [], []
             for n in range(args.checks):
-                storage.ledger.append(chain, [ev.encode(check(length + n))])
+                storage.ledger.append(chain, [codec.encode(check(length + n))])
                 t = time.process_time()
                 for _ in range(4):  # before, after, the page's state, the worker
-                    decoded = [e for _, e in ev.decode_all(storage.ledger.read_chain(chain))]
+                    decoded = [e for _, e in codec.decode_all(storage.ledger.read_chain(chain))]
                     fold(decoded)
                 credit(decoded, GAP)
                 old.append(time.process_time() - t)

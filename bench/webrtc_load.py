@@ -940,7 +940,7 @@ def supervisor_argv() -> list[str]:
     script = Path(sys.executable).parent / "supervisor"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "supervisor.cli.main"]
+    return [sys.executable, "-m", "supervisor.cli"]
 
 
 def service_env(data: Path, port: int, extra: dict[str, str]) -> dict[str, str]:

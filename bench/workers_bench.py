@@ -38,6 +38,7 @@ from storage.migrate import upgrade  # noqa: E402
 from storage.types import DeliveryMode  # noqa: E402
 from supervisor.checks.jobs import CheckJob, CheckResult, job_fields, result_key  # noqa: E402
 from supervisor.checks.worker import embedded_worker_main, ensure_group  # noqa: E402
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev  # noqa: E402
 from tests import imagegen  # noqa: E402
 from tests.supervisor.conftest import new_id_number  # noqa: E402
@@ -109,7 +110,11 @@ class Bench:
             chain = ev.session_chain(sid)
             self.storage.ledger.append(
                 chain,
-                [ev.encode(ev.SessionStarted(sid, learner.id, course.id, inst.id, "bench", now))],
+                [
+                    codec.encode(
+                        ev.SessionStarted(sid, learner.id, course.id, inst.id, "bench", now)
+                    )
+                ],
             )
             self.sessions.append((sid, chain, learner.id))
         self.ctx = multiprocessing.get_context("spawn")
@@ -240,7 +245,7 @@ class Bench:
         took = time.monotonic() - killed
         assert result.worker != owner
         recorded = [
-            e for _, e in ev.decode_all(self.storage.ledger.read_chain(big.chain_id))
+            e for _, e in codec.decode_all(self.storage.ledger.read_chain(big.chain_id))
             if isinstance(e, ev.CheckRecorded) and e.check_id == big.check_id
         ]  # fmt: skip
         assert len(recorded) == 1, recorded

@@ -36,6 +36,7 @@ from supervisor.checks.worker import EmbeddedWorkers
 from supervisor.context import Context
 from supervisor.inspect.service import InspectionService, PeriodicSealer
 from supervisor.online.live import LiveManager
+from supervisor.online.recorder import SessionRecorder
 from supervisor.online.sessions import SessionService
 from supervisor.privacy.service import PrivacyService
 from supervisor.registry.service import RegistryService
@@ -91,8 +92,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
                 app.state.workers = workers
             await pool.start()
             ctx = Context(settings, storage, pool, queue)
-            sessions = SessionService(ctx)
-            live = LiveManager(ctx, sessions, redis.client)
+            recorder = SessionRecorder(ctx)
+            live = LiveManager(ctx, recorder, redis.client)
+            sessions = SessionService(ctx, recorder, live)
             await live.start()
             app.state.ctx = ctx
             app.state.ratelimit = RateLimiter(redis.client, settings.web)

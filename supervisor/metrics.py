@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from capture.types import HubStats
-from supervisor.checks.queue import QueueStats
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """The check stream as `supervisor.checks.queue.CheckQueue.stats` reads it."""
+
+    length: int  # jobs queued or in flight (acknowledged ones are deleted)
+    pending: int  # delivered to a worker, not yet acknowledged
+    oldest_age_s: float  # age of the oldest job still in the stream: the lag
+    workers_alive: int
+    dead_letters: int
 
 
 class Metrics:

@@ -17,7 +17,6 @@ at night.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import uuid
@@ -32,22 +31,19 @@ from sqlalchemy import insert
 from storage import Storage
 from storage.canonical import GENESIS_HASH, format_timestamp, hash_event_fields
 from storage.models import courses, institutions, learners, study_sessions, training_classes
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import subsidy as se
 from supervisor.ledger.classroom import ClassPresence, learner_class_chain
-from supervisor.ledger.events import _to_json_value
 from supervisor.registry.identity import id_check_character
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def fast_payload(event: ev.Event) -> str:
-    """`ev.encode(event).payload` without the per-value validation (the values here
+    """`codec.encode(event).payload` without the per-value validation (the values here
     are generated, so they are JSON types by construction)."""
-    names = _FIELDS.get(type(event))
-    if names is None:
-        names = _FIELDS[type(event)] = tuple(f.name for f in dataclasses.fields(event))
-    body = {n: _to_json_value(getattr(event, n)) for n in names}
+    body = codec.body_of(event)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

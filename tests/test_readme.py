@@ -14,7 +14,7 @@ def test_readme_settings_table_matches_the_code() -> None:
     begin, end = "<!-- settings-table:begin -->\n", "<!-- settings-table:end -->"
     documented = readme[readme.index(begin) + len(begin) : readme.index(end)]
     generated = subprocess.run(
-        [sys.executable, "-m", "supervisor.cli.main", "settings", "--markdown"],
+        [sys.executable, "-m", "supervisor.cli", "settings", "--markdown"],
         capture_output=True,
         text=True,
         check=True,
@@ -33,7 +33,7 @@ def test_readme_processing_record_matches_the_settings() -> None:
     begin, end = "<!-- processing-record:begin -->\n", "<!-- processing-record:end -->"
     documented = readme[readme.index(begin) + len(begin) : readme.index(end)]
     generated = subprocess.run(
-        [sys.executable, "-m", "supervisor.cli.main", "privacy", "record"],
+        [sys.executable, "-m", "supervisor.cli", "privacy", "record"],
         capture_output=True,
         text=True,
         check=True,

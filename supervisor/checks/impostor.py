@@ -23,10 +23,12 @@ import numpy as np
 from config import Settings
 from storage import Storage
 from storage.types import LedgerEvent
-from supervisor.checks.flags import EvidenceRef, raise_flag, view
+from supervisor.checks.flags import raise_flag
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
-from verification.dlib_engine import DlibFaceEngine
+from supervisor.rules.flags import EvidenceRef, view
 from verification.matching import as_matrix, nearest
+from verification.protocols import FaceEngine
 from verification.types import Vector
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ class InstitutionTemplates:
 def search_after_check(
     settings: Settings,
     storage: Storage,
-    engine: DlibFaceEngine,
+    engine: FaceEngine,
     cache: InstitutionTemplates,
     learner_id: int,
     session_id: str,
@@ -73,7 +75,7 @@ def search_after_check(
     `probe` is the encoding the identity check already made of `image`'s face (the
     same one pass over the same face); without it the face is encoded again."""
     try:
-        check = ev.decode(stored)
+        check = codec.decode(stored)
         if not isinstance(check, ev.CheckRecorded) or check.faces != 1:
             return None
         learner = storage.registry.get_learner(learner_id)

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from supervisor.ledger.events import iso, parse_iso
-from verification.types import CheckKind
+from verification.types import CheckKind, Image
 
 MAX_FRAMES = 80  # a challenge sends several seconds of frames
 
@@ -27,6 +27,37 @@ class ResultStatus(StrEnum):
     image_error = "image_error"  # a frame is not a usable image: nothing recorded
     session_ended = "session_ended"  # the session ended while the check was queued
     failed = "failed"  # the job kept failing: dead-lettered, nothing recorded
+    refused = "refused"  # a sign-in whose check did not pass: nothing recorded
+
+
+@dataclass(frozen=True, slots=True)
+class FrameStamp:
+    """When a frame was captured: the server's receive time (a decoded video frame's,
+    or an upload's), and the source's own timestamp (`pts` in units of `time_base`,
+    "num/den" seconds) where it has one."""
+
+    captured_at: datetime
+    pts: int | None = None
+    time_base: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame for a check, as the main process has it: an upload's bytes (untrusted,
+    decoded only in a worker) or a decoded video frame (RGB uint8)."""
+
+    image: bytes | Image
+    stamp: FrameStamp
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStart:
+    """A sign-in: the check opens this session when it passes (and records nothing when
+    it does not)."""
+
+    course_id: int
+    institution_id: int
+    mode: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +77,11 @@ class CheckJob:
     frame_times: tuple[float, ...] = ()
     challenge: str | None = None  # a ChallengeKind these frames answer
     suspicion: tuple[str, ...] = ()  # from the browser's own signals
+    stamps: tuple[FrameStamp, ...] = ()  # one per frame (empty in jobs of older versions)
+    # The frames were encoded by the service itself (decoded video): the decisive one is
+    # kept as evidence as it is, not decoded and encoded once more.
+    evidence_ready: bool = False
+    start: SessionStart | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +138,11 @@ def job_fields(job: CheckJob) -> dict[str, bytes]:
         "frame_times": list(job.frame_times),
         "challenge": job.challenge,
         "suspicion": list(job.suspicion),
+        "stamps": [[iso(s.captured_at), s.pts, s.time_base] for s in job.stamps],
+        "evidence_ready": job.evidence_ready,
+        "start": (
+            [job.start.course_id, job.start.institution_id, job.start.mode] if job.start else None
+        ),
     }
     fields: dict[str, bytes] = {"meta": json.dumps(meta).encode()}
     for i, frame in enumerate(job.frames):
@@ -132,6 +173,16 @@ def parse_job(fields: dict[Any, Any]) -> CheckJob:
             frame_times=tuple(float(t) for t in meta.get("frame_times") or ()),
             challenge=str(meta["challenge"]) if meta.get("challenge") else None,
             suspicion=tuple(str(x) for x in meta.get("suspicion") or ()),
+            stamps=tuple(
+                FrameStamp(parse_iso(at), None if pts is None else int(pts), tb)
+                for at, pts, tb in meta.get("stamps") or ()
+            ),
+            evidence_ready=bool(meta.get("evidence_ready")),
+            start=(
+                SessionStart(int(start[0]), int(start[1]), str(start[2]))
+                if (start := meta.get("start"))
+                else None
+            ),
         )
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ValueError(f"malformed check job: {exc}") from None

@@ -1,80 +1,83 @@
-"""Liveness in the service: what goes into ledger events, what stays in Redis, and
-what the browser's own signals can add.
+"""Liveness in the check pipeline: passive liveness over a check's frames, an active
+challenge's outcome, and the frame fingerprints a session keeps between checks.
 
-Passive liveness runs in the worker on every check's frames; its verdict,
-reasons and measures become part of the check event. Frame fingerprints (a very
-coarse face image) are kept only in Redis, per session, to catch a looped video
-across checks. Browser signals (camera label, track settings, a hidden page) can
-only add suspicion: they never make a check pass.
+Passive liveness runs in the worker on every check's frames; its verdict, reasons
+and measures become part of the check event (`supervisor.checks.verdict`). Frame
+fingerprints (a very coarse face image) are kept only in Redis, per session, to
+catch a looped video across checks; never in the ledger.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Protocol
 
-from verification.types import ChallengeResult, FrameFingerprint, LivenessResult
-
-# Camera names of common virtual cameras (case-insensitive substrings). A virtual
-# camera can replay any video; a real one can be filmed too, so the list only
-# raises suspicion and asks for a challenge.
-VIRTUAL_CAMERA_PATTERNS = (
-    "obs",
-    "virtual",
-    "manycam",
-    "xsplit",
-    "snap camera",
-    "vcam",
-    "splitcam",
-    "camtwist",
-    "droidcam",
-    "iriun",
-    "epoccam",
-    "mmhmm",
-    "youcam",
-    "webcamoid",
-    "fake",
-    "v4l2loopback",
-    "dummy",
+from verification.liveness import DEFAULT_PARAMS, evaluate_challenge, observe, passive_liveness
+from verification.protocols import FaceEngine
+from verification.types import (
+    Challenge,
+    ChallengeKind,
+    ChallengeResult,
+    CheckResult,
+    FrameFingerprint,
+    Image,
+    LivenessResult,
 )
-_LABEL_RE = re.compile("|".join(re.escape(p) for p in VIRTUAL_CAMERA_PATTERNS), re.IGNORECASE)
 
 
-def liveness_payload(result: LivenessResult) -> dict[str, Any]:
-    """The ledger part of a passive-liveness result (no fingerprints)."""
-    return {
-        "verdict": result.verdict.value,
-        "reasons": [r.value for r in result.reasons],
-        "measures": _rounded(dataclasses.asdict(result.measures)),
-    }
+class FingerprintHistory(Protocol):
+    """Where a session's frame fingerprints are kept between its checks (Redis)."""
+
+    def load(self, session_id: str) -> list[FrameFingerprint]: ...
+
+    def save(self, session_id: str, fingerprints: Sequence[FrameFingerprint]) -> None: ...
 
 
-def challenge_payload(result: ChallengeResult) -> dict[str, Any]:
-    body = _rounded(dataclasses.asdict(result))
-    body["kind"] = result.kind.value
-    body["outcome"] = result.outcome.value
-    body["reasons"] = list(result.reasons)
-    return body
+def assess(
+    engine: FaceEngine,
+    result: CheckResult,
+    images: Sequence[Image],
+    times: Sequence[float],
+    *,
+    session_id: str,
+    base_s: float,
+    passive: bool,
+    challenge: ChallengeKind | None,
+    challenge_time_limit_s: float,
+    history: FingerprintHistory | None,
+) -> tuple[LivenessResult | None, ChallengeResult | None]:
+    """Passive liveness over a check's frames and, for a challenge, its outcome.
 
-
-def _rounded(d: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, float):
-            out[k] = round(v, 5)
-        elif isinstance(v, tuple | list):
-            out[k] = [round(x, 5) if isinstance(x, float) else _plain(x) for x in v]
-        else:
-            out[k] = _plain(v)
-    return out
-
-
-def _plain(v: Any) -> Any:
-    return v.value if hasattr(v, "value") else v
+    `times` are the frames' seconds on one clock (for a challenge, from its prompt);
+    frames without distinct increasing times count 1 s apart. Faces are looked for in
+    one window around the face the check found (boxes from different detections differ
+    by a few pixels, and so would the landmarks of two identical frames). `base_s`
+    puts this check's fingerprints on the session's clock (the enqueue time).
+    """
+    if not passive and challenge is None:
+        return None, None
+    if len(times) != len(images) or any(b <= a for a, b in zip(times, times[1:], strict=False)):
+        times = [float(i) for i in range(len(images))]
+    anchor = next((f.box for f in result.frames if f.faces_found == 1), None)
+    frames = [
+        observe(engine, image, t, near=anchor) for image, t in zip(images, times, strict=True)
+    ]
+    challenge_result = None
+    if challenge is not None:
+        asked = Challenge(challenge, 0.0, challenge_time_limit_s)
+        params = replace(DEFAULT_PARAMS, challenge_time_limit_s=challenge_time_limit_s)
+        challenge_result = evaluate_challenge(asked, frames, params)
+    passive_result = None
+    if passive and len(frames) >= 2:
+        earlier = history.load(session_id) if history is not None else []
+        stamped = [replace(f, t_s=base_s + f.t_s) for f in frames]
+        passive_result = passive_liveness(stamped, DEFAULT_PARAMS, earlier)
+        if history is not None and passive_result.fingerprints:
+            history.save(session_id, passive_result.fingerprints)
+    return passive_result, challenge_result
 
 
 def fingerprints_to_json(fps: Iterable[FrameFingerprint]) -> list[str]:
@@ -119,22 +122,3 @@ def fingerprints_from_json(items: Iterable[str | bytes]) -> list[FrameFingerprin
             continue
     out.sort(key=lambda f: f.t_s)
     return out
-
-
-def suspicion_from_signals(signals: Mapping[str, Any]) -> tuple[str, ...]:
-    """Suspicion reasons from what the page reported about its camera and itself.
-
-    Only ever adds reasons; an absent or clean report clears nothing.
-    """
-    reasons: list[str] = []
-    label = signals.get("label")
-    if isinstance(label, str) and _LABEL_RE.search(label):
-        reasons.append("virtual_camera")
-    settings = signals.get("settings")
-    if isinstance(settings, Mapping):
-        rate = settings.get("frameRate")
-        if isinstance(rate, int | float) and rate > 0 and rate < 5:
-            reasons.append("camera_frame_rate_low")
-    if signals.get("hidden") is True:
-        reasons.append("page_hidden")
-    return tuple(reasons)

@@ -1,10 +1,13 @@
 """The verification process pool: face work never runs on the event loop.
 
-Each worker process builds one `DlibFaceEngine` in its initializer (models load
-once per process) and runs whole jobs: decode, check, and re-encode the decisive
-frame as a JPEG for the evidence store (which also strips any EXIF metadata the
-client sent). Jobs in flight are bounded; past the bound the pool refuses work
-with `Overloaded` instead of queueing without limit.
+The main process's own face work: enrolment (a template and the photo re-encoded
+as evidence, which also strips any EXIF metadata the client sent), the decoding of
+a page's frames before a check takes them, and classroom roll calls
+(`supervisor.checks.rollcall`). Checks of sessions run in the verification workers
+(`supervisor.checks.worker`). Each pool process builds one face engine
+(`face.engine`) in its initializer (models load once per process). Jobs in flight
+are bounded; past the bound the pool refuses work with `Overloaded` instead of
+queueing without limit.
 """
 
 from __future__ import annotations
@@ -16,25 +19,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from config import FaceSettings, ImageSettings
-from verification.dlib_engine import DlibFaceEngine
-from verification.imageio import decode_image, encode_jpeg, ensure_image
-from verification.matching import as_matrix
-from verification.types import CheckKind, CheckResult, FaceEncoding, Image, Matrix
+from verification.engines import make_engine
+from verification.imageio import decode_image, encode_jpeg
+from verification.protocols import FaceEngine
+from verification.types import FaceEncoding, Image
 
 
 class Overloaded(Exception):
     """More jobs are in flight than the pool accepts; the caller sheds the work visibly."""
-
-
-@dataclass(frozen=True, slots=True)
-class CheckOutcome:
-    result: CheckResult
-    evidence_jpeg: bytes  # the decisive frame, re-encoded
-    width: int
-    height: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +38,14 @@ class EnrolOutcome:
 
 # -- worker side (runs in the pool's processes) ------------------------------
 
-_engine: DlibFaceEngine | None = None
+_engine: FaceEngine | None = None
 _images: ImageSettings | None = None
 _jpeg_quality = 85
 
 
 def _init_worker(face: FaceSettings, images: ImageSettings, jpeg_quality: int) -> None:
     global _engine, _images, _jpeg_quality
-    _engine = DlibFaceEngine(face)
+    _engine = make_engine(face)
     _images = images
     _jpeg_quality = jpeg_quality
 
@@ -62,51 +55,10 @@ def _decode(data: bytes) -> Image:
     return decode_image(data, max_pixels=_images.max_pixels, max_side=_images.max_side)
 
 
-def decode_frames(images_settings: ImageSettings, frames: Sequence[bytes | Image]) -> list[Image]:
-    """Decode untrusted frames (or validate arrays); raises `ImageError`."""
-    limits = {"max_pixels": images_settings.max_pixels, "max_side": images_settings.max_side}
-    return [
-        decode_image(f, **limits) if isinstance(f, bytes) else ensure_image(f, **limits)
-        for f in frames
-    ]
-
-
-def decide_frames(
-    engine: DlibFaceEngine,
-    jpeg_quality: int,
-    kind: CheckKind,
-    images: Sequence[Image],
-    templates: Matrix | None,
-) -> CheckOutcome:
-    """Decide the check over decoded frames and re-encode the decisive frame."""
-    result = engine.check(kind, images, templates)
-    decisive = images[result.frame_index]
-    return CheckOutcome(
-        result, encode_jpeg(decisive, jpeg_quality), decisive.shape[1], decisive.shape[0]
-    )
-
-
-def verify_frames(
-    engine: DlibFaceEngine,
-    images_settings: ImageSettings,
-    jpeg_quality: int,
-    kind: CheckKind,
-    frames: Sequence[bytes | Image],
-    templates: Matrix | None,
-) -> CheckOutcome:
-    """Decode untrusted frames, decide the check, and re-encode the decisive frame.
-
-    Raises `ImageError` for a frame that is not a usable image.
-    """
-    images = decode_frames(images_settings, frames)
-    return decide_frames(engine, jpeg_quality, kind, images, templates)
-
-
-def _job_check(
-    kind: CheckKind, frames: Sequence[bytes | Image], templates: Matrix | None
-) -> CheckOutcome:
-    assert _engine is not None and _images is not None
-    return verify_frames(_engine, _images, _jpeg_quality, kind, frames, templates)
+def decode_frames(images_settings: ImageSettings, frames: Sequence[bytes]) -> list[Image]:
+    """Decode untrusted frames within the size limits; raises `ImageError`."""
+    limits = images_settings
+    return [decode_image(f, max_pixels=limits.max_pixels, max_side=limits.max_side) for f in frames]
 
 
 def _job_enrol(data: bytes) -> EnrolOutcome:
@@ -182,17 +134,6 @@ class VerificationPool:
             return await loop.run_in_executor(self._executor, fn, *args)
         finally:
             self._in_flight -= 1
-
-    async def check(
-        self,
-        kind: CheckKind,
-        frames: Sequence[bytes | Image],
-        templates: Matrix | Sequence[np.ndarray] | None = None,
-    ) -> CheckOutcome:
-        """Decide one check over the frames (encoded bytes or RGB arrays)."""
-        matrix = as_matrix(templates) if templates is not None and len(templates) else None
-        result: CheckOutcome = await self._run(_job_check, kind, list(frames), matrix)
-        return result
 
     async def validate(self, frames: Sequence[bytes]) -> None:
         """Decode untrusted frames and discard them; raises `ImageError` for the first

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from config import WorkerSettings
 from supervisor.checks.jobs import CheckJob, CheckResult, dead_letter_stream, job_fields, result_key
+from supervisor.metrics import QueueStats
 
 
 class QueueFull(Exception):
@@ -20,15 +20,6 @@ class QueueFull(Exception):
 
 class QueueUnavailable(Exception):
     """Redis could not take the job."""
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    length: int  # jobs queued or in flight (acknowledged ones are deleted)
-    pending: int  # delivered to a worker, not yet acknowledged
-    oldest_age_s: float  # age of the oldest job still in the stream: the lag
-    workers_alive: int
-    dead_letters: int
 
 
 class CheckQueue:

@@ -1,6 +1,6 @@
 """Roll call in the verification process pool: face work never runs on the event loop.
 
-The job runs in a pool worker, on the `DlibFaceEngine` that the pool's
+The job runs in a pool worker, on the face engine that the pool's
 initializer built there (`supervisor.checks.pool`), and returns the roll call with the
 frames to keep as evidence, re-encoded as JPEG. Which frames are kept:
 `KEEP_ALL` (assessments: every sample) or `KEEP_REFERENCED` (training: the first
@@ -60,7 +60,8 @@ def _job_roll_call(
     engine = pool_module._engine
     assert engine is not None, "the pool initializer builds the engine"
     if _caller is None or _caller.engine is not engine:
-        _caller = RollCaller(engine)
+        # RollCaller still names dlib's engine; the SFace engine work makes it generic.
+        _caller = RollCaller(engine)  # type: ignore[arg-type]
     result = _caller.call(frames, templates, labels, params)
     kept = frames_to_keep(result, keep)
     quality = pool_module._jpeg_quality

@@ -2,10 +2,10 @@
 
 Each worker process builds one face engine, opens the storage, and loops:
 reclaim jobs other workers left unacknowledged for `claim_idle_s` (XAUTOCLAIM),
-else read new ones (XREADGROUP); verify; store the evidence frame; append the
-check to the session's ledger chain with the check id as idempotency key (a job
-delivered twice is recorded once); push the result for the waiting session; then
-acknowledge and delete the entry. A job that fails `max_deliveries` times goes
+else read new ones (XREADGROUP); run the job through the check pipeline
+(`supervisor.checks.pipeline`: verify, liveness, the event, the append under the
+check id, so a job delivered twice is recorded once); push the result for the
+waiting side; then acknowledge and delete the entry. A job that fails `max_deliveries` times goes
 to the dead-letter stream with its reason. Workers are plain synchronous
 processes: any number, on any machine that reaches Redis, the database and the
 evidence store.
@@ -18,18 +18,14 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from config import Settings
 from storage import Storage, open_storage
-from storage.types import LedgerEvent
-from supervisor.checks.evidence import keep_frame
-from supervisor.checks.impostor import InstitutionTemplates, search_after_check
 from supervisor.checks.jobs import (
     CheckJob,
     CheckResult,
@@ -39,29 +35,10 @@ from supervisor.checks.jobs import (
     result_key,
     worker_key,
 )
-from supervisor.checks.liveness import (
-    challenge_payload,
-    fingerprints_from_json,
-    fingerprints_to_json,
-    liveness_payload,
-)
-from supervisor.checks.pool import CheckOutcome, decide_frames, decode_frames
-from supervisor.ledger import events as ev
-from supervisor.online.sessions import ACTIVE, ENDED, PAUSED, SessionViews, check_event
-from verification.dlib_engine import DlibFaceEngine
-from verification.exceptions import ImageError
-from verification.liveness import DEFAULT_PARAMS, evaluate_challenge, observe, passive_liveness
-from verification.matching import as_matrix
-from verification.types import (
-    Challenge,
-    ChallengeKind,
-    ChallengeOutcome,
-    ChallengeResult,
-    CheckKind,
-    LivenessResult,
-    LivenessVerdict,
-    Vector,
-)
+from supervisor.checks.liveness import fingerprints_from_json, fingerprints_to_json
+from supervisor.checks.pipeline import CheckPipeline
+from verification.engines import make_engine
+from verification.types import FrameFingerprint
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +55,41 @@ def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
             raise
 
 
+class RedisFingerprints:
+    """A session's frame fingerprints between its checks: a capped, expiring Redis list
+    (`<stream>:fp:<session_id>`), never the ledger."""
+
+    def __init__(self, client: redis.Redis, stream: str, keep: int) -> None:
+        self.client = client
+        self.stream = stream
+        self.keep = keep
+
+    def _key(self, session_id: str) -> str:
+        return f"{self.stream}:fp:{session_id}"
+
+    def load(self, session_id: str) -> list[FrameFingerprint]:
+        return fingerprints_from_json(self.client.lrange(self._key(session_id), 0, -1))
+
+    def save(self, session_id: str, fingerprints: Sequence[FrameFingerprint]) -> None:
+        if not self.keep or not fingerprints:
+            return
+        key = self._key(session_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(key, *fingerprints_to_json(fingerprints))
+        pipe.ltrim(key, -self.keep, -1)
+        pipe.expire(key, 24 * 3600)
+        pipe.execute()
+
+
 @dataclass
 class Worker:
+    """A Redis Stream consumer that runs each job through the check pipeline."""
+
     settings: Settings
     name: str
     client: redis.Redis
-    storage: Storage
-    engine: DlibFaceEngine
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    pipeline: CheckPipeline
     processed: int = 0
-    templates_cache: InstitutionTemplates | None = None
-    views: SessionViews | None = None
 
     @property
     def stream(self) -> str:
@@ -213,143 +214,7 @@ class Worker:
 
     def process(self, job: CheckJob) -> CheckResult:
         """Verify and record one check (idempotently). Raises on infrastructure faults."""
-        storage = self.storage
-        # A job delivered again (its worker died after appending) answers with what was
-        # recorded under its check id, the key of every append it makes.
-        earlier = storage.ledger.find_once(job.chain_id, job.check_id)
-        if earlier is not None:
-            return self._result_of(job, earlier, ResultStatus.duplicate)
-        if self.views is None:
-            gap = timedelta(seconds=self.settings.policy.max_credited_gap_s)
-            self.views = SessionViews(storage.ledger.read_chain, gap)
-        view = self.views.refresh(job.chain_id)
-        if view.start is None or view.state == ENDED:
-            return CheckResult(job.check_id, ResultStatus.session_ended, self.name)
-        templates = None
-        if job.kind is CheckKind.identity:
-            found = storage.templates.for_learner(job.learner_id)
-            if not found:
-                return CheckResult(
-                    job.check_id,
-                    ResultStatus.image_error,
-                    self.name,
-                    reason="not_enrolled",
-                    message="the learner has no enrolled face",
-                )
-            templates = as_matrix([t.vector for t in found])
-        try:
-            images = decode_frames(self.settings.images, list(job.frames))
-        except ImageError as exc:
-            return CheckResult(
-                job.check_id,
-                ResultStatus.image_error,
-                self.name,
-                reason=exc.reason,
-                message=str(exc),
-            )
-        outcome = decide_frames(
-            self.engine, self.settings.evidence.jpeg_quality, job.kind, images, templates
-        )
-        liveness, challenge = self._liveness(job, images, outcome)
-        now = self.clock()
-        retain = now + timedelta(days=self.settings.evidence.retention_days)
-        evidence_sha, evidence_error = keep_frame(storage.evidence, outcome.evidence_jpeg, retain)
-        check = check_event(
-            outcome,
-            evidence_sha,
-            job.purpose,
-            now,
-            job.scheduled_at,
-            job.check_id,
-            evidence_error=evidence_error,
-        )
-        check = with_liveness(check, liveness, challenge, job.suspicion)
-        state = view.state
-        new: list[ev.Event] = [check]
-        if not check.passed and state == ACTIVE and job.pause_on_failure:
-            new.append(ev.StateChanged(ACTIVE, PAUSED, f"check_failed:{check.verdict}", now))
-        elif check.passed and state == PAUSED and job.kind is CheckKind.identity:
-            new.append(ev.StateChanged(PAUSED, ACTIVE, "identity_check_passed", now))
-        appended, created = storage.ledger.append_once(
-            job.chain_id, job.check_id, [ev.encode(e) for e in new]
-        )
-        status = ResultStatus.recorded if created else ResultStatus.duplicate
-        first = appended[0]
-        if created and job.kind is CheckKind.identity and self.settings.subsidy.impostor_search:
-            if self.templates_cache is None:
-                self.templates_cache = InstitutionTemplates(self.settings.subsidy.impostor_cache_s)
-            search_after_check(
-                self.settings,
-                storage,
-                self.engine,
-                self.templates_cache,
-                job.learner_id,
-                job.session_id,
-                images[outcome.result.frame_index],
-                first,
-                now,
-                probe=_decisive_encoding(outcome),
-            )
-        return CheckResult(job.check_id, status, self.name, kind=first.kind, payload=first.payload)
-
-    def _liveness(
-        self, job: CheckJob, images: list[Any], outcome: CheckOutcome
-    ) -> tuple[LivenessResult | None, ChallengeResult | None]:
-        """Passive liveness over the check's frames and, for a challenge, its outcome.
-
-        Faces are looked for near the one the check found (a few times cheaper than
-        the whole frame); fingerprints of the session's earlier checks come from
-        Redis, never the ledger.
-        """
-        cfg = self.settings.liveness
-        if not cfg.passive and job.challenge is None:
-            return None, None
-        times = list(job.frame_times) if len(job.frame_times) == len(images) else []
-        if not times or any(b <= a for a, b in zip(times, times[1:], strict=False)):
-            times = [float(i) for i in range(len(images))]
-        # Every frame's face is found the same way, in one window around the face the
-        # check found: boxes from different detections (whole frame, other scale)
-        # differ by a few pixels, and so would the landmarks of two identical frames.
-        anchor = next((f.box for f in outcome.result.frames if f.faces_found == 1), None)
-        frames = [
-            observe(self.engine, image, t, near=anchor)
-            for image, t in zip(images, times, strict=True)
-        ]
-        challenge_result = None
-        if job.challenge is not None:
-            challenge = Challenge(
-                ChallengeKind(job.challenge), 0.0, self.settings.liveness.challenge_time_limit_s
-            )
-            params = replace(DEFAULT_PARAMS, challenge_time_limit_s=challenge.time_limit_s)
-            challenge_result = evaluate_challenge(challenge, frames, params)
-        passive = None
-        if cfg.passive and len(frames) >= 2:
-            key = f"{self.stream}:fp:{job.session_id}"
-            history = fingerprints_from_json(self.client.lrange(key, 0, -1))
-            # The session's fingerprints are on one clock: the enqueue time.
-            base = job.enqueued_at.timestamp()
-            stamped = [replace(f, t_s=base + f.t_s) for f in frames]
-            passive = passive_liveness(stamped, DEFAULT_PARAMS, history)
-            if cfg.history_frames and passive.fingerprints:
-                pipe = self.client.pipeline(transaction=False)
-                pipe.rpush(key, *fingerprints_to_json(passive.fingerprints))
-                pipe.ltrim(key, -cfg.history_frames, -1)
-                pipe.expire(key, 24 * 3600)
-                pipe.execute()
-        return passive, challenge_result
-
-    def _result_of(self, job: CheckJob, stored: LedgerEvent, status: ResultStatus) -> CheckResult:
-        return CheckResult(
-            job.check_id, status, self.name, kind=stored.kind, payload=stored.payload
-        )
-
-
-def _decisive_encoding(outcome: CheckOutcome) -> Vector | None:
-    """The encoding the check computed for its decisive frame, if it got that far."""
-    result = outcome.result
-    if 0 <= result.frame_index < len(result.frames):
-        return result.frames[result.frame_index].encoding
-    return None
+        return self.pipeline.run(job)
 
 
 def _text(value: Any) -> str:
@@ -358,6 +223,13 @@ def _text(value: Any) -> str:
 
 def default_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def make_worker(settings: Settings, name: str, client: redis.Redis, storage: Storage) -> Worker:
+    """A worker with its own face engine (models load here, once per process)."""
+    history = RedisFingerprints(client, settings.workers.stream, settings.liveness.history_frames)
+    pipeline = CheckPipeline(settings, storage, make_engine(settings.face), history, worker=name)
+    return Worker(settings, name, client, pipeline)
 
 
 def run_worker(
@@ -383,11 +255,10 @@ def run_worker(
         signal.signal(signal.SIGINT, _stop)
     client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
     ensure_group(client, settings.workers.stream, settings.workers.group)
-    engine = DlibFaceEngine(settings.face)
     storage = open_storage(
         settings.database, settings.evidence, settings.security.template_key.get_secret_value()
     )
-    worker = Worker(settings, name or default_name(), client, storage, engine)
+    worker = make_worker(settings, name or default_name(), client, storage)
     log.info("worker %s started on %s", worker.name, settings.workers.stream)
     try:
         worker.run(lambda: stopping["now"] or (should_stop is not None and should_stop()))
@@ -444,31 +315,3 @@ class EmbeddedWorkers:
 
     def alive(self) -> int:
         return sum(1 for p in self.processes if p.is_alive())
-
-
-def with_liveness(
-    check: ev.CheckRecorded,
-    liveness: LivenessResult | None,
-    challenge: ChallengeResult | None,
-    suspicion: tuple[str, ...],
-) -> ev.CheckRecorded:
-    """The check event with its liveness parts. A spoof verdict or a challenge not
-    passed fails a check whose face passed; its verdict then names why."""
-    verdict, passed = check.verdict, check.passed
-    if passed and liveness is not None and liveness.verdict is LivenessVerdict.spoof:
-        verdict, passed = "spoof", False
-    if passed and challenge is not None and challenge.outcome is not ChallengeOutcome.passed:
-        verdict = (
-            "challenge_timed_out"
-            if challenge.outcome is ChallengeOutcome.timed_out
-            else ("challenge_failed")
-        )
-        passed = False
-    return replace(
-        check,
-        verdict=verdict,
-        passed=passed,
-        liveness=liveness_payload(liveness) if liveness is not None else None,
-        challenge=challenge_payload(challenge) if challenge is not None else None,
-        suspicion=suspicion,
-    )

@@ -70,6 +70,7 @@ from supervisor.checks.rollcall import KEEP_ALL, KEEP_REFERENCED, RollCallOutcom
 from supervisor.context import Context
 from supervisor.errors import Conflict, InvalidInput, UnknownId, WrongRole
 from supervisor.ledger import classroom as ce
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.registry.status import ensure_active
 from supervisor.rules.crediting import Credit, credit
@@ -434,7 +435,7 @@ class ClassroomService:
                 p.actor,
                 filing.filed_at,
             )
-            await self.ctx.append(ce.class_chain(class_id), [ev.encode(filed)])
+            await self.ctx.append(ce.class_chain(class_id), [codec.encode(filed)])
         return filing
 
     async def filing(self, p: Principal, class_id: int) -> ClassFiling:
@@ -526,7 +527,7 @@ class ClassroomService:
             stored = await self.ctx.db(
                 self.ctx.storage.ledger.read_chain, ce.learner_class_chain(class_id, lid)
             )
-            events = [e for _, e in ev.decode_all(stored)]
+            events = [e for _, e in codec.decode_all(stored)]
             return Attendance(learner, credit(events, gap), tuple(timeline(events)))
 
         return list(await asyncio.gather(*(one(i) for i in ids)))
@@ -689,7 +690,7 @@ class ClassRun:
             )
         )
         for lid, stored in zip(self.roster, chains, strict=True):
-            self.paused[lid] = paused_at_end([e for _, e in ev.decode_all(stored)])
+            self.paused[lid] = paused_at_end([e for _, e in codec.decode_all(stored)])
         if self.resumed:
             # Nobody observed the class between the last process and this one: stop
             # every learner's clock so that the gap is never credited.
@@ -1068,7 +1069,7 @@ class ClassRun:
         await asyncio.gather(
             *(
                 self.ctx.append(
-                    ce.learner_class_chain(self.cls.id, lid), [ev.encode(e) for e in evs]
+                    ce.learner_class_chain(self.cls.id, lid), [codec.encode(e) for e in evs]
                 )
                 for lid, evs in events.items()
                 if evs
@@ -1077,7 +1078,7 @@ class ClassRun:
 
     async def _append_class(self, event: ev.Event) -> None:
         async with self.ctx.lock(self.chain):
-            await self.ctx.append(self.chain, [ev.encode(event)])
+            await self.ctx.append(self.chain, [codec.encode(event)])
 
 
 def _fraction(value: Fraction | None) -> str | None:
@@ -1184,7 +1185,7 @@ class ClassSupervisor:
         last: ce.ClassRollCall | None = None
         count = 0
         camera_events: dict[int, ce.CameraStatusChanged] = {}
-        for _, e in ev.decode_all(stored):
+        for _, e in codec.decode_all(stored):
             if run is None:
                 break
             if isinstance(e, ce.ClassRollCall) and e.run_id == run.id:

@@ -94,7 +94,7 @@ def _eligibility(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _fraud_scan(settings: Settings, args: argparse.Namespace) -> int:
-    from supervisor.checks.flags import view
+    from supervisor.rules.flags import view
     from supervisor.rules.months import month_bounds
     from supervisor.subsidy.service import fraud_scan
 

@@ -39,6 +39,7 @@ from supervisor.errors import InvalidInput, UnknownId
 from supervisor.inspect import seals as sl
 from supervisor.inspect.packs import PackFrame, build_pack, evidence_hashes
 from supervisor.ledger import classroom as cev
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import inspection as iev
 from supervisor.registry.identity import mask_id_number
@@ -261,7 +262,7 @@ class InspectionService:
                     continue
                 if q.flagged and not flag_count.get(s.learner_id):
                     continue
-                chain = ev.decode_all(self.storage.ledger.read_chain(s.chain_id))
+                chain = codec.decode_all(self.storage.ledger.read_chain(s.chain_id))
                 outcome = "open"
                 for _, e in chain:
                     if isinstance(e, ev.SessionEnded):
@@ -334,7 +335,7 @@ class InspectionService:
     def _replay_session(self, s: StudySession) -> Replay:
         reg = self.storage.registry
         stored = self.storage.ledger.read_chain(s.chain_id)
-        decoded = ev.decode_all(stored)
+        decoded = codec.decode_all(stored)
         gap = timedelta(seconds=self.ctx.settings.policy.max_credited_gap_s)
         c = credit([e for _, e in decoded], gap)
         checks: list[ReplayCheck] = []
@@ -347,12 +348,9 @@ class InspectionService:
                 sha = e.evidence_sha256
                 detail = f"{e.check_kind}/{e.purpose}, {e.faces} face(s), {e.frames} frame(s)"
                 if e.liveness:
-                    detail += f", liveness {e.liveness.get('verdict', '?')}"
+                    detail += f", liveness {e.liveness.verdict}"
                 if e.challenge:
-                    detail += (
-                        f", challenge {e.challenge.get('kind', '?')}: "
-                        f"{e.challenge.get('outcome', '?')}"
-                    )
+                    detail += f", challenge {e.challenge.kind}: {e.challenge.outcome}"
                 if e.suspicion:
                     detail += ", suspicion: " + ", ".join(e.suspicion)
                 checks.append(
@@ -380,8 +378,7 @@ class InspectionService:
                             st.seq,
                             e.at,
                             "prompt",
-                            f"challenge {e.challenge.get('kind', '?')} asked: "
-                            f"{e.challenge.get('outcome', '?')}",
+                            f"challenge {e.challenge.kind} asked: {e.challenge.outcome}",
                         )
                     )
             elif isinstance(e, ev.CheckMissed):
@@ -426,7 +423,7 @@ class InspectionService:
             elif isinstance(e, ev.SessionEnded):
                 items.append(ReplayItem(st.seq, e.at, "end", f"session ended ({e.reason})"))
         for st in stored:
-            if ev.decode(st) is None:
+            if codec.decode(st) is None:
                 items.append(ReplayItem(st.seq, None, "other", st.kind))
         items.sort(key=lambda i: (i.at is None, i.at or s.started_at, i.seq))
         times = [x.at for x in checks] + [i.at for i in items if i.at is not None]
@@ -469,7 +466,7 @@ class InspectionService:
     def _replay_class(self, tc: TrainingClass) -> Replay:
         reg = self.storage.registry
         chain_id = cev.class_chain(tc.id)
-        decoded = ev.decode_all(self.storage.ledger.read_chain(chain_id))
+        decoded = codec.decode_all(self.storage.ledger.read_chain(chain_id))
         status = self._evidence_status(
             {x for st, _ in decoded for x in evidence_hashes(st.payload)}
         )
@@ -682,7 +679,7 @@ class InspectionService:
             drawn_by=p.actor,
             at=self.ctx.clock(),
         )
-        await self.ctx.append(iev.spot_check_chain(drawn.draw_id), [ev.encode(drawn)])
+        await self.ctx.append(iev.spot_check_chain(drawn.draw_id), [codec.encode(drawn)])
         await self.log(p, "spot_check_draw", institution_id=institution_id, detail=drawn.draw_id)
         return drawn
 
@@ -711,7 +708,7 @@ class InspectionService:
     def _draw_of(self, stored: Sequence[LedgerEvent]) -> Draw:
         drawn: iev.SpotCheckDrawn | None = None
         verdicts: dict[str, iev.SpotCheckVerdict] = {}
-        for _, e in ev.decode_all(stored):
+        for _, e in codec.decode_all(stored):
             if isinstance(e, iev.SpotCheckDrawn):
                 drawn = e
             elif isinstance(e, iev.SpotCheckVerdict):
@@ -760,7 +757,7 @@ class InspectionService:
             decided_by=p.actor,
             at=self.ctx.clock(),
         )
-        await self.ctx.append(iev.spot_check_chain(draw_id), [ev.encode(event)])
+        await self.ctx.append(iev.spot_check_chain(draw_id), [codec.encode(event)])
         return event
 
     # -- seals and evidence packs -----------------------------------------------------

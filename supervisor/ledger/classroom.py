@@ -220,7 +220,8 @@ class ClassLeft(ev.SessionEnded):
 
 OBSERVED, OUTAGE = "active", "outage"
 
-for _cls in (
+# The kinds of this module, for `supervisor.ledger.kinds`.
+KINDS: tuple[type[ev.Event], ...] = (
     ClassFiled,
     ClassSupervisionStarted,
     CameraStatusChanged,
@@ -232,5 +233,4 @@ for _cls in (
     ClassOutage,
     ClassResumed,
     ClassLeft,
-):
-    ev.register(_cls)
+)

@@ -1,9 +1,12 @@
-"""Ledger event kinds and their payloads.
+"""Ledger event kinds of online study and of a learner's identity, and their payloads.
 
-Each kind is a frozen dataclass. `encode` turns one into a `NewEvent` whose
-payload is canonical JSON (storage.canonical); `decode` turns a stored event
-back into its dataclass. Times inside payloads are ISO 8601 UTC strings with
-microseconds and a trailing Z; they are set by the server, never by a client.
+Each kind is a frozen dataclass; `supervisor.ledger.codec` turns one into its
+canonical stored form and back, and `supervisor.ledger.kinds` lists every kind of
+every wing. Times inside payloads are ISO 8601 UTC strings with microseconds and a
+trailing Z; they are set by the server, never by a client. Values nested in an
+event (liveness, a challenge) are frozen dataclasses too, stored as JSON objects.
+A field made with `optional()` is left out of the payload while it is None, so a
+field added later leaves the bytes of earlier events unchanged.
 
 Chains: one per study session (`session:<uuid>`), one per learner for identity
 and consent facts (`learner:<id>`), and one per learner per class (classroom).
@@ -11,16 +14,9 @@ and consent facts (`learner:<id>`), and one per learner per class (classroom).
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import types
-import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
-
-from storage.canonical import canonical_json
-from storage.types import LedgerEvent, NewEvent
+from typing import Any, ClassVar
 
 
 def iso(at: datetime) -> str:
@@ -41,9 +37,72 @@ def learner_chain(learner_id: int) -> str:
     return f"learner:{learner_id}"
 
 
+OMIT_IF_NONE = "omit_if_none"
+
+
+def optional() -> Any:
+    """A field that defaults to None and is left out of the payload while None."""
+    return field(default=None, metadata={OMIT_IF_NONE: True})
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     KIND: ClassVar[str] = ""
+
+
+# -- values nested in a check ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessMeasuresRecord:
+    """What passive liveness measured (verification.types.LivenessMeasures, rounded to
+    5 decimals). Lengths are fractions of the inter-ocular distance unless named."""
+
+    frames: int | None = None
+    face_frames: int | None = None
+    span_s: float | None = None
+    iod_px: float | None = None
+    sharpness_min: float | None = None
+    motion: float | None = None
+    nonrigid: float | None = None
+    tracked_points: int | None = None
+    glare_moved: float | None = None
+    pixel_change_max: float | None = None
+    repeat_mad: float | None = None
+    repeat_gap_s: float | None = None
+    history_matches: int | None = None
+    ear_min: float | None = None
+    ear_max: float | None = None
+    elapsed_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessRecord:
+    """Passive liveness over a check's frames: live | spoof | inconclusive, and why."""
+
+    verdict: str
+    reasons: tuple[str, ...] = ()
+    measures: LivenessMeasuresRecord = field(default_factory=LivenessMeasuresRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeRecord:
+    """An active challenge answered in a check's frames (verification.types.ChallengeResult,
+    rounded to 5 decimals). Angles in degrees, relative to the pose at the prompt."""
+
+    kind: str
+    outcome: str  # passed | failed | timed_out
+    reasons: tuple[str, ...] = ()
+    response_s: float | None = None
+    frames: int | None = None
+    face_frames: int | None = None
+    baseline_yaw_deg: float | None = None
+    baseline_pitch_deg: float | None = None
+    baseline_ear: float | None = None
+    peak_yaw_change_deg: float | None = None
+    trough_yaw_change_deg: float | None = None
+    peak_pitch_change_deg: float | None = None
+    min_ear_ratio: float | None = None
 
 
 # -- session chain -----------------------------------------------------------
@@ -79,13 +138,19 @@ class CheckRecorded(Event):
     evidence_sha256: str | None
     scheduled_at: datetime | None = None
     # Passive liveness over the check's frames: verdict, reasons, measures.
-    liveness: dict[str, Any] | None = None
+    liveness: LivenessRecord | None = None
     # An active challenge answered in these frames: kind, outcome, measures.
-    challenge: dict[str, Any] | None = None
+    challenge: ChallengeRecord | None = None
     # What the browser reported that raised suspicion (it never clears any).
     suspicion: tuple[str, ...] = ()
     # Why the evidence frame could not be kept (the check counts all the same).
     evidence_error: str | None = None
+    # When the decisive frame was captured (the server's receive time of a video frame
+    # or an upload) and its timestamp in the source's own clock: `pts` in units of
+    # `time_base` ("num/den" seconds). Absent from checks recorded before they were kept.
+    captured_at: datetime | None = optional()
+    pts: int | None = optional()
+    time_base: str | None = optional()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,93 +226,15 @@ class TemplateEnrolled(Event):
     at: datetime
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.KIND: cls
-    for cls in (
-        SessionStarted,
-        CheckRecorded,
-        CheckMissed,
-        CheckDeferred,
-        StateChanged,
-        SessionEnded,
-        ConsentGiven,
-        ConsentWithdrawn,
-        TemplateEnrolled,
-    )
-}
-
-
-def register(cls: type[Event]) -> type[Event]:
-    """Add an event kind defined elsewhere in the supervisor (classroom, flags...)."""
-    if cls.KIND in EVENT_TYPES and EVENT_TYPES[cls.KIND] is not cls:
-        raise ValueError(f"event kind {cls.KIND!r} is already registered")
-    EVENT_TYPES[cls.KIND] = cls
-    return cls
-
-
-def _to_json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, tuple | list):
-        return [_to_json_value(v) for v in value]
-    if isinstance(value, float):
-        return round(value, 6)
-    return value
-
-
-def encode(event: Event) -> NewEvent:
-    """The canonical stored form of an event."""
-    body = {f.name: _to_json_value(getattr(event, f.name)) for f in dataclasses.fields(event)}
-    return NewEvent(kind=event.KIND, payload=canonical_json(body))
-
-
-def _from_json_value(tp: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        inner = [a for a in get_args(tp) if a is not type(None)]
-        return _from_json_value(inner[0], value) if len(inner) == 1 else value
-    if tp is datetime:
-        return parse_iso(value)
-    if origin is tuple:
-        (item,) = get_args(tp)[:1]
-        return tuple(_from_json_value(item, v) for v in value)
-    return value
-
-
-_HINTS: dict[type[Event], dict[str, Any]] = {}
-
-
-def decode(stored: LedgerEvent) -> Event | None:
-    """The dataclass of a stored event, or None for a kind this code does not know."""
-    cls = EVENT_TYPES.get(stored.kind)
-    if cls is None:
-        return None
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = get_type_hints(cls)
-    body = json.loads(stored.payload)
-    kwargs = {
-        f.name: _from_json_value(hints[f.name], body.get(f.name))
-        for f in dataclasses.fields(cls)
-        if f.name in body
-    }
-    return cls(**kwargs)
-
-
-def decode_all(stored: typing.Iterable[LedgerEvent]) -> list[tuple[LedgerEvent, Event]]:
-    out = []
-    for s in stored:
-        event = decode(s)
-        if event is not None:
-            out.append((s, event))
-    return out
-
-
-def decode_payload(kind: str, payload: str) -> Event | None:
-    """The dataclass of an event given only its kind and canonical payload."""
-    from datetime import UTC
-
-    stub = LedgerEvent("", 0, datetime.now(UTC), kind, payload, "", "")
-    return decode(stub)
+# The kinds of this module, for `supervisor.ledger.kinds`.
+KINDS: tuple[type[Event], ...] = (
+    SessionStarted,
+    CheckRecorded,
+    CheckMissed,
+    CheckDeferred,
+    StateChanged,
+    SessionEnded,
+    ConsentGiven,
+    ConsentWithdrawn,
+    TemplateEnrolled,
+)

@@ -51,5 +51,5 @@ class SpotCheckVerdict(ev.Event):
 
 VERDICTS = ("regular", "irregular")
 
-for _cls in (SpotCheckDrawn, SpotCheckVerdict):
-    ev.register(_cls)
+# The kinds of this module, for `supervisor.ledger.kinds`.
+KINDS: tuple[type[ev.Event], ...] = (SpotCheckDrawn, SpotCheckVerdict)

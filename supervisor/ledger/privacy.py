@@ -60,5 +60,10 @@ class TemplatesPurged(ev.Event):
     at: datetime
 
 
-for _cls in (AlternativeRequested, AlternativeDecided, DataExported, TemplatesPurged):
-    ev.register(_cls)
+# The kinds of this module, for `supervisor.ledger.kinds`.
+KINDS: tuple[type[ev.Event], ...] = (
+    AlternativeRequested,
+    AlternativeDecided,
+    DataExported,
+    TemplatesPurged,
+)

@@ -122,7 +122,8 @@ class FlagDecided(ev.Event):
     at: datetime
 
 
-for _cls in (
+# The kinds of this module, for `supervisor.ledger.kinds`.
+KINDS: tuple[type[ev.Event], ...] = (
     CourseRulesPublished,
     CourseRulesWithdrawn,
     InstitutionStatusChanged,
@@ -130,5 +131,4 @@ for _cls in (
     AssessmentRecorded,
     FlagRaised,
     FlagDecided,
-):
-    ev.register(_cls)
+)

@@ -12,7 +12,10 @@ and posts still frames). The policy is the same in both modes:
 - a disconnected learner's session pauses and resumes on reconnection after an
   identity check; one live session per learner, held by an expiring Redis lock.
 
-Every decision is a ledger event recorded through `SessionService`.
+Every decision is a ledger event: checks go through the check pipeline, and the
+rest (a missed check, a pause, the end) through `SessionRecorder` and its state
+machine. Links to the page are in `supervisor.online.links`, what is shared in
+Redis (the lock, the operators' board) in `supervisor.online.board`.
 """
 
 from __future__ import annotations
@@ -25,25 +28,29 @@ import random
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
 
-import numpy as np
 import redis.asyncio as aioredis
 
-from capture.exceptions import CaptureError, NoFrames
+from capture.exceptions import CaptureError
 from capture.types import PeerState
 from capture.webrtc import PeerHub
-from config import Settings
-from storage.canonical import canonical_json
+from storage import Storage
 from storage.types import StudySession
-from supervisor.checks.flags import record_raised
-from supervisor.checks.liveness import suspicion_from_signals
+from supervisor.checks.dispatch import CheckRequest
+from supervisor.checks.flags import raise_flag
 from supervisor.context import Context
 from supervisor.errors import Conflict, InvalidInput
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
-from supervisor.online.sessions import ACTIVE, ENDED, PAUSED, SessionService, SessionState
+from supervisor.online.board import LiveBoard, LiveLocks
+from supervisor.online.links import Link, UploadLink, WebRTCLink
+from supervisor.online.recorder import SessionRecorder
+from supervisor.rules import session_state as sm
+from supervisor.rules.flags import EvidenceRef
 from supervisor.rules.schedule import draw_interval
+from supervisor.rules.suspicion import suspicion_from_signals
 from verification.types import ChallengeKind, CheckKind, QualityIssue
 
 log = logging.getLogger(__name__)
@@ -53,218 +60,6 @@ log = logging.getLogger(__name__)
 ATTACH_GRACE_S = 30.0
 # Shortest sleep of a session waiting for its next check.
 _MIN_NAP_S = 0.5
-
-
-# -- the one-live-session lock -------------------------------------------------
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-_REFRESH = """
-local v = redis.call('get', KEYS[1])
-if v == false then
-  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1
-elseif v == ARGV[1] then
-  redis.call('pexpire', KEYS[1], ARGV[2]) return 1
-end
-return 0
-"""
-
-
-class LiveLocks:
-    """`sv:live:learner:<id>` = session id, expiring unless refreshed."""
-
-    def __init__(self, client: aioredis.Redis, ttl_s: float) -> None:
-        self.client = client
-        self.ttl_ms = int(ttl_s * 1000)
-
-    @staticmethod
-    def key(learner_id: int) -> str:
-        return f"sv:live:learner:{learner_id}"
-
-    # While Redis is unreachable the lock fails open: learners keep studying, and
-    # any overlap this lets through stays visible in the ledger (session times).
-
-    async def hold(self, learner_id: int, session_id: str) -> bool:
-        """Take or refresh the lock for this session; False if another session holds it."""
-        try:
-            result = await self.client.eval(
-                _REFRESH, 1, self.key(learner_id), session_id, str(self.ttl_ms)
-            )
-        except aioredis.RedisError:
-            log.warning("live lock: redis unavailable; not enforced for learner %s", learner_id)
-            return True
-        return bool(result)
-
-    async def holder(self, learner_id: int) -> str | None:
-        try:
-            value = await self.client.get(self.key(learner_id))
-        except aioredis.RedisError:
-            return None
-        return value.decode() if isinstance(value, bytes) else value
-
-    async def release(self, learner_id: int, session_id: str) -> None:
-        with contextlib.suppress(aioredis.RedisError):
-            await self.client.eval(_RELEASE, 1, self.key(learner_id), session_id)
-
-
-# -- links to the learner's page ---------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Captured:
-    """Frames of one check, with their times in seconds after the request."""
-
-    frames: list[bytes | np.ndarray]
-    times: list[float]
-
-
-class Link(Protocol):
-    mode: str
-
-    def send(self, message: dict[str, Any]) -> None: ...
-
-    def busy(self) -> bool:
-        """True while the page is demonstrably there (e.g. a long-poll is waiting)."""
-        ...
-
-    async def frames(
-        self, check_id: str, count: int, spacing: float, timeout: float, fps: float | None = None
-    ) -> Captured:
-        """Ask the page for `count` frames `spacing` s apart (sent at `fps`)."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-class WebRTCLink:
-    """Frames from the session's peer connection; messages on its data channel."""
-
-    mode = "webrtc"
-
-    def __init__(self, hub: PeerHub, session_id: str, settings: Settings) -> None:
-        self.hub = hub
-        self.session_id = session_id
-        self.settings = settings
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.hub.send(self.session_id, json.dumps(message))
-
-    def busy(self) -> bool:
-        return False  # the data channel's heartbeats speak for the page
-
-    def _capture(self, on: bool, check_id: str | None = None, fps: float | None = None) -> None:
-        w = self.settings.webrtc
-        fps = (fps or w.check_fps) if on else w.idle_fps
-        self.send(
-            {
-                "type": "capture",
-                "on": on or fps > 0,
-                "fps": fps,
-                "max_width": w.max_width,
-                "check_id": check_id,
-            }
-        )
-
-    async def frames(
-        self, check_id: str, count: int, spacing: float, timeout: float, fps: float | None = None
-    ) -> Captured:
-        reader = self.hub.reader(self.session_id)
-        asked = datetime.now(UTC)
-        self._capture(True, check_id, fps)
-        try:
-            samples = await reader.sample(count, spacing, timeout)
-        finally:
-            self._capture(False)
-        times = [(s.captured_at - asked).total_seconds() for s in samples]
-        return Captured([s.image for s in samples], times)
-
-    async def close(self) -> None:
-        await self.hub.close(self.session_id)
-
-
-@dataclass
-class _FrameRequest:
-    check_id: str
-    count: int
-    future: asyncio.Future[list[bytes]]
-
-
-class UploadLink:
-    """The HTTP fallback: the page long-polls for messages and posts still frames."""
-
-    mode = "upload"
-    MAX_QUEUED = 64
-
-    def __init__(self) -> None:
-        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.MAX_QUEUED)
-        self.pending: _FrameRequest | None = None
-        self.closed = False
-        self.polls = 0  # long-polls waiting right now
-
-    def busy(self) -> bool:
-        return self.polls > 0
-
-    def send(self, message: dict[str, Any]) -> None:
-        if self.outbox.full():  # a page that stopped polling: keep the newest
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.outbox.get_nowait()
-        self.outbox.put_nowait(message)
-
-    async def frames(
-        self, check_id: str, count: int, spacing: float, timeout: float, fps: float | None = None
-    ) -> Captured:
-        future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
-        self.pending = _FrameRequest(check_id, count, future)
-        self.send(
-            {
-                "type": "capture",
-                "on": True,
-                "check_id": check_id,
-                "count": count,
-                "spacing": spacing,
-            }
-        )
-        try:
-            posted = await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise NoFrames(f"no frames were posted within {timeout:.0f} s") from None
-        finally:
-            self.pending = None
-        # The page takes them `spacing` seconds apart from the moment it is asked.
-        return Captured(list(posted), [i * spacing for i in range(len(posted))])
-
-    def waiting_for(self, check_id: str) -> bool:
-        request = self.pending
-        return request is not None and request.check_id == check_id and not request.future.done()
-
-    def deliver(self, check_id: str, frames: list[bytes]) -> bool:
-        """Frames posted by the page for a pending request; False if none matches."""
-        request = self.pending
-        if request is None or request.check_id != check_id or request.future.done():
-            return False
-        request.future.set_result(frames[: request.count])
-        return True
-
-    async def next_messages(self, wait: float) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        if self.outbox.empty() and wait > 0:
-            self.polls += 1
-            try:
-                out.append(await asyncio.wait_for(self.outbox.get(), wait))
-            except TimeoutError:
-                return out
-            finally:
-                self.polls -= 1
-        while not self.outbox.empty():
-            out.append(self.outbox.get_nowait())
-        return out
-
-    async def close(self) -> None:
-        self.closed = True
-        if self.pending is not None and not self.pending.future.done():
-            self.pending.future.cancel()
 
 
 # -- one supervised session --------------------------------------------------
@@ -291,8 +86,8 @@ class LiveSession:
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # the link came or went
 
     @property
-    def sessions(self) -> SessionService:
-        return self.manager.sessions
+    def recorder(self) -> SessionRecorder:
+        return self.manager.recorder
 
     @property
     def policy(self) -> Any:
@@ -305,12 +100,16 @@ class LiveSession:
         if self.link is not None:
             self.link.send(message)
 
-    async def send_state(self, state: SessionState | None = None, note: str | None = None) -> None:
-        view = await self.sessions.view(self.session)
+    async def send_state(
+        self, state: sm.SessionState | None = None, note: str | None = None
+    ) -> None:
+        view = await self.recorder.view(self.session)
         if state is None:
             state = view.snapshot()
         credited = view.clock.credited_seconds
-        running = state.state == ACTIVE and (self.last_verdict in (None, "match", "present"))
+        running = state.state is sm.State.active and (
+            self.last_verdict in (None, "match", "present")
+        )
         await self.manager.board.publish(
             self.session,
             state=state.state,
@@ -346,7 +145,7 @@ class LiveSession:
         return self.last_heartbeat + self.manager.settings.webrtc.heartbeat_timeout_s
 
     async def _refresh_lock(self) -> None:
-        await self.manager.keep_lock(self.session)
+        await self.manager.hold(self.session)
         self.lock_refreshed = asyncio.get_running_loop().time()
 
     def take_signals(self, message: dict[str, Any]) -> None:
@@ -377,9 +176,7 @@ class LiveSession:
         with contextlib.suppress(Exception):
             await link.close()
         with contextlib.suppress(Conflict):
-            state = await self.sessions.record(
-                self.session, [ev.StateChanged(ACTIVE, PAUSED, reason, self.clock())]
-            )
+            state = await self.recorder.pause(self.session, reason)
             await self.send_state(state, note=reason)
 
     # -- checks --------------------------------------------------------------
@@ -434,7 +231,7 @@ class LiveSession:
             # as disconnected, not as a learner who looked away, and waits for the page.
             if self.link is link and asyncio.get_running_loop().time() > self.heartbeat_due():
                 await self.detach("heartbeat_lost")
-            await self.sessions.record(self.session, [missed])
+            await self.recorder.missed(self.session, missed)
             self.last_verdict = "missed"
             self.send(
                 {"type": "result", "check_id": check_id, "kind": kind.value, "verdict": "missed",
@@ -442,17 +239,21 @@ class LiveSession:
             )  # fmt: skip
             return False
         try:
-            state, recorded = await self.sessions.record_check(
+            state, recorded = await self.recorder.check(
                 self.session,
-                kind,
-                captured.frames,
-                "challenge" if challenge is not None else purpose,
-                pause_on_failure=False,
-                scheduled_at=scheduled_at,
-                check_id=check_id,
-                frame_times=captured.times,
-                challenge=challenge.value if challenge is not None else None,
-                suspicion=suspicion,
+                CheckRequest(
+                    session_id=self.session.id,
+                    chain_id=self.session.chain_id,
+                    learner_id=self.session.learner_id,
+                    kind=kind,
+                    purpose="challenge" if challenge is not None else purpose,
+                    frames=tuple(captured.frames),
+                    scheduled_at=scheduled_at,
+                    check_id=check_id,
+                    frame_times=tuple(captured.times),
+                    challenge=challenge.value if challenge is not None else None,
+                    suspicion=suspicion,
+                ),
             )
         except InvalidInput as exc:
             # Frames that passed the upload's own validation but not the decoder (a
@@ -464,7 +265,7 @@ class LiveSession:
                 check_id, kind.value, scheduled_at or self.clock(), self.clock(),
                 "unusable_frames",
             )  # fmt: skip
-            await self.sessions.record(self.session, [missed])
+            await self.recorder.missed(self.session, missed)
             self.last_verdict = "missed"
             self.send(
                 {"type": "result", "check_id": check_id, "kind": kind.value, "verdict": "missed",
@@ -518,7 +319,7 @@ class LiveSession:
     def _challenge_after(self, recorded: ev.CheckRecorded, purpose: str) -> ChallengeKind | None:
         cfg = self.manager.settings.liveness
         kinds = [ChallengeKind(k) for k in cfg.challenge_kinds]
-        verdict = (recorded.liveness or {}).get("verdict")
+        verdict = recorded.liveness.verdict if recorded.liveness is not None else None
         if recorded.verdict == "spoof":
             return self.manager.rng.choice(kinds)
         if not recorded.passed:
@@ -543,9 +344,8 @@ class LiveSession:
 
     async def _count_spoof(self, recorded: ev.CheckRecorded) -> None:
         """Repeated spoof signs in one session raise one `liveness_spoof` flag."""
-        spoofy = (
-            recorded.verdict in ("spoof", "challenge_failed")
-            or (recorded.liveness or {}).get("verdict") == "spoof"
+        spoofy = recorded.verdict in ("spoof", "challenge_failed") or (
+            recorded.liveness is not None and recorded.liveness.verdict == "spoof"
         )
         if not spoofy:
             return
@@ -556,30 +356,18 @@ class LiveSession:
         ):
             return
         self.spoof_flagged = True
-        details = canonical_json(
-            {
-                "session_id": self.session.id,
-                "check_ids": list(self.spoof_signs),
-                "suspicion": list(recorded.suspicion),
-                "last_verdict": recorded.verdict,
-            }
-        )
-        flag = await self.manager.ctx.db(
-            self.manager.ctx.storage.registry.raise_flag,
-            "liveness_spoof",
-            details,
-            self.session.institution_id,
-            self.session.learner_id,
-        )
         ctx = self.manager.ctx
-        await ctx.db(record_raised, ctx.storage, flag, ctx.clock())
+        await ctx.db(
+            raise_spoof_flag, ctx.storage, self.session, tuple(self.spoof_signs), recorded,
+            ctx.clock(),
+        )  # fmt: skip
 
     async def respond(self, failed_kind: CheckKind) -> bool:
         """Response windows after a failed check. Returns False if the session ended."""
         windows = 0
         while not self.stopped:
             state = await self.manager.state_of(self.session)
-            if state.state == ENDED:
+            if state.state is sm.State.ended:
                 return False
             deadline = self.clock() + timedelta(seconds=self.policy.response_window_s)
             self.send(
@@ -596,7 +384,7 @@ class LiveSession:
                     return True
                 if self.link is None:
                     break
-                paused = (await self.manager.state_of(self.session)).state == PAUSED
+                paused = (await self.manager.state_of(self.session)).state is sm.State.paused
                 kind = CheckKind.identity if paused else failed_kind
                 # After a liveness failure only a challenge answered can clear it.
                 retry_challenge = (
@@ -608,19 +396,16 @@ class LiveSession:
                 )
                 if await self.check(kind, "retry", challenge=retry_challenge):
                     state = await self.manager.state_of(self.session)
-                    if state.state == ACTIVE:
+                    if state.state is sm.State.active:
                         self.send({"type": "prompt", "message": None, "deadline": None})
                         return True
             if self.link is None:
                 return True  # disconnected: the run loop waits for the learner
             windows += 1
-            await self.sessions.record(
-                self.session,
-                [ev.StateChanged(ACTIVE, PAUSED, "response_window_expired", self.clock())],
-            )
+            await self.recorder.pause(self.session, sm.WINDOW_EXPIRED)
             if windows >= self.policy.max_failed_windows:
                 with contextlib.suppress(Conflict):
-                    await self.sessions.end_session(self.session, "failed_windows")
+                    await self.manager.end(self.session, "failed_windows")
                 return False
         return False
 
@@ -634,7 +419,7 @@ class LiveSession:
 
     async def _identity_is_recent(self) -> bool:
         """Was an identity check passed just now (the page that started the session)?"""
-        passed_at = (await self.sessions.view(self.session)).identity_passed_at
+        passed_at = (await self.recorder.view(self.session)).identity_passed_at
         if passed_at is None:
             return False
         return (self.clock() - passed_at).total_seconds() <= ATTACH_GRACE_S
@@ -739,14 +524,53 @@ class LiveSession:
         if self.link is not None:
             return True
         with contextlib.suppress(Conflict):
-            await self.sessions.end_session(self.session, "disconnected")
+            await self.manager.end(self.session, "disconnected")
         return False
+
+
+def raise_spoof_flag(
+    storage: Storage,
+    session: StudySession,
+    check_ids: tuple[str, ...],
+    last: ev.CheckRecorded,
+    at: datetime,
+) -> None:
+    """One `liveness_spoof` flag for repeated spoof signs in a session, with the check
+    events (and their frames) as evidence (blocking)."""
+    wanted = set(check_ids)
+    evidence = [
+        EvidenceRef(
+            stored.chain_id,
+            stored.seq,
+            stored.hash,
+            e.evidence_sha256,
+            {
+                "verdict": e.verdict,
+                "liveness": e.liveness.verdict if e.liveness is not None else None,
+            },
+        )
+        for stored, e in codec.decode_all(storage.ledger.read_chain(session.chain_id))
+        if isinstance(e, ev.CheckRecorded) and e.check_id in wanted
+    ]
+    raise_flag(
+        storage,
+        "liveness_spoof",
+        session.institution_id,
+        session.learner_id,
+        (),
+        f"{len(check_ids)} checks of session {session.id} showed signs of a photo, a replay "
+        f"or a virtual camera (last: {last.verdict})",
+        evidence,
+        at,
+        key=f"liveness_spoof:{session.id}",
+        scores={"checks": len(check_ids), "suspicion": ",".join(last.suspicion)},
+    )
 
 
 # -- all live sessions of this process ---------------------------------------
 
 
-def _refuse_in_person(state: SessionState) -> None:
+def _refuse_in_person(state: sm.SessionState) -> None:
     # A session on the non-face path is supervised by staff in person, never by camera.
     if state.mode == "in_person":
         raise Conflict(
@@ -755,81 +579,6 @@ def _refuse_in_person(state: SessionState) -> None:
         )
 
 
-class LiveBoard:
-    """The live state of every supervised session, shared in Redis for operators.
-
-    `sv:live:s:<session_id>` is a hash of the session's latest state; each
-    institution's set `sv:live:inst:<id>` lists its sessions. Entries expire
-    unless refreshed, so a crashed process leaves nothing stale for long.
-    """
-
-    TTL_S = 120
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.client = client
-
-    async def publish(
-        self,
-        session: StudySession,
-        *,
-        state: str,
-        note: str | None,
-        mode: str | None,
-        last_verdict: str | None,
-        credited_seconds: float,
-        at: datetime,
-    ) -> None:
-        key = f"sv:live:s:{session.id}"
-        members = f"sv:live:inst:{session.institution_id}"
-        fields = {
-            "session_id": session.id,
-            "institution_id": str(session.institution_id),
-            "learner_id": str(session.learner_id),
-            "course_id": str(session.course_id),
-            "state": state,
-            "note": note or "",
-            "mode": mode or "",
-            "last_verdict": last_verdict or "",
-            "credited_seconds": f"{credited_seconds:.0f}",
-            "updated_at": ev.iso(at),
-        }
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-            pipe.expire(key, self.TTL_S)
-            pipe.sadd(members, session.id)
-            pipe.expire(members, self.TTL_S * 10)
-            await pipe.execute()
-        except aioredis.RedisError:
-            log.warning("live board: redis unavailable")
-
-    async def remove(self, session: StudySession) -> None:
-        with contextlib.suppress(aioredis.RedisError):
-            await self.client.delete(f"sv:live:s:{session.id}")
-            await self.client.srem(f"sv:live:inst:{session.institution_id}", session.id)
-
-    async def sessions(self, institution_id: int) -> list[dict[str, str]]:
-        members = f"sv:live:inst:{institution_id}"
-        out: list[dict[str, str]] = []
-        for raw in await self.client.smembers(members):
-            sid = raw.decode() if isinstance(raw, bytes) else str(raw)
-            data = await self.client.hgetall(f"sv:live:s:{sid}")
-            if not data:
-                await self.client.srem(members, sid)  # expired
-                continue
-            out.append(
-                {
-                    (k.decode() if isinstance(k, bytes) else str(k)): (
-                        v.decode() if isinstance(v, bytes) else str(v)
-                    )
-                    for k, v in data.items()
-                }
-            )
-        out.sort(key=lambda d: d.get("session_id", ""))
-        return out
-
-
-# What a learner's page may say on the data channel; anything else is ignored.
 PAGE_MESSAGES = frozenset({"heartbeat", "hello", "signals"})
 
 
@@ -839,13 +588,13 @@ class LiveManager:
     def __init__(
         self,
         ctx: Context,
-        sessions: SessionService,
+        recorder: SessionRecorder,
         redis_client: aioredis.Redis,
         rng: random.Random | None = None,
     ) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
-        self.sessions = sessions
+        self.recorder = recorder
         # Check moments must not be predictable from the client: system randomness.
         self.rng = rng or secrets.SystemRandom()
         self.locks = LiveLocks(redis_client, self.settings.policy.live_lock_ttl_s)
@@ -854,16 +603,14 @@ class LiveManager:
         self.identity_due: dict[str, datetime] = {}
         self.messages_ignored = 0  # data-channel messages malformed or of no known type
         self.hub = PeerHub(self.settings.webrtc, ctx.clock, self._on_message, self._on_peer_state)
-        sessions.on_activity = self.keep_lock
-        sessions.on_end = self._ended
-        sessions.before_start = self._before_start
 
-    async def state_of(self, session: StudySession) -> SessionState:
-        return (await self.sessions.view(session)).snapshot()
+    async def state_of(self, session: StudySession) -> sm.SessionState:
+        return await self.recorder.state(session)
 
-    # -- hooks from SessionService ---------------------------------------------
+    # -- the one live session of a learner -------------------------------------
 
-    async def keep_lock(self, session: StudySession) -> None:
+    async def hold(self, session: StudySession) -> None:
+        """Take or keep the learner's live lock for this session; 409 if another holds it."""
         if not await self.locks.hold(session.learner_id, session.id):
             raise Conflict(
                 "another session of this learner is live",
@@ -871,28 +618,31 @@ class LiveManager:
                 session_id=await self.locks.holder(session.learner_id),
             )
 
-    async def _before_start(self, learner_id: int, open_session_id: str, commit: bool) -> None:
-        """A new session may start only if the open one is no longer live (lock expired);
-        with `commit` the open one is then ended as abandoned."""
-        holder = await self.locks.holder(learner_id)
-        if holder == open_session_id:
+    async def refuse_if_live(self, learner_id: int, open_session_id: str) -> None:
+        """409 while the learner's open session is still live (its lock not expired): a new
+        session may start only once the page of the old one is gone."""
+        if await self.locks.holder(learner_id) == open_session_id:
             raise Conflict(
                 "the learner already has a live session",
                 reason="session_already_open",
                 session_id=open_session_id,
             )
-        if not commit:
-            return
-        session = await self.ctx.db(self.ctx.storage.registry.get_session, open_session_id)
-        with contextlib.suppress(Conflict):
-            await self.sessions.end_session(session, "abandoned")
 
-    async def _ended(self, session: StudySession) -> None:
+    async def end(self, session: StudySession, reason: str) -> None:
+        """End a session from live supervision (failed windows, the page never came back)."""
+        with contextlib.suppress(Conflict):
+            await self.recorder.end(session, reason)
+        await self.ended(session)
+
+    async def ended(self, session: StudySession) -> None:
+        """The session ended: stop supervising it, close its link, release its lock."""
         live = self.live.pop(session.id, None)
         self.identity_due.pop(session.id, None)
         if live is not None:
             live.stopped = True
-            live.send({"type": "state", "state": ENDED, "at": ev.iso(self.ctx.clock())})
+            live.send(
+                {"type": "state", "state": sm.State.ended.value, "at": ev.iso(self.ctx.clock())}
+            )
             if live.link is not None:
                 await live.link.close()
             if live.task is not None and live.task is not asyncio.current_task():
@@ -904,10 +654,10 @@ class LiveManager:
 
     async def _attach(self, session: StudySession, link: Link) -> LiveSession:
         state = await self.state_of(session)
-        if state.state == ENDED:
+        if state.state is sm.State.ended:
             raise Conflict("the session has already ended", reason="session_ended")
         _refuse_in_person(state)
-        await self.keep_lock(session)
+        await self.hold(session)
         live = self.live.get(session.id)
         if live is None or live.stopped:
             live = LiveSession(self, session)
@@ -923,10 +673,10 @@ class LiveManager:
     async def offer(self, session: StudySession, sdp: str, sdp_type: str) -> str:
         """Answer the page's WebRTC offer; the session is supervised over it."""
         state = await self.state_of(session)
-        if state.state == ENDED:
+        if state.state is sm.State.ended:
             raise Conflict("the session has already ended", reason="session_ended")
         _refuse_in_person(state)
-        await self.keep_lock(session)
+        await self.hold(session)
         answer = await self.hub.accept(session.id, sdp, sdp_type)
         live = await self._attach(session, WebRTCLink(self.hub, session.id, self.settings))
         # Three heartbeats fit in the timeout: one lost message is not a disconnection.
@@ -1011,10 +761,7 @@ class LiveManager:
             await asyncio.wait_for(
                 asyncio.gather(
                     *(
-                        self.sessions.record(
-                            live.session,
-                            [ev.StateChanged(ACTIVE, PAUSED, "server_shutdown", self.ctx.clock())],
-                        )
+                        self.recorder.pause(live.session, sm.SERVER_SHUTDOWN)
                         for live in self.live.values()
                     ),
                     return_exceptions=True,

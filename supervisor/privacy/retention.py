@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from config import Settings
 from storage import Storage
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import privacy as pev
 
@@ -59,7 +60,7 @@ def purge(storage: Storage, settings: Settings, now: datetime) -> PurgeReport:
         if n:
             deleted[learner_id] = n
             event = pev.TemplatesPurged(learner_id, n, "retention", last_end, now)
-            storage.ledger.append(ev.learner_chain(learner_id), [ev.encode(event)])
+            storage.ledger.append(ev.learner_chain(learner_id), [codec.encode(event)])
     cutoff = now - timedelta(days=settings.privacy.access_log_days)
     entries = storage.access_log.purge_before(cutoff)
     return PurgeReport(len(frames), deleted, entries)

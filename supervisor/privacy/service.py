@@ -21,10 +21,13 @@ from storage.types import Role, StudySession
 from supervisor.auth import Principal, can_act_as_learner, can_read_learner, can_write_institution
 from supervisor.context import Context
 from supervisor.errors import Conflict, OtherInstitution
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import privacy as pev
-from supervisor.online.sessions import SessionService, SessionState
+from supervisor.online.sessions import SessionService
 from supervisor.registry.identity import mask_id_number
+from supervisor.rules import session_state as sm
+from supervisor.rules.session_state import SessionState
 
 IN_PERSON = "in_person"
 
@@ -67,7 +70,7 @@ class PrivacyService:
 
     async def _learner_events(self, learner_id: int) -> list[ev.Event]:
         stored = await self.ctx.db(self.ctx.storage.ledger.read_chain, ev.learner_chain(learner_id))
-        return [e for _, e in ev.decode_all(stored)]
+        return [e for _, e in codec.decode_all(stored)]
 
     # -- what is held ----------------------------------------------------------
 
@@ -89,7 +92,7 @@ class PrivacyService:
         session_rows = []
         for s in sessions:
             stored = await self.sessions.chain(s)
-            decoded = [e for _, e in ev.decode_all(stored)]
+            decoded = [e for _, e in codec.decode_all(stored)]
             for e in decoded:
                 if isinstance(e, ev.CheckRecorded) and e.evidence_sha256:
                     frames.setdefault(e.evidence_sha256, f"check in session {s.id}")
@@ -135,7 +138,7 @@ class PrivacyService:
         now = self.ctx.clock()
         await self.ctx.append(
             ev.learner_chain(learner.id),
-            [ev.encode(pev.DataExported(learner.id, p.actor, now))],
+            [codec.encode(pev.DataExported(learner.id, p.actor, now))],
         )
         return {
             "learner": {
@@ -189,7 +192,7 @@ class PrivacyService:
                     reason=f"alternative_already_{current.status}",
                 )
             event = pev.AlternativeRequested(learner.id, reason, p.actor, self.ctx.clock())
-            await self.ctx.append(ev.learner_chain(learner.id), [ev.encode(event)])
+            await self.ctx.append(ev.learner_chain(learner.id), [codec.encode(event)])
         return alternative_state(await self._learner_events(learner.id))
 
     async def decide_alternative(
@@ -206,7 +209,7 @@ class PrivacyService:
             event = pev.AlternativeDecided(
                 learner.id, approved, method, note, p.actor, self.ctx.clock()
             )
-            await self.ctx.append(ev.learner_chain(learner.id), [ev.encode(event)])
+            await self.ctx.append(ev.learner_chain(learner.id), [codec.encode(event)])
         return alternative_state(await self._learner_events(learner.id))
 
     async def start_in_person(
@@ -237,11 +240,11 @@ class PrivacyService:
             now = self.ctx.clock()
             session_id = str(uuid.uuid4())
             chain_id = ev.session_chain(session_id)
-            started = ev.SessionStarted(
+            started = sm.start(
                 session_id, learner.id, course.id, course.institution_id, IN_PERSON, now
             )
             check = _attestation("start", p, note, now)
-            await self.ctx.append(chain_id, [ev.encode(started), ev.encode(check)])
+            await self.ctx.append(chain_id, [codec.encode(started), codec.encode(check)])
             await self.ctx.db(
                 self.store.create_session,
                 session_id,
@@ -260,7 +263,7 @@ class PrivacyService:
         """Staff attest, in person, that the learner of an in-person session is there."""
         session = await self._in_person_session(p, session_id)
         check = _attestation("attested", p, note, self.ctx.clock())
-        state = await self.sessions.record(session, [check])
+        state = await self.sessions.recorder.attest(session, check)
         return state, check
 
     async def _in_person_session(self, p: Principal, session_id: str) -> StudySession:
@@ -269,7 +272,7 @@ class PrivacyService:
         if p.role not in (Role.admin, Role.operator):
             raise Conflict("only staff attest presence", reason="not_staff")
         stored = await self.sessions.chain(session)
-        first = ev.decode(stored[0]) if stored else None
+        first = codec.decode(stored[0]) if stored else None
         if not isinstance(first, ev.SessionStarted) or first.mode != IN_PERSON:
             raise Conflict(
                 "presence is attested only in sessions on the non-face path",

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from storage.canonical import canonical_json
 from storage.types import Consent, Course, DeliveryMode, Institution, Learner, Role, Template, Token
 from supervisor.auth import (
     Principal,
@@ -16,11 +15,13 @@ from supervisor.auth import (
     can_write_institution,
     require_role,
 )
-from supervisor.checks.flags import record_raised
+from supervisor.checks.flags import raise_flag
 from supervisor.context import Context
 from supervisor.errors import CheckRefused, Conflict, InvalidInput, image_refusal
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.registry.identity import id_number_problem, normalise_id_number
+from supervisor.rules.flags import EvidenceRef
 from verification.exceptions import EnrolmentRejected, ImageError
 from verification.matching import as_matrix, search
 
@@ -147,7 +148,7 @@ class RegistryService:
         consent = await self.ctx.db(self.store.record_consent, learner.id, text_version, now)
         await self.ctx.append(
             ev.learner_chain(learner.id),
-            [ev.encode(ev.ConsentGiven(learner.id, consent.id, text_version, p.actor, now))],
+            [codec.encode(ev.ConsentGiven(learner.id, consent.id, text_version, p.actor, now))],
         )
         return consent
 
@@ -165,7 +166,7 @@ class RegistryService:
         consent, deleted = await self.ctx.db(self.store.withdraw_consent, learner.id, now)
         await self.ctx.append(
             ev.learner_chain(learner.id),
-            [ev.encode(ev.ConsentWithdrawn(learner.id, consent.id, deleted, p.actor, now))],
+            [codec.encode(ev.ConsentWithdrawn(learner.id, consent.id, deleted, p.actor, now))],
         )
         return consent, deleted
 
@@ -208,24 +209,30 @@ class RegistryService:
                     "image/jpeg",
                     self.ctx.retain_until(),
                 )
-                details = canonical_json(
-                    {
-                        "distance": round(hits[0].distance, 6),
-                        "threshold": threshold,
-                        "other_template_id": other.id,
-                        "evidence_sha256": evidence.sha256,
-                        "stage": "enrolment",
-                    }
-                )
                 flag = await self.ctx.db(
-                    self.store.raise_flag,
+                    raise_flag,
+                    self.ctx.storage,
                     DUPLICATE_FLAG,
-                    details,
                     learner.institution_id,
                     learner.id,
-                    other.learner_id,
+                    [other.learner_id],
+                    "the same face is enrolled under another identity",
+                    [
+                        EvidenceRef(
+                            None,
+                            None,
+                            None,
+                            evidence.sha256,
+                            {
+                                "distance": hits[0].distance,
+                                "threshold": threshold,
+                                "other_template_id": other.id,
+                                "stage": "enrolment",
+                            },
+                        )
+                    ],
+                    self.ctx.clock(),
                 )
-                await self.ctx.db(record_raised, self.ctx.storage, flag, self.ctx.clock())
                 raise Conflict(
                     "this face is already enrolled under another identity; an operator "
                     "has been alerted",
@@ -245,7 +252,7 @@ class RegistryService:
         await self.ctx.append(
             ev.learner_chain(learner.id),
             [
-                ev.encode(
+                codec.encode(
                     ev.TemplateEnrolled(
                         learner.id, template.id, evidence.sha256, width, p.actor, self.ctx.clock()
                     )

@@ -1,13 +1,18 @@
-"""Learning time credited from the ledger alone.
+"""Learning time credited from the ledger alone: the one crediting rule.
 
-A pure function of a session's events and one rule: the time between two
+A pure function of a chain's events and one rule: the time between two
 consecutive passed checks is credited when the gap is at most `max_gap`.
 After a failed or missed check, a pause or the end of the session, nothing
 counts until a check passes again; while a session is paused, only the
 check that resumes it (its `state_changed` to active) restarts the clock.
 Deferred checks (the service's own overload) count neither for nor against
-the learner. An inspector who
-recomputes it from an export gets the same answer.
+the learner. An inspector who recomputes it from an export gets the same answer.
+
+`CreditClock` is the rule, written once. Everything that credits time folds
+through it: a session's credited time on the API, the live view, classroom
+chains, and the eligibility scan (which feeds it from parsed JSON rows through
+the same step methods, `check`, `missed`, `state_changed`, `ended`, and keeps its
+state between scans with `state`/`from_state`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from supervisor.ledger.events import (
     CheckMissed,
@@ -23,6 +29,9 @@ from supervisor.ledger.events import (
     SessionEnded,
     StateChanged,
 )
+from supervisor.rules.months import MonthSplitter
+
+ACTIVE = "active"  # the `to_state` that lets the clock run again
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +61,22 @@ class Credit:
         return (self.last_at - self.first_at).total_seconds()
 
 
-def _event_time(event: Event) -> datetime | None:
-    at = getattr(event, "at", None)
-    return at if isinstance(at, datetime) else None
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _text(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
 
 
 class CreditClock:
-    """`credit` as a running fold: feed events in ledger order, read `result()` at any
-    point. The live service keeps one per session and feeds it only the events
-    appended since it last looked, so a check costs the same in the eighth hour of a
-    session as in the first."""
+    """The crediting rule as a running fold: feed events in ledger order, read the
+    result at any point. The live service keeps one per session and feeds it only the
+    events appended since it last looked, so a check costs the same in the eighth hour
+    of a session as in the first.
+
+    With `months`, credited time is also summed per local month ('YYYY-MM' ->
+    seconds, in ledger order, as `MonthSplitter.add` sums each credited interval)."""
 
     __slots__ = (
         "max_gap",
@@ -71,12 +86,19 @@ class CreditClock:
         "paused",
         "passed",
         "failed",
-        "missed",
+        "missed_checks",
         "first_at",
         "last_at",
+        "months",
+        "monthly",
     )
 
-    def __init__(self, max_gap: timedelta, keep_intervals: bool = True) -> None:
+    def __init__(
+        self,
+        max_gap: timedelta,
+        keep_intervals: bool = True,
+        months: MonthSplitter | None = None,
+    ) -> None:
         self.max_gap = max_gap
         # Without them (a live view only shows the total) memory stays flat however
         # long the session.
@@ -84,46 +106,85 @@ class CreditClock:
         self.total = 0.0  # seconds, summed in ledger order (as `sum` over the intervals)
         self.last_pass: datetime | None = None
         self.paused = False
-        self.passed = self.failed = self.missed = 0
+        self.passed = self.failed = self.missed_checks = 0
         self.first_at: datetime | None = None
         self.last_at: datetime | None = None
+        self.months = months
+        self.monthly: dict[str, float] = {}
+
+    # -- the steps of the rule ---------------------------------------------------------
+
+    def see(self, at: datetime) -> None:
+        """Any event's time: the span of the chain."""
+        if self.first_at is None or at < self.first_at:
+            self.first_at = at
+        if self.last_at is None or at > self.last_at:
+            self.last_at = at
+
+    def check(self, at: datetime, passed: bool) -> None:
+        if not passed:
+            self.failed += 1
+            self.last_pass = None
+            return
+        self.passed += 1
+        if self.paused:
+            return
+        last = self.last_pass
+        if last is not None:
+            step = at - last
+            if timedelta(0) < step <= self.max_gap:
+                seconds = step.total_seconds()
+                self.total += seconds
+                if self.intervals is not None:
+                    self.intervals.append(Interval(last, at))
+                months = self.months
+                if months is not None:
+                    if months.start <= last and at <= months.end:
+                        # Inside the month the splitter last found: what `add` would do.
+                        key = months.key
+                        self.monthly[key] = self.monthly.get(key, 0.0) + seconds
+                    else:
+                        months.add(last, at, self.monthly)
+            if at <= last:
+                return
+        self.last_pass = at
+
+    def missed(self) -> None:
+        self.missed_checks += 1
+        self.last_pass = None
+
+    def state_changed(self, to_state: str, at: datetime) -> None:
+        if to_state == ACTIVE:
+            self.paused = False
+            self.last_pass = at
+        else:
+            self.paused = True
+            self.last_pass = None
+
+    def ended(self) -> None:
+        self.last_pass = None
 
     def feed(self, event: Event) -> None:
-        at = _event_time(event)
-        if at is not None:
-            self.first_at = at if self.first_at is None else min(self.first_at, at)
-            self.last_at = at if self.last_at is None else max(self.last_at, at)
+        at = getattr(event, "at", None)
+        if isinstance(at, datetime):
+            self.see(at)
         if isinstance(event, CheckRecorded):
-            if event.passed:
-                self.passed += 1
-                if self.paused:
-                    return
-                last = self.last_pass
-                if last is not None and timedelta(0) < event.at - last <= self.max_gap:
-                    interval = Interval(last, event.at)
-                    if self.intervals is not None:
-                        self.intervals.append(interval)
-                    self.total += interval.seconds
-                self.last_pass = event.at if last is None else max(last, event.at)
-            else:
-                self.failed += 1
-                self.last_pass = None
+            self.check(event.at, event.passed)
         elif isinstance(event, CheckMissed):
-            self.missed += 1
-            self.last_pass = None
+            self.missed()
         elif isinstance(event, StateChanged):
-            if event.to_state == "active":
-                self.paused = False
-                self.last_pass = event.at
-            else:
-                self.paused = True
-                self.last_pass = None
+            self.state_changed(event.to_state, event.at)
         elif isinstance(event, SessionEnded):
-            self.last_pass = None
+            self.ended()
+
+    # -- results -----------------------------------------------------------------------
 
     @property
     def credited_seconds(self) -> float:
         return round(self.total, 6)
+
+    def monthly_seconds(self) -> tuple[tuple[str, float], ...]:
+        return tuple(sorted(self.monthly.items()))
 
     def result(self) -> Credit:
         if self.intervals is None:
@@ -133,10 +194,37 @@ class CreditClock:
             tuple(self.intervals),
             self.passed,
             self.failed,
-            self.missed,
+            self.missed_checks,
             self.first_at,
             self.last_at,
         )
+
+    # -- resuming (the eligibility scan keeps this between scans) ----------------------
+
+    def state(self) -> dict[str, Any]:
+        """What folding needs to go on from here, as JSON values (no intervals)."""
+        return {
+            "total": self.total,
+            "last_pass": _text(self.last_pass),
+            "paused": self.paused,
+            "counts": (self.passed, self.failed, self.missed_checks),
+            "span": (_text(self.first_at), _text(self.last_at)),
+            "monthly": sorted(self.monthly.items()),
+        }
+
+    @classmethod
+    def from_state(
+        cls, body: dict[str, Any], max_gap: timedelta, months: MonthSplitter | None = None
+    ) -> CreditClock:
+        clock = cls(max_gap, keep_intervals=False, months=months)
+        clock.total = body["total"]
+        clock.last_pass = _time(body["last_pass"])
+        clock.paused = body["paused"]
+        clock.passed, clock.failed, clock.missed_checks = body["counts"]
+        first, last = body["span"]
+        clock.first_at, clock.last_at = _time(first), _time(last)
+        clock.monthly = dict(body["monthly"])
+        return clock
 
 
 def credit(events: Iterable[Event], max_gap: timedelta) -> Credit:

@@ -39,11 +39,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
+from typing import Any
 
 from supervisor.ledger import events as ev
 from supervisor.ledger import privacy as pev
 from supervisor.ledger import subsidy as se
-from supervisor.rules.crediting import Credit, credit
+from supervisor.rules.crediting import CreditClock
 from supervisor.rules.months import MonthSplitter
 
 REASONS = (
@@ -175,13 +176,229 @@ class SessionSummary:
     ref: tuple[str, int, str] | None = None  # (chain, seq, hash) of the chain's first event
 
 
-def monthly_credit(c: Credit, tz_name: str) -> tuple[tuple[str, float], ...]:
-    """The credited intervals' seconds per local month, summed in ledger order."""
-    months: dict[str, float] = {}
-    splitter = MonthSplitter(tz_name)
-    for i in c.intervals:
-        splitter.add(i.start, i.end, months)
-    return tuple(sorted(months.items()))
+# A stored ledger row as the scan reads it: (chain_id, seq, kind, payload, hash).
+Row = tuple[str, int, str, str, str]
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _text(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+class SessionFold:
+    """An online session chain folded into its summary, resumable: `state()` is a JSON
+    body from which `from_state` goes on with the events appended since.
+
+    Two ways in, one fold: `feed` takes decoded events, `feed_rows` takes stored rows and
+    reads their JSON payloads directly (the eligibility scan's fast path over millions of
+    events). Both call the same steps, and credited time is the one `CreditClock`."""
+
+    __slots__ = (
+        "valid",
+        "ids",
+        "started_at",
+        "ref",
+        "clock",
+        "checks",
+        "last_check",
+        "gaps",
+        "distances",
+        "start_ok",
+    )
+
+    def __init__(self, max_gap: timedelta, months: MonthSplitter) -> None:
+        self.valid: bool | None = None  # None until the first event is seen
+        self.ids = (0, 0, 0)  # learner, course, institution
+        self.started_at: datetime | None = None
+        self.ref: tuple[str, int, str] | None = None
+        self.clock = CreditClock(max_gap, keep_intervals=False, months=months)
+        self.checks = 0
+        self.last_check: datetime | None = None
+        self.gaps: list[float] = []  # seconds between consecutive checks
+        self.distances: list[float] = []  # of passed identity checks
+        self.start_ok: bool | None = None
+
+    # -- the steps ---------------------------------------------------------------------
+
+    def _begin(self, is_start: bool, ids: tuple[int, int, int], at: datetime | None) -> bool:
+        if self.valid is None:
+            self.valid = is_start
+            if is_start:
+                self.ids, self.started_at = ids, at
+        return bool(self.valid)
+
+    def _check(
+        self, at: datetime, passed: bool, purpose: str, kind: str, distance: float | None
+    ) -> None:
+        if self.last_check is not None:
+            self.gaps.append((at - self.last_check).total_seconds())
+        self.last_check = at
+        self.checks += 1
+        if self.start_ok is None:
+            self.start_ok = purpose == "start" and kind in START_CHECKS and passed
+        if passed and kind == "identity" and distance is not None:
+            self.distances.append(distance)
+        self.clock.check(at, passed)
+
+    # -- the two ways in ---------------------------------------------------------------
+
+    def feed(self, events: Sequence[ev.Event], ref: tuple[str, int, str] | None = None) -> None:
+        """Fold decoded events of the chain, in ledger order."""
+        if not events:
+            return
+        first = events[0]
+        if self.valid is None and isinstance(first, ev.SessionStarted):
+            self.ref = ref
+        ids = (
+            (first.learner_id, first.course_id, first.institution_id)
+            if isinstance(first, ev.SessionStarted)
+            else (0, 0, 0)
+        )
+        if not self._begin(isinstance(first, ev.SessionStarted), ids, getattr(first, "at", None)):
+            return
+        clock = self.clock
+        for e in events:
+            at = getattr(e, "at", None)
+            if isinstance(at, datetime):
+                clock.see(at)
+            if isinstance(e, ev.CheckRecorded):
+                self._check(e.at, e.passed, e.purpose, e.check_kind, e.distance)
+            elif isinstance(e, ev.CheckMissed):
+                clock.missed()
+            elif isinstance(e, ev.StateChanged):
+                clock.state_changed(e.to_state, e.at)
+            elif isinstance(e, ev.SessionEnded):
+                clock.ended()
+
+    def feed_rows(self, rows: Sequence[Row], bodies: Sequence[Any]) -> None:
+        """Fold stored rows of the chain (in seq order) with their parsed JSON payloads."""
+        if not rows:
+            return
+        if self.valid is None:
+            body = bodies[0]
+            is_start = rows[0][2] == "session_started"
+            ids = (
+                (body["learner_id"], body["course_id"], body["institution_id"])
+                if is_start
+                else (0, 0, 0)
+            )
+            if is_start:
+                self.ref = (rows[0][0], rows[0][1], rows[0][4])
+            self._begin(is_start, ids, _time(body.get("at")) if is_start else None)
+        if not self.valid:
+            return
+        clock = self.clock
+        fromiso = datetime.fromisoformat
+        for row, body in zip(rows, bodies, strict=True):
+            kind = row[2]
+            text = body.get("at")
+            at = fromiso(text) if isinstance(text, str) else None
+            if at is not None:
+                clock.see(at)
+            if kind == "check":
+                assert at is not None
+                self._check(
+                    at, body["passed"], body["purpose"], body["check_kind"], body.get("distance")
+                )
+            elif kind == "check_missed":
+                clock.missed()
+            elif kind == "state_changed":
+                assert at is not None
+                clock.state_changed(body["to_state"], at)
+            elif kind == "session_ended":
+                clock.ended()
+
+    # -- what comes out ----------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """The chain's summary as a JSON body (`session_summary` reads it back)."""
+        if not self.valid:
+            return {"k": "online", "valid": False}
+        clock = self.clock
+        return {
+            "k": "online",
+            "valid": True,
+            "ids": self.ids,
+            "started": _text(self.started_at),
+            "last": _text(clock.last_at),
+            "total": clock.credited_seconds,
+            "monthly": sorted(clock.monthly.items()),
+            "counts": (clock.passed, self.checks),
+            "median_gap": median_or_none(self.gaps),
+            "dist": self.distances,
+            "start_ok": bool(self.start_ok),
+            "first_hash": self.ref[2] if self.ref is not None else None,
+        }
+
+    def state(self) -> dict[str, Any]:
+        """What folding needs to go on from here (`from_state`), as a JSON body."""
+        if not self.valid:  # nothing seen yet (None), or not a session (False)
+            return {"k": "online", "valid": self.valid}
+        return {
+            "k": "online",
+            "valid": True,
+            "ids": self.ids,
+            "started": _text(self.started_at),
+            "ref": self.ref,
+            "clock": self.clock.state(),
+            "checks": self.checks,
+            "last_check": _text(self.last_check),
+            "gaps": self.gaps,
+            "dist": self.distances,
+            "start_ok": self.start_ok,
+        }
+
+    @classmethod
+    def from_state(
+        cls, body: dict[str, Any], max_gap: timedelta, months: MonthSplitter
+    ) -> SessionFold:
+        fold = cls(max_gap, months)
+        fold.valid = body["valid"]
+        if not fold.valid:
+            return fold
+        fold.ids = tuple(body["ids"])
+        fold.started_at = _time(body["started"])
+        fold.ref = tuple(body["ref"]) if body["ref"] is not None else None
+        fold.clock = CreditClock.from_state(body["clock"], max_gap, months)
+        fold.checks = body["checks"]
+        fold.last_check = _time(body["last_check"])
+        fold.gaps = body["gaps"]
+        fold.distances = body["dist"]
+        fold.start_ok = body["start_ok"]
+        return fold
+
+
+def session_summary(chain_id: str, body: dict[str, Any]) -> SessionSummary | None:
+    """The `SessionSummary` of an online chain from its summary body (`SessionFold.summary`,
+    as built or as read back from JSON); None when the chain is not a session."""
+    if not body["valid"]:
+        return None
+    learner_id, course_id, institution_id = body["ids"]
+    started = datetime.fromisoformat(body["started"])
+    last = body["last"]
+    passed, checks = body["counts"]
+    first_hash = body["first_hash"]
+    return SessionSummary(
+        chain_id,
+        "online",
+        learner_id,
+        course_id,
+        institution_id,
+        started,
+        datetime.fromisoformat(last) if last is not None else started,
+        body["total"],
+        tuple((m, s) for m, s in body["monthly"]),
+        body["start_ok"],
+        checks,
+        passed,
+        body["median_gap"],
+        tuple(body["dist"]),
+        (),
+        (chain_id, 1, first_hash) if first_hash is not None else None,
+    )
 
 
 def summarise_session(
@@ -192,46 +409,18 @@ def summarise_session(
     ref: tuple[str, int, str] | None = None,
 ) -> SessionSummary | None:
     """An online session chain (None when it does not begin with session_started)."""
-    if not events or not isinstance(events[0], ev.SessionStarted):
-        return None
-    start = events[0]
-    checks = [e for e in events if isinstance(e, ev.CheckRecorded)]
-    first = checks[0] if checks else None
-    start_ok = (
-        first is not None and first.purpose == "start" and first.check_kind in START_CHECKS
-    ) and first.passed
-    c = credit(events, max_gap)
-    return SessionSummary(
-        chain_id,
-        "online",
-        start.learner_id,
-        start.course_id,
-        start.institution_id,
-        start.at,
-        c.last_at or start.at,
-        c.credited_seconds,
-        monthly_credit(c, tz_name),
-        start_ok,
-        len(checks),
-        sum(1 for e in checks if e.passed),
-        _median_gap([e.at for e in checks]),
-        tuple(
-            e.distance
-            for e in checks
-            if e.passed and e.check_kind == "identity" and e.distance is not None
-        ),
-        (),
-        ref,
-    )
-
-
-def _median_gap(times: Sequence[datetime]) -> float | None:
-    return median_or_none([(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)])
+    fold = SessionFold(max_gap, MonthSplitter(tz_name))
+    fold.feed(events, ref)
+    return session_summary(chain_id, fold.summary())
 
 
 def median_or_none(values: Sequence[float]) -> float | None:
     """The upper median (no averaging: the value is one that occurred), None for none."""
     return sorted(values)[len(values) // 2] if values else None
+
+
+def _median_gap(times: Sequence[datetime]) -> float | None:
+    return median_or_none([(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)])
 
 
 def summarise_class_chain(
@@ -247,9 +436,11 @@ def summarise_class_chain(
     """A learner's chain in a class (`class:<id>:learner:<id>`)."""
     if not events:
         return None
-    c = credit(events, max_gap)
+    clock = CreditClock(max_gap, keep_intervals=False, months=MonthSplitter(tz_name))
+    for e in events:
+        clock.feed(e)
     checks = [e for e in events if isinstance(e, ev.CheckRecorded)]
-    first_at = c.first_at
+    first_at = clock.first_at
     if first_at is None:
         return None
     return SessionSummary(
@@ -259,9 +450,9 @@ def summarise_class_chain(
         course_id,
         institution_id,
         first_at,
-        c.last_at or first_at,
-        c.credited_seconds,
-        monthly_credit(c, tz_name),
+        clock.last_at or first_at,
+        clock.credited_seconds,
+        clock.monthly_seconds(),
         True,  # roll calls have no sign-in check
         len(checks),
         sum(1 for e in checks if e.passed),

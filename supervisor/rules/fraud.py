@@ -29,8 +29,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from config.settings import SubsidySettings
-from supervisor.checks.flags import EvidenceRef
 from supervisor.rules.eligibility import SessionSummary
+from supervisor.rules.flags import EvidenceRef
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,19 +37,20 @@ from config import Settings
 from storage import Storage
 from storage.subsidy_sql import LedgerRow
 from storage.types import LedgerEvent
+from supervisor.ledger import codec, kinds
 from supervisor.ledger import events as ev
 from supervisor.ledger import subsidy as se
 from supervisor.ledger.classroom import learner_class_chain
 from supervisor.rules.eligibility import (
-    START_CHECKS,
     CourseTerms,
     Eligibility,
     FlagSummary,
     LearnerSummary,
+    SessionFold,
     SessionSummary,
     course_terms,
     evaluate,
-    median_or_none,
+    session_summary,
     summarise_class_chain,
     summarise_flag,
     summarise_learner,
@@ -117,7 +118,7 @@ def _plan(kind: str) -> _Plan:
     the general decoder (nested times in tuples)."""
     if kind in _PLANS:
         return _PLANS[kind]
-    cls = ev.EVENT_TYPES.get(kind)
+    cls = kinds.EVENT_TYPES.get(kind)
     plan: _Plan = None
     if cls is not None:
         hints = get_type_hints(cls)
@@ -143,7 +144,7 @@ def fast_decode(kind: str, payload: str) -> ev.Event | None:
     """`events.decode_payload(kind, payload)`, without per-value type introspection."""
     plan = _plan(kind)
     if plan is None:
-        return ev.decode_payload(kind, payload)
+        return codec.decode_payload(kind, payload)
     cls, fields, _names = plan
     body = _loads(payload)
     kwargs: dict[str, Any] = {}
@@ -199,233 +200,8 @@ def rows_of(stored: Iterable[LedgerEvent]) -> list[LedgerRow]:
     return [(e.chain_id, e.seq, e.kind, e.payload, e.hash) for e in stored]
 
 
-# -- online session chains, folded straight from JSON and resumable ---------------------
-
-_SESSION_KINDS = frozenset(
-    ("session_started", "check", "check_missed", "check_deferred", "state_changed", "session_ended")
-)
-
-
 def _time_or_none(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
-
-
-class OnlineFold:
-    """`summarise_session` (with `credit`) as a fold over stored rows that can stop and
-    go on: its state is a JSON body, so a session summarised once is brought up to
-    date from the events appended since. Tests hold it equal to the reference for
-    every split of generated chains."""
-
-    __slots__ = (
-        "valid",
-        "learner_id",
-        "course_id",
-        "institution_id",
-        "started_at",
-        "ref",
-        "total",
-        "last_pass",
-        "paused",
-        "monthly",
-        "passed",
-        "failed",
-        "missed",
-        "first_at",
-        "last_at",
-        "checks",
-        "last_check",
-        "gaps",
-        "distances",
-        "start_ok",
-    )
-
-    def __init__(self) -> None:
-        self.valid: bool | None = None  # None until the first event is seen
-        self.learner_id = self.course_id = self.institution_id = 0
-        self.started_at: datetime | None = None
-        self.ref: tuple[str, int, str] | None = None
-        self.total = 0.0
-        self.last_pass: datetime | None = None
-        self.paused = False
-        self.monthly: dict[str, float] = {}
-        self.passed = self.failed = self.missed = self.checks = 0
-        self.first_at: datetime | None = None
-        self.last_at: datetime | None = None
-        self.last_check: datetime | None = None
-        self.gaps: list[float] = []  # between consecutive checks, as `_median_gap` takes them
-        self.distances: list[float] = []
-        self.start_ok: bool | None = None
-
-    @classmethod
-    def from_state(cls, body: dict[str, Any]) -> OnlineFold:
-        f = cls()
-        f.valid = body["valid"]
-        if not f.valid:
-            return f
-        f.learner_id, f.course_id, f.institution_id = body["ids"]
-        f.started_at = datetime.fromisoformat(body["started"])
-        f.ref = tuple(body["ref"])
-        f.total = body["total"]
-        f.last_pass = _time_or_none(body["last_pass"])
-        f.paused = body["paused"]
-        f.monthly = dict(body["monthly"])
-        f.passed, f.failed, f.missed, f.checks = body["counts"]
-        f.first_at = _time_or_none(body["first"])
-        f.last_at = _time_or_none(body["last"])
-        f.last_check = _time_or_none(body["last_check"])
-        f.gaps = body["gaps"]
-        f.distances = body["dist"]
-        f.start_ok = body["start_ok"]
-        return f
-
-    def summary(self) -> dict[str, Any]:
-        """What readers need: the fields of the chain's `SessionSummary` (the chain id and
-        its first event's seq, 1, are the row's own)."""
-        if not self.valid:
-            return {"k": "online", "valid": False}
-        return {
-            "k": "online",
-            "valid": True,
-            "ids": (self.learner_id, self.course_id, self.institution_id),
-            "started": self.started_at,
-            "last": self.last_at,
-            "total": round(self.total, 6),
-            "monthly": sorted(self.monthly.items()),
-            "counts": (self.passed, self.checks),
-            "median_gap": median_or_none(self.gaps),
-            "dist": self.distances,
-            "start_ok": bool(self.start_ok),
-            "first_hash": self.ref[2] if self.ref is not None else None,
-        }
-
-    def state(self) -> dict[str, Any]:
-        """What folding needs to go on from here (`from_state`)."""
-        if not self.valid:  # nothing seen yet (None), or not a session (False)
-            return {"k": "online", "valid": self.valid}
-        return {
-            "k": "online",
-            "valid": True,
-            "ids": (self.learner_id, self.course_id, self.institution_id),
-            "started": self.started_at,
-            "ref": self.ref,
-            "total": self.total,
-            "last_pass": self.last_pass,
-            "paused": self.paused,
-            "monthly": sorted(self.monthly.items()),
-            "counts": (self.passed, self.failed, self.missed, self.checks),
-            "first": self.first_at,
-            "last": self.last_at,
-            "last_check": self.last_check,
-            "gaps": self.gaps,
-            "dist": self.distances,
-            "start_ok": self.start_ok,
-        }
-
-    def feed(self, rows: list[LedgerRow], max_gap: timedelta, months: MonthSplitter) -> None:
-        """Fold the chain's next rows (in seq order). The hot loop of every scan that
-        has no summary to start from: state in locals, C functions bound to names,
-        the payloads parsed in one pass, the credited total summed as `credit` sums it."""
-        if not rows:
-            return
-        if self.valid is None:
-            self.valid = rows[0][2] == "session_started"
-            if self.valid:
-                start = _loads(rows[0][3])
-                self.learner_id = start["learner_id"]
-                self.course_id = start["course_id"]
-                self.institution_id = start["institution_id"]
-                self.started_at = datetime.fromisoformat(start["at"])
-                self.ref = _row_ref(rows[0])
-        if not self.valid:
-            return
-        fromiso = datetime.fromisoformat  # what `_fromiso` calls
-        monthly = self.monthly
-        # The month of the last credited step and its running total, flushed to `monthly`
-        # when a step leaves it and at the end: the sums `MonthSplitter.add` makes, in the
-        # same order, without a call per step.
-        m_key, m_start, m_end, m_sum = "", months.start, months.start, 0.0
-        bodies = _loads_all([r[3] for r in rows])
-        total, last_pass, paused = self.total, self.last_pass, self.paused
-        passed, failed, missed, checks = self.passed, self.failed, self.missed, self.checks
-        first_at, last_at, last_check = self.first_at, self.last_at, self.last_check
-        gaps, distances, start_ok = self.gaps, self.distances, self.start_ok
-        zero = timedelta(0)
-        for row, body in zip(rows, bodies, strict=True):
-            kind = row[2]
-            if kind in _SESSION_KINDS:
-                text = body.get("at")
-                at = fromiso(text) if text is not None else None
-            else:  # a kind the crediting rules ignore: only its time counts
-                found = getattr(fast_decode(kind, row[3]), "at", None)
-                at = found if isinstance(found, datetime) else None
-            if at is not None:
-                if first_at is None or at < first_at:
-                    first_at = at
-                if last_at is None or at > last_at:
-                    last_at = at
-            if kind == "check":
-                assert at is not None
-                ok = body["passed"]
-                if last_check is not None:
-                    gaps.append((at - last_check).total_seconds())
-                last_check = at
-                checks += 1
-                if start_ok is None:
-                    start_ok = bool(
-                        body["purpose"] == "start" and body["check_kind"] in START_CHECKS and ok
-                    )
-                if ok:
-                    passed += 1
-                    if body["check_kind"] == "identity" and body.get("distance") is not None:
-                        distances.append(body["distance"])
-                    if paused:
-                        continue
-                    if last_pass is not None:
-                        step = at - last_pass
-                        if zero < step <= max_gap:
-                            seconds = step.total_seconds()
-                            total += seconds
-                            if m_start <= last_pass and at <= m_end:
-                                m_sum += seconds
-                            else:
-                                if m_key:
-                                    monthly[m_key] = m_sum
-                                months.add(last_pass, at, monthly)
-                                m_key, m_start, m_end = months.key, months.start, months.end
-                                m_sum = monthly[m_key]
-                    last_pass = at if last_pass is None else max(last_pass, at)
-                else:
-                    failed += 1
-                    last_pass = None
-            elif kind == "check_missed":
-                missed += 1
-                last_pass = None
-            elif kind == "state_changed":
-                assert at is not None
-                if body["to_state"] == "active":
-                    paused = False
-                    last_pass = at
-                else:
-                    paused = True
-                    last_pass = None
-            elif kind == "session_ended":
-                last_pass = None
-        if m_key:
-            monthly[m_key] = m_sum
-        self.total, self.last_pass, self.paused = total, last_pass, paused
-        self.passed, self.failed, self.missed, self.checks = passed, failed, missed, checks
-        self.first_at, self.last_at, self.last_check = first_at, last_at, last_check
-        self.start_ok = start_ok
-
-
-def fast_session_summary(
-    chain_id: str, rows: list[LedgerRow], max_gap: timedelta, tz_name: str
-) -> SessionSummary | None:
-    """`summarise_session` on stored rows, through `OnlineFold` and its JSON body."""
-    fold = OnlineFold()
-    fold.feed(rows, max_gap, MonthSplitter(tz_name))
-    found = _absorb_body(Snapshot(None), chain_id, _roundtrip(fold.summary()), {}, len(rows))
-    return found if isinstance(found, SessionSummary) else None
 
 
 def _row_ref(row: LedgerRow) -> tuple[str, int, str]:
@@ -435,7 +211,7 @@ def _row_ref(row: LedgerRow) -> tuple[str, int, str]:
 # -- summaries of every kind of chain, as JSON bodies ----------------------------------
 
 # Bump when a body's meaning changes: summaries of another version are refolded.
-SUMMARY_FORMAT = 1
+SUMMARY_FORMAT = 2  # 2: session folds keep the crediting clock's own state
 
 
 def summary_version(settings: Settings) -> str:
@@ -482,8 +258,12 @@ def fold_chain(
     session chains, whose fold resumes from `state`; other chains are short and always
     folded whole: their state is None)."""
     if chain_id.startswith("session:"):
-        fold = OnlineFold.from_state(state) if state is not None else OnlineFold()
-        fold.feed(rows, rules.online_gap, months)
+        fold = (
+            SessionFold.from_state(state, rules.online_gap, months)
+            if state is not None
+            else SessionFold(rules.online_gap, months)
+        )
+        fold.feed_rows(rows, _loads_all([r[3] for r in rows]))
         return fold.summary(), fold.state()
     return _fold_whole(chain_id, rows, rules), None
 
@@ -555,31 +335,9 @@ def _absorb_body(
     kind = body["k"]
     fromiso = datetime.fromisoformat
     if kind == "online":
-        if not body["valid"]:
-            return None
-        learner_id, course_id, institution_id = body["ids"]
-        started = fromiso(body["started"])
-        last = body["last"]
-        passed, checks = body["counts"]
-        s = SessionSummary(
-            chain_id,
-            "online",
-            learner_id,
-            course_id,
-            institution_id,
-            started,
-            fromiso(last) if last is not None else started,
-            body["total"],
-            tuple(map(tuple, body["monthly"])),
-            body["start_ok"],
-            checks,
-            passed,
-            body["median_gap"],
-            tuple(body["dist"]),
-            (),
-            (chain_id, 1, body["first_hash"]),
-        )
-        snap.sessions.setdefault(learner_id, []).append(s)
+        s = session_summary(chain_id, body)
+        if s is not None:
+            snap.sessions.setdefault(s.learner_id, []).append(s)
         return s
     if kind == "learner":
         learner_id = int(chain_id.split(":", 1)[1])

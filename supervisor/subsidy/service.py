@@ -34,22 +34,25 @@ from supervisor.auth import (
     can_write_institution,
     require_role,
 )
-from supervisor.checks import flags as fl
+from supervisor.checks.flags import raise_flag
 from supervisor.context import Context
 from supervisor.errors import Conflict, Forbidden, InvalidInput
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import subsidy as se
 from supervisor.registry.credit_code import code_problem, normalise
 from supervisor.rules import fraud
 from supervisor.rules.eligibility import Eligibility
+from supervisor.rules.flags import FlagView, view
 from supervisor.rules.months import month_bounds
+from supervisor.subsidy.flags import decide
 from supervisor.subsidy.report import ClaimRow, claims, monthly_report
 from supervisor.subsidy.scan import Snapshot, learner_snapshot, scan
 
 
 @dataclass(frozen=True, slots=True)
 class FlagDetail:
-    view: fl.FlagView
+    view: FlagView
     decisions: tuple[FlagDecision, ...]
     raised_ref: tuple[str, int, str] | None
 
@@ -103,7 +106,7 @@ class SubsidyService:
         await self.ctx.append(
             se.institution_chain(institution_id),
             [
-                ev.encode(
+                codec.encode(
                     se.InstitutionStatusChanged(
                         institution_id, status.value, reason.strip(), at, p.actor, now
                     )
@@ -197,7 +200,7 @@ class SubsidyService:
             await self.ctx.append(
                 se.course_chain(course_id),
                 [
-                    ev.encode(
+                    codec.encode(
                         se.CourseRulesPublished(
                             course.id,
                             course.institution_id,
@@ -228,7 +231,7 @@ class SubsidyService:
             raise Conflict("only published rules can be withdrawn", reason="not_published")
         await self.ctx.append(
             se.course_chain(course_id),
-            [ev.encode(se.CourseRulesWithdrawn(course_id, p.actor, self.ctx.clock()))],
+            [codec.encode(se.CourseRulesWithdrawn(course_id, p.actor, self.ctx.clock()))],
         )
         return await self.ctx.db(
             self.store.set_course_status, course_id, PublicationStatus.withdrawn
@@ -259,7 +262,7 @@ class SubsidyService:
             await self.ctx.append(
                 ev.learner_chain(lid),
                 [
-                    ev.encode(
+                    codec.encode(
                         se.LearnerEnrolled(lid, course.id, course.institution_id, p.actor, now)
                     )
                 ],
@@ -295,7 +298,7 @@ class SubsidyService:
         await self.ctx.append(
             ev.learner_chain(learner_id),
             [
-                ev.encode(
+                codec.encode(
                     se.AssessmentRecorded(
                         learner_id, course.id, result.id, passed, score, at, p.actor, now
                     )
@@ -394,12 +397,12 @@ class SubsidyService:
         kind: str | None,
         institution_id: int | None,
         learner_id: int | None,
-    ) -> list[fl.FlagView]:
+    ) -> list[FlagView]:
         if p.role is Role.learner:
             raise Forbidden("learners cannot read flags", reason="wrong_role")
         institution_id = self._scope(p, institution_id)
         found = await self.ctx.db(self.store.find_flags, status, kind, institution_id, learner_id)
-        return [fl.view(f) for f in found]
+        return [view(f) for f in found]
 
     async def flag(self, p: Principal, flag_id: int) -> FlagDetail:
         flag = await self.ctx.db(self.store.get_flag, flag_id)
@@ -407,7 +410,7 @@ class SubsidyService:
         decisions = (await self.ctx.db(self.store.decisions, [flag_id]))[flag_id]
         head = await self.ctx.db(self.ctx.storage.ledger.read_chain, se.flag_chain(flag_id), 0, 1)
         ref = (head[0].chain_id, head[0].seq, head[0].hash) if head else None
-        return FlagDetail(fl.view(flag), tuple(decisions), ref)
+        return FlagDetail(view(flag), tuple(decisions), ref)
 
     async def decide(self, p: Principal, flag_id: int, status: FlagStatus, note: str) -> FlagDetail:
         require_role(p, Role.admin, Role.inspector, Role.operator)
@@ -418,7 +421,7 @@ class SubsidyService:
         async with self.ctx.lock(se.flag_chain(flag_id)):
             try:
                 await self.ctx.db(
-                    fl.decide,
+                    decide,
                     self.ctx.storage,
                     flag,
                     status.value,
@@ -451,14 +454,14 @@ def fraud_scan(storage: Any, settings: Any, month: str | None, now: datetime) ->
     snap = scan(storage, settings, until)
     sessions = [s for s in snap.all_sessions() if start is None or s.started_at >= start]
     signals = fraud.all_signals(sessions, settings.subsidy, month or "all")
-    known = {fl.view(f).key for f in storage.subsidy.find_flags()}
+    known = {view(f).key for f in storage.subsidy.find_flags()}
     raised = []
     for s in signals:
         if s.key in known:
             continue
         known.add(s.key)
         raised.append(
-            fl.raise_flag(
+            raise_flag(
                 storage,
                 s.kind,
                 s.institution_id,

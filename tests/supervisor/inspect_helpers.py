@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from storage import Storage
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 
 
@@ -81,7 +82,7 @@ def record_session(
             paused = False
     if end:
         out.append(ev.SessionEnded("learner", started_at + every * checks))
-    storage.ledger.append(chain, [ev.encode(e) for e in out])
+    storage.ledger.append(chain, [codec.encode(e) for e in out])
     if end:
         storage.registry.end_session(sid, started_at + every * checks)
     return sid

@@ -343,7 +343,7 @@ async def fraud_scan(
     month: Annotated[str | None, Query(description="YYYY-MM; default: all.")] = None,
 ) -> list[FlagOut]:
     """Look for fraud signals in the ledger and raise the new ones (admin, inspector)."""
-    from supervisor.checks.flags import view
+    from supervisor.rules.flags import view
     from supervisor.rules.months import month_bounds
 
     if month is not None:

@@ -22,9 +22,9 @@ from storage.types import (
 )
 from supervisor.errors import InvalidInput
 from supervisor.ledger.events import CheckRecorded
-from supervisor.online.sessions import SessionState
 from supervisor.registry.identity import mask_id_number
 from supervisor.rules.crediting import Credit
+from supervisor.rules.session_state import SessionState
 from verification.types import QualityIssue
 
 

@@ -20,9 +20,9 @@ from storage.types import (
     SubsidyKind,
 )
 from supervisor.api.schemas.common import In
-from supervisor.checks.flags import FlagView
 from supervisor.ledger.events import iso
 from supervisor.rules.eligibility import Eligibility
+from supervisor.rules.flags import FlagView
 
 
 class CreditCodeIn(In):

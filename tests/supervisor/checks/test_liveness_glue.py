@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from supervisor.checks.liveness import (
-    fingerprints_from_json,
-    fingerprints_to_json,
-    suspicion_from_signals,
-)
+from supervisor.checks.liveness import fingerprints_from_json, fingerprints_to_json
+from supervisor.rules.suspicion import suspicion_from_signals
 from verification.types import FrameFingerprint
 
 

@@ -111,7 +111,19 @@ def test_overload_defers_checks_and_records_them_once(tmp_path: Path) -> None:
     stop = ctx.Event()
     worker = None
     try:
-        w, sid = _start(svc)
+        # The sign-in is a check like the others: a worker records it, then goes away.
+        first = ctx.Event()
+        signin = ctx.Process(
+            target=embedded_worker_main,
+            args=(svc.settings, "signin", svc.live_redis_url(), first),
+            daemon=True,
+        )
+        signin.start()
+        try:
+            w, sid = _start(svc)
+        finally:
+            first.set()
+            signin.join(30)
         timed_out = _check(svc, w.learner, sid)  # queued, but no worker runs
         assert timed_out.status_code == 503
         assert timed_out.json()["deferred_reason"] == "timeout"

@@ -28,6 +28,7 @@ from storage.migrate import upgrade
 from storage.types import DeliveryMode
 from supervisor.checks.jobs import CheckJob, CheckResult, ResultStatus, job_fields, result_key
 from supervisor.checks.worker import embedded_worker_main, ensure_group
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from tests import imagegen
 from tests.supervisor.conftest import free_port, make_settings, new_id_number
@@ -164,7 +165,7 @@ class Rig:
 
     def checks(self) -> list[ev.CheckRecorded]:
         return [
-            e for _, e in ev.decode_all(self.storage.ledger.read_chain(self.chain_id))
+            e for _, e in codec.decode_all(self.storage.ledger.read_chain(self.chain_id))
             if isinstance(e, ev.CheckRecorded)
         ]  # fmt: skip
 
@@ -196,7 +197,7 @@ def rig(tmp_path: Path, redis_url: str, engine: DlibFaceEngine) -> Iterator[Rig]
     sid = str(uuid.uuid4())
     chain = ev.session_chain(sid)
     storage.ledger.append(
-        chain, [ev.encode(ev.SessionStarted(sid, learner.id, course.id, inst.id, "upload", now))]
+        chain, [codec.encode(ev.SessionStarted(sid, learner.id, course.id, inst.id, "upload", now))]
     )
     storage.registry.create_session(sid, chain, learner.id, course.id, inst.id, now)
     client = redis.Redis.from_url(redis_url)
@@ -316,5 +317,5 @@ def test_a_frozen_picture_is_a_spoof_and_fails_the_check(rig: Rig) -> None:
     assert result.status is ResultStatus.recorded
     check = rig.checks()[0]
     assert check.verdict == "spoof" and not check.passed
-    assert check.liveness is not None and check.liveness["verdict"] == "spoof"
-    assert "frozen" in check.liveness["reasons"]
+    assert check.liveness is not None and check.liveness.verdict == "spoof"
+    assert "frozen" in check.liveness.reasons

@@ -14,6 +14,7 @@ from storage.types import LedgerEvent
 from supervisor.classroom.service import check_camera_url, paused_at_end, timeline
 from supervisor.errors import InvalidInput
 from supervisor.ledger import classroom as ce
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.rules.crediting import credit
 
@@ -55,7 +56,7 @@ def resumed(seconds: float) -> ce.ClassResumed:
 
 
 def stored(event: ev.Event, seq: int = 1) -> LedgerEvent:
-    new = ev.encode(event)
+    new = codec.encode(event)
     return LedgerEvent("class:7:learner:3", seq, T0, new.kind, new.payload, "0" * 64, "0" * 64)
 
 
@@ -97,7 +98,7 @@ def test_class_events_round_trip_through_their_stored_form() -> None:
     ]
     for e in events:
         s = stored(e)
-        assert s.kind == e.KIND and ev.decode(s) == e
+        assert s.kind == e.KIND and codec.decode(s) == e
     assert stored(events[0]).kind == "class_presence"
     # Read as their base kinds, which is how crediting sees them.
     assert isinstance(events[0], ev.CheckRecorded) and isinstance(events[2], ev.StateChanged)

@@ -524,6 +524,7 @@ def _class_record(svc: Service, w: World) -> int:
     """A class with one supervision run and two roll calls, as the service records them."""
     from storage.types import ClassMode
     from supervisor.ledger import classroom as cev
+    from supervisor.ledger import codec
     from supervisor.ledger import events as ev
 
     st = svc.storage
@@ -575,11 +576,11 @@ def _class_record(svc: Service, w: World) -> int:
             tc.id, run, "operator", "operator:1", T0 + timedelta(minutes=30)
         )
     )
-    st.ledger.append(chain, [ev.encode(e) for e in events])
+    st.ledger.append(chain, [codec.encode(e) for e in events])
     st.ledger.append(
         cev.learner_class_chain(tc.id, w.learner_id),
         [
-            ev.encode(
+            codec.encode(
                 cev.ClassPresence(
                     check_id="rc0",
                     check_kind="roll_call",

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from supervisor.ledger.codec import decode_all
 from supervisor.ledger.events import (
     CheckDeferred,
     CheckMissed,
@@ -16,10 +17,9 @@ from supervisor.ledger.events import (
     SessionEnded,
     SessionStarted,
     StateChanged,
-    decode_all,
 )
-from supervisor.online.sessions import SessionView, fold
 from supervisor.rules.crediting import credit
+from supervisor.rules.session_state import SessionView, fold
 from tests.supervisor.rules.test_eligibility import STEP as STEP_OF_SESSION
 from tests.supervisor.rules.test_eligibility import _stored as stored_chain
 from tests.supervisor.rules.test_eligibility import build as build_session

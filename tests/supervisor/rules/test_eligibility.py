@@ -1,6 +1,6 @@
 """Eligibility as a pure function of ledger events: every reason, and properties
-(hypothesis) over generated session chains. The fast fold used for volume is
-checked equal to the reference on the same chains."""
+(hypothesis) over generated session chains. The session fold resumes from its
+stored state at any split, and reads stored rows as it reads decoded events."""
 
 from __future__ import annotations
 
@@ -16,25 +16,22 @@ from hypothesis import strategies as st
 from storage.canonical import canonical_json
 from storage.exceptions import InvalidInput as StorageInvalidInput
 from storage.types import LedgerEvent
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import subsidy as se
 from supervisor.rules.crediting import credit
 from supervisor.rules.eligibility import (
     FlagSummary,
+    SessionFold,
     course_terms,
     evaluate,
+    session_summary,
     summarise_flag,
     summarise_learner,
     summarise_session,
 )
 from supervisor.rules.months import MonthSplitter
-from supervisor.subsidy.scan import (
-    OnlineFold,
-    _loads,
-    fast_decode,
-    fast_session_summary,
-    rows_of,
-)
+from supervisor.subsidy.scan import _loads, _loads_all, fast_decode, rows_of
 
 GAP = timedelta(minutes=15)
 TZ = "Asia/Shanghai"
@@ -266,16 +263,17 @@ def test_a_dismissed_flag_restores_eligibility(steps: list[tuple[int, str]], kin
     assert "confirmed_fraud_flag" in again.reasons
 
 
-def _whole(rows: list[tuple[str, int, str, str, str]]) -> OnlineFold:
-    fold = OnlineFold()
-    fold.feed(rows, GAP, MonthSplitter(TZ))
-    return OnlineFold.from_state(orjson.loads(orjson.dumps(fold.state())))
+def _fold(rows: list[tuple[str, int, str, str, str]], state: dict | None = None) -> SessionFold:  # type: ignore[type-arg]
+    months = MonthSplitter(TZ)
+    fold = SessionFold.from_state(state, GAP, months) if state else SessionFold(GAP, months)
+    fold.feed_rows(rows, _loads_all([r[3] for r in rows]))
+    return fold
 
 
 def _stored(chain: str, events: list[ev.Event]) -> list[LedgerEvent]:
     out = []
     for seq, e in enumerate(events, start=1):
-        enc = ev.encode(e)
+        enc = codec.encode(e)
         out.append(LedgerEvent(chain, seq, T0, enc.kind, enc.payload, "0" * 64, f"{seq:064x}"))
     return out
 
@@ -291,20 +289,18 @@ def test_recomputation_from_the_stored_ledger_gives_the_same_answer(
 ) -> None:
     events = build(steps, t0)
     stored = _stored("session:s1", events)
-    decoded = [ev.decode(s) for s in stored]
+    decoded = [codec.decode(s) for s in stored]
     assert decoded == [fast_decode(s.kind, s.payload) for s in stored]
     ref = summarise_session("session:s1", decoded, GAP, TZ, ("session:s1", 1, stored[0].hash))  # type: ignore[arg-type]
-    fast = fast_session_summary("session:s1", rows_of(stored), GAP, TZ)
-    assert fast == ref
-    # The fold stops and goes on through its JSON body: any split gives the same.
     rows = rows_of(stored)
+    whole = _fold(rows)
+    assert session_summary("session:s1", orjson.loads(orjson.dumps(whole.summary()))) == ref
+    # The fold stops and goes on through its JSON state: any split gives the same.
     for cut in range(len(rows) + 1):
-        first = OnlineFold()
-        first.feed(rows[:cut], GAP, MonthSplitter(TZ))
-        resumed = OnlineFold.from_state(orjson.loads(orjson.dumps(first.state())))
-        resumed.feed(rows[cut:], GAP, MonthSplitter(TZ))
-        assert resumed.state() == _whole(rows).state()
-        assert resumed.summary() == _whole(rows).summary()
+        first = _fold(rows[:cut])
+        resumed = _fold(rows[cut:], orjson.loads(orjson.dumps(first.state())))
+        assert resumed.state() == whole.state()
+        assert resumed.summary() == whole.summary()
     assert decide(events=decoded) == decide(events=decoded)  # type: ignore[arg-type]
 
 

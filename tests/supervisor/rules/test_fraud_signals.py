@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 from config import Settings
 from config.settings import SubsidySettings
 from storage import Storage
-from supervisor.checks.flags import view
-from supervisor.ledger import events as ev
+from supervisor.ledger import codec
 from supervisor.ledger.classroom import ClassPresence, learner_class_chain
 from supervisor.rules.eligibility import SessionSummary
+from supervisor.rules.flags import view
 from supervisor.rules.fraud import institution_patterns
 from supervisor.rules.months import month_bounds
 from supervisor.subsidy.report import monthly_report
@@ -56,7 +56,9 @@ def test_signals_found_in_a_generated_ledger(generated: tuple[Storage, Settings]
         learner_id=blended.learner_id,
         run_id=1,
     )
-    storage.ledger.append(learner_class_chain(class_id, blended.learner_id), [ev.encode(presence)])
+    storage.ledger.append(
+        learner_class_chain(class_id, blended.learner_id), [codec.encode(presence)]
+    )
 
     now = datetime.now(UTC)
     raised = fraud_scan(storage, settings, None, now)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from config import Settings
 from storage import Storage
+from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import subsidy as se
 from supervisor.rules.months import month_bounds
@@ -80,12 +81,12 @@ def test_a_summarised_scan_equals_the_scan_of_every_event(
         )  # fmt: skip
         for n in (1, 2)
     ]
-    storage.ledger.append(session.chain_id, [ev.encode(e) for e in more])
+    storage.ledger.append(session.chain_id, [codec.encode(e) for e in more])
     learner_id = session.learner_id
     storage.ledger.append(
         ev.learner_chain(learner_id),
         [
-            ev.encode(
+            codec.encode(
                 se.AssessmentRecorded(
                     learner_id, session.course_id, 2, False, 10.0, last, "op:1", last
                 )
@@ -95,7 +96,7 @@ def test_a_summarised_scan_equals_the_scan_of_every_event(
     started = ev.SessionStarted(
         "grown", learner_id, session.course_id, session.institution_id, "upload", last
     )
-    storage.ledger.append(ev.session_chain("grown"), [ev.encode(started)])
+    storage.ledger.append(ev.session_chain("grown"), [codec.encode(started)])
     truth = scan(storage, settings, use_summaries=False)
     grown = scan(storage, settings)
     assert _plain(grown) == _plain(truth)

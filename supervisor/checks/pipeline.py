@@ -1,0 +1,183 @@
+"""The one check pipeline: a check's frames to its ledger event.
+
+Every check of an online session runs through `CheckPipeline.run`, in a
+verification worker: the sign-in, live supervision's scheduled and retry checks and
+challenges (over WebRTC or the still-frame path), and a check a client submits.
+The steps, each in its own room and each entered once:
+
+1. a job delivered twice answers with what its check id recorded (idempotency);
+2. the session's state (`rules.session_state`): an ended session records nothing;
+3. verify: the frames are decoded (untrusted bytes) and the face engine decides;
+4. liveness: passive liveness, and the outcome of an answered challenge;
+5. the verdict and its event (`checks.verdict`), with the decisive frame kept as
+   evidence (`checks.evidence`) and its capture time;
+6. append, with the change of state the check causes (`rules.session_state`),
+   all under the check id, so the check and its consequence land together or not;
+7. follow-ups: the impostor search after an identity check.
+
+A sign-in whose check does not pass records nothing: the refusal answers the
+learner, and the ledger stays as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from config import Settings
+from storage import Storage
+from storage.types import LedgerEvent
+from supervisor.checks.evidence import keep_frame
+from supervisor.checks.impostor import InstitutionTemplates, search_after_check
+from supervisor.checks.jobs import CheckJob, CheckResult, ResultStatus
+from supervisor.checks.liveness import FingerprintHistory, assess
+from supervisor.checks.pool import decode_frames
+from supervisor.checks.verdict import check_event
+from supervisor.ledger import codec
+from supervisor.ledger import events as ev
+from supervisor.rules import session_state as sm
+from verification.exceptions import ImageError
+from verification.imageio import encode_jpeg
+from verification.matching import as_matrix
+from verification.protocols import FaceEngine
+from verification.types import ChallengeKind, CheckKind, Image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckPipeline:
+    """The steps above, for one worker process (blocking: storage and face work)."""
+
+    settings: Settings
+    storage: Storage
+    engine: FaceEngine
+    history: FingerprintHistory | None
+    worker: str = "pipeline"
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    impostors: InstitutionTemplates | None = None
+    views: sm.SessionViews = field(init=False)
+
+    def __post_init__(self) -> None:
+        gap = timedelta(seconds=self.settings.policy.max_credited_gap_s)
+        self.views = sm.SessionViews(self.storage.ledger.read_chain, gap)
+
+    def _answer(self, job: CheckJob, status: ResultStatus, **kw: str | None) -> CheckResult:
+        return CheckResult(job.check_id, status, self.worker, **kw)
+
+    def run(self, job: CheckJob) -> CheckResult:
+        """Verify and record one check. Raises on infrastructure faults (the worker
+        leaves the job pending, to be retried)."""
+        storage = self.storage
+        # 1. A second delivery (its worker died after appending) answers with the record.
+        earlier = storage.ledger.find_once(job.chain_id, job.check_id)
+        if earlier is not None:
+            return self._recorded(job, earlier, ResultStatus.duplicate)
+        # 2. The session's state.
+        view = self.views.refresh(job.chain_id)
+        if job.start is None and (view.start is None or view.state is sm.State.ended):
+            return self._answer(job, ResultStatus.session_ended)
+        if job.start is not None and view.seq != 0:
+            return self._answer(job, ResultStatus.session_ended)  # not a new chain
+        # 3. Verify.
+        templates = None
+        if job.kind is CheckKind.identity:
+            found = storage.templates.for_learner(job.learner_id)
+            if not found:
+                return self._answer(
+                    job,
+                    ResultStatus.image_error,
+                    reason="not_enrolled",
+                    message="the learner has no enrolled face",
+                )
+            templates = as_matrix([t.vector for t in found])
+        try:
+            images = decode_frames(self.settings.images, job.frames)
+        except ImageError as exc:
+            return self._answer(job, ResultStatus.image_error, reason=exc.reason, message=str(exc))
+        result = self.engine.check(job.kind, images, templates)
+        # 4. Liveness.
+        cfg = self.settings.liveness
+        liveness, challenge = assess(
+            self.engine,
+            result,
+            images,
+            job.frame_times,
+            session_id=job.session_id,
+            base_s=job.enqueued_at.timestamp(),
+            passive=cfg.passive,
+            challenge=ChallengeKind(job.challenge) if job.challenge else None,
+            challenge_time_limit_s=cfg.challenge_time_limit_s,
+            history=self.history,
+        )
+        now = self.clock()
+        index = result.frame_index
+        stamp = job.stamps[index] if len(job.stamps) == len(job.frames) else None
+        # 5. The verdict; a sign-in that did not pass stops here, having recorded nothing.
+        check = check_event(
+            result,
+            purpose=job.purpose,
+            at=now,
+            check_id=job.check_id,
+            scheduled_at=job.scheduled_at,
+            liveness=liveness,
+            challenge=challenge,
+            suspicion=job.suspicion,
+            stamp=stamp,
+        )
+        if job.start is not None and not check.passed:
+            payload = codec.encode(check).payload
+            return self._answer(job, ResultStatus.refused, kind=check.KIND, payload=payload)
+        retain = now + timedelta(days=self.settings.evidence.retention_days)
+        sha, error = keep_frame(storage.evidence, self._evidence(job, images, index), retain)
+        check = replace(check, evidence_sha256=sha, evidence_error=error)
+        # 6. Append the check with what it causes, under its id.
+        events: list[ev.Event] = []
+        state = view.state
+        if job.start is not None:
+            s = job.start
+            events.append(
+                sm.start(job.session_id, job.learner_id, s.course_id, s.institution_id, s.mode, now)
+            )
+            state = sm.State.active
+        events.append(check)
+        change = sm.after_check(state, check, pause_on_failure=job.pause_on_failure)
+        if change is not None:
+            events.append(change)
+        appended, created = storage.ledger.append_once(
+            job.chain_id, job.check_id, [codec.encode(e) for e in events]
+        )
+        stored = next((e for e in appended if e.kind == check.KIND), appended[0])
+        # 7. Follow-ups.
+        if created and job.kind is CheckKind.identity and self.settings.subsidy.impostor_search:
+            if self.impostors is None:
+                self.impostors = InstitutionTemplates(self.settings.subsidy.impostor_cache_s)
+            search_after_check(
+                self.settings,
+                storage,
+                self.engine,
+                self.impostors,
+                job.learner_id,
+                job.session_id,
+                images[index],
+                stored,
+                now,
+                probe=result.decisive.encoding,
+            )
+        status = ResultStatus.recorded if created else ResultStatus.duplicate
+        return self._recorded(job, stored, status)
+
+    def _evidence(self, job: CheckJob, images: Sequence[Image], index: int) -> bytes:
+        """The decisive frame as evidence: as the service encoded it, or, for an upload,
+        encoded anew (which also strips any metadata the client sent)."""
+        if job.evidence_ready:
+            return job.frames[index]
+        return encode_jpeg(images[index], self.settings.evidence.jpeg_quality)
+
+    def _recorded(self, job: CheckJob, stored: LedgerEvent, status: ResultStatus) -> CheckResult:
+        if stored.kind == "session_started":  # a sign-in: answer with its check
+            chain = self.storage.ledger.read_chain(job.chain_id)
+            stored = next((e for e in chain if e.kind == "check"), stored)
+        return self._answer(job, status, kind=stored.kind, payload=stored.payload)
