@@ -44,7 +44,7 @@ from storage.migrate import upgrade  # noqa: E402
 from storage.models import ledger_events  # noqa: E402
 from storage.types import Role  # noqa: E402
 from supervisor.inspect.packs import verify_pack  # noqa: E402
-from supervisor.inspect.service import make_seal  # noqa: E402
+from supervisor.inspect.sealing import make_seal  # noqa: E402
 from tests import imagegen  # noqa: E402
 from tests.supervisor.conftest import ServerThread, make_settings, new_id_number  # noqa: E402
 from tests.supervisor.inspect_helpers import record_session  # noqa: E402

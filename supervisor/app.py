@@ -34,7 +34,6 @@ from supervisor.checks.pool import VerificationPool
 from supervisor.checks.queue import CheckQueue
 from supervisor.checks.worker import EmbeddedWorkers
 from supervisor.context import Context
-from supervisor.inspect.service import InspectionService, PeriodicSealer
 from supervisor.online.live import LiveManager
 from supervisor.online.recorder import SessionRecorder
 from supervisor.online.sessions import SessionService
@@ -76,7 +75,6 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             jpeg_quality=settings.evidence.jpeg_quality,
         )
         live: LiveManager | None = None
-        sealer: PeriodicSealer | None = None
         refresher: SummaryRefresher | None = None
         ctx: Context | None = None
         workers: EmbeddedWorkers | None = None
@@ -103,9 +101,6 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.privacy = PrivacyService(ctx, sessions)
             app.state.subsidy = SubsidyService(ctx)
             app.state.live = live
-            app.state.inspect = InspectionService(ctx)
-            sealer = PeriodicSealer(app.state.inspect)
-            await sealer.start()
             refresher = SummaryRefresher(ctx, redis.client)
             await refresher.start()
             log.info(
@@ -117,8 +112,6 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         finally:
             if refresher is not None:
                 await refresher.stop()
-            if sealer is not None:
-                await sealer.stop()
             if live is not None:
                 await live.stop()
             if workers is not None:

@@ -39,7 +39,7 @@ def add_evidence_commands(evidence: Any) -> None:
 def _cmd_seal(settings: Settings, args: argparse.Namespace) -> int:
     from storage.exceptions import StorageError
     from supervisor.inspect import seals as sl
-    from supervisor.inspect.service import make_seal
+    from supervisor.inspect.sealing import make_seal
 
     try:
         with open_migrated(settings) as storage:
@@ -57,7 +57,7 @@ def _cmd_seal(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_verify_seal(settings: Settings, args: argparse.Namespace) -> int:
     from storage.exceptions import StorageError
-    from supervisor.inspect.service import verify_chain_against_seal
+    from supervisor.inspect.sealing import verify_chain_against_seal
 
     try:
         with open_migrated(settings) as storage:

@@ -22,7 +22,7 @@ def spot_check_chain(draw_id: str) -> str:
 class SpotCheckDrawn(ev.Event):
     """`population` is every session of the institution started in [period_start,
     period_end), in code-point order of session id; `sessions` the sample that
-    `supervisor.inspect.service.draw_sample(population, seed, sample_size)` returns."""
+    `supervisor.inspect.spot_checks.draw_sample(population, seed, sample_size)` returns."""
 
     KIND: ClassVar[str] = "spot_check_drawn"
     draw_id: str

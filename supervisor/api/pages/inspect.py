@@ -3,7 +3,7 @@ static scripts, no inline script.
 
 Sign-in puts the token in an HttpOnly, SameSite=Strict cookie; every form that
 changes something also carries a CSRF value derived from the token. Pages read
-through `InspectionService`, so the same scope rules and access logging apply as
+through the rooms of `supervisor.inspect`, so the same scope rules and access logging apply as
 to the JSON API.
 """
 
@@ -22,11 +22,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from storage import exceptions as se
 from storage.types import Role
+from supervisor.api.deps import get_ctx
 from supervisor.api.errors import STORAGE_ERRORS
-from supervisor.api.routes.inspect import get_inspect, record_of, serve_frame
+from supervisor.api.routes.inspect import frames_of, get_rooms, serve_frame
 from supervisor.auth import Principal
 from supervisor.errors import InvalidInput, ServiceError, Unauthenticated, WrongRole
-from supervisor.inspect.service import Replay, SearchQuery
+from supervisor.inspect.replay import Replay
+from supervisor.inspect.search import SearchQuery
 from supervisor.registry.identity import mask_id_number
 from supervisor.web import WEB_DIR
 
@@ -71,8 +73,8 @@ async def _principal(request: Request) -> tuple[Principal, str] | None:
     secret = request.cookies.get(COOKIE)
     if not secret:
         return None
-    svc = get_inspect(request)
-    token = await svc.ctx.db(svc.storage.registry.resolve_token, secret)
+    ctx = get_ctx(request)
+    token = await ctx.db(ctx.storage.registry.resolve_token, secret)
     if token is None:
         return None
     return Principal.from_token(token), secret
@@ -124,8 +126,8 @@ async def login_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     form = await request.form()
     secret = str(form.get("token", "")).strip()
-    svc = get_inspect(request)
-    token = await svc.ctx.db(svc.storage.registry.resolve_token, secret) if secret else None
+    ctx = get_ctx(request)
+    token = await ctx.db(ctx.storage.registry.resolve_token, secret) if secret else None
     if token is None:
         return render("inspect_login.html", 401, error="The token is unknown or revoked.")
     if token.role is Role.learner:
@@ -136,7 +138,7 @@ async def login(request: Request) -> Response:
         secret,
         httponly=True,
         samesite="strict",
-        secure=svc.ctx.settings.inspection.cookie_secure,
+        secure=ctx.settings.inspection.cookie_secure,
         path="/inspect",
         max_age=8 * 3600,
     )
@@ -175,7 +177,6 @@ def _int(value: str, what: str) -> int | None:
 async def search_page(request: Request) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
         qp = request.query_params
-        svc = get_inspect(request)
         fields = {
             k: qp.get(k, "")
             for k in (
@@ -207,7 +208,7 @@ async def search_page(request: Request) -> Response:
                 fields["flagged"],
                 fields["kind"],
             )
-            rows = await svc.search(p, q)
+            rows = await get_rooms(request).search.search(p, q)
         return render("inspect_search.html", rows=rows, f=fields, **base)
 
     return await _page(request, body)
@@ -238,7 +239,7 @@ def _timeline(r: Replay) -> dict[str, Any]:
 
 async def _replay(request: Request, kind: str, ident: str) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
-        svc = get_inspect(request)
+        svc = get_rooms(request).replays
         if kind == "session":
             try:
                 sid = str(uuid.UUID(ident))
@@ -267,7 +268,7 @@ async def replay_class_page(request: Request, class_id: str) -> Response:
 @router.get("/frames/{kind}/{ident}/{sha256}")
 async def frame(request: Request, kind: str, ident: str, sha256: str) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
-        return await serve_frame(get_inspect(request), p, kind, ident, sha256)
+        return await serve_frame(get_rooms(request).workspace, p, kind, ident, sha256)
 
     return await _page(request, body)
 
@@ -277,9 +278,7 @@ async def frames_check(request: Request, kind: str, ident: str) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
         from fastapi.responses import JSONResponse
 
-        svc = get_inspect(request)
-        chains, _ = await record_of(svc, p, kind, ident)
-        return JSONResponse(await svc.check_frames(p, chains))
+        return JSONResponse(await frames_of(get_rooms(request).workspace, p, kind, ident))
 
     return await _page(request, body)
 
@@ -287,7 +286,7 @@ async def frames_check(request: Request, kind: str, ident: str) -> Response:
 @router.get("/evidence/{subject}/{ident}")
 async def evidence(request: Request, subject: str, ident: str) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
-        name, data = await get_inspect(request).pack(p, subject, ident)
+        name, data = await get_rooms(request).packs.pack(p, subject, ident)
         return Response(
             data,
             media_type="application/zip",
@@ -303,9 +302,9 @@ async def evidence(request: Request, subject: str, ident: str) -> Response:
 @router.get("/spot-checks")
 async def spot_checks_page(request: Request) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
-        svc = get_inspect(request)
-        draws = await svc.draws(p)
-        institutions = await svc.ctx.db(svc.storage.registry.list_institutions)
+        draws = await get_rooms(request).spot_checks.draws(p)
+        ctx = get_ctx(request)
+        institutions = await ctx.db(ctx.storage.registry.list_institutions)
         return render("inspect_spot_checks.html", draws=draws, institutions=institutions, **base)
 
     return await _page(request, body)
@@ -316,7 +315,7 @@ async def spot_check_draw(request: Request) -> Response:
     form = dict(await request.form())
 
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
-        svc = get_inspect(request)
+        svc = get_rooms(request).spot_checks
         institution = _int(str(form.get("institution_id", "")), "institution")
         start = _date(str(form.get("period_start", "")), "period start")
         end = _date(str(form.get("period_end", "")), "period end")
@@ -333,9 +332,10 @@ async def spot_check_draw(request: Request) -> Response:
 @router.get("/spot-checks/{draw_id}")
 async def draw_page(request: Request, draw_id: str) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
-        svc = get_inspect(request)
-        d = await svc.get_draw(p, draw_id)
-        await svc.log(p, "view_draw", institution_id=d.event.institution_id, detail=draw_id)
+        d = await get_rooms(request).spot_checks.get_draw(p, draw_id)
+        await get_rooms(request).workspace.log(
+            p, "view_draw", institution_id=d.event.institution_id, detail=draw_id
+        )
         return render("inspect_draw.html", d=d, **base)
 
     return await _page(request, body)
@@ -346,7 +346,7 @@ async def draw_verdict(request: Request, draw_id: str) -> Response:
     form = dict(await request.form())
 
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
-        await get_inspect(request).record_verdict(
+        await get_rooms(request).spot_checks.record_verdict(
             p,
             draw_id,
             str(form.get("session_id", "")),
@@ -367,7 +367,7 @@ async def flags_page(request: Request) -> Response:
     flags API (`/api/v1/flags`) with the bearer token kept for this tab at sign-in."""
 
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
-        await get_inspect(request).log(p, "view_flags")
+        await get_rooms(request).workspace.log(p, "view_flags")
         return render("inspect_flags.html", **base)
 
     return await _page(request, body)
@@ -378,9 +378,9 @@ async def access_log_page(request: Request) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
         if p.role is not Role.admin:
             raise WrongRole("the access log is for admins")
-        svc = get_inspect(request)
+        ctx = get_ctx(request)
         learner = _int(request.query_params.get("learner_id", ""), "learner")
-        rows = await svc.ctx.db(svc.storage.access_log.entries, learner_id=learner, limit=500)
+        rows = await ctx.db(ctx.storage.access_log.entries, learner_id=learner, limit=500)
         return render("inspect_access_log.html", rows=rows, learner=learner or "", **base)
 
     return await _page(request, body)

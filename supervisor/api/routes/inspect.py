@@ -1,14 +1,21 @@
 """The inspector's API: search, replay, frames, spot checks, evidence packs, seals,
-and the access log. Every read of personal data is written to the access log."""
+and the access log. Every read of personal data is written to the access log.
+
+The router's lifespan builds the rooms of the workspace (`supervisor.inspect`) on
+`app.state` and runs the periodic sealer while the app runs.
+"""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 
 from storage.types import Role
 from supervisor.api.deps import CtxDep, PrincipalDep
@@ -28,16 +35,62 @@ from supervisor.api.schemas.inspect import (
     VerdictOut,
 )
 from supervisor.auth import Principal, require_role
+from supervisor.context import Context
 from supervisor.errors import InvalidInput, UnknownId
 from supervisor.inspect import seals as sl
-from supervisor.inspect.service import (
-    InspectionService,
-    SearchQuery,
+from supervisor.inspect.access import Workspace
+from supervisor.inspect.frames import check_frames, find_frame
+from supervisor.inspect.pack_service import EvidencePacks
+from supervisor.inspect.replay import Replays
+from supervisor.inspect.sealing import (
+    PeriodicSealer,
+    SealedTrees,
     make_seal,
     verify_chain_against_seal,
 )
+from supervisor.inspect.search import Search, SearchQuery
+from supervisor.inspect.spot_checks import SpotChecks
 
-router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["inspection"])
+
+@dataclass(frozen=True, slots=True)
+class Rooms:
+    """The rooms of the inspector's workspace (`supervisor.inspect`) in this process.
+    Only `trees` holds state (the latest seal's Merkle tree); the rooms share it."""
+
+    workspace: Workspace
+    trees: SealedTrees
+    search: Search
+    replays: Replays
+    spot_checks: SpotChecks
+    packs: EvidencePacks
+
+    @classmethod
+    def build(cls, ctx: Context) -> Rooms:
+        workspace = Workspace(ctx)
+        trees = SealedTrees(ctx.storage)
+        return cls(
+            workspace,
+            trees,
+            Search(ctx, workspace),
+            Replays(ctx, workspace, trees),
+            SpotChecks(ctx, workspace),
+            EvidencePacks(ctx, workspace, trees),
+        )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    ctx: Context = app.state.ctx
+    rooms = app.state.inspect = Rooms.build(ctx)
+    sealer = PeriodicSealer(ctx, rooms.trees)
+    await sealer.start()
+    try:
+        yield
+    finally:
+        await sealer.stop()
+
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["inspection"], lifespan=lifespan)
 public = APIRouter(
     prefix="/api/v1",
     tags=["seals"],
@@ -48,12 +101,12 @@ SHA256_PATH = re.compile(r"[0-9a-f]{64}")
 SINGULAR = {"sessions": "session", "classes": "class"}
 
 
-def get_inspect(request: Request) -> InspectionService:
-    service: InspectionService = request.app.state.inspect
-    return service
+def get_rooms(request: Request) -> Rooms:
+    rooms: Rooms = request.app.state.inspect
+    return rooms
 
 
-InspectDep = Annotated[InspectionService, Depends(get_inspect)]
+RoomsDep = Annotated[Rooms, Depends(get_rooms)]
 
 
 def check_sha(sha256: str) -> str:
@@ -75,7 +128,7 @@ def frame_response(data: bytes) -> Response:
 @router.get("/inspect/search", response_model=list[SearchRowOut])
 async def search(
     p: PrincipalDep,
-    svc: InspectDep,
+    rooms: RoomsDep,
     learner: Annotated[str, Query(max_length=100)] = "",
     institution_id: Annotated[int | None, Query(ge=1)] = None,
     course_id: Annotated[int | None, Query(ge=1)] = None,
@@ -92,21 +145,21 @@ async def search(
     if date_to is not None:
         date_to = checked_time(date_to, "date_to")
     q = SearchQuery(learner, institution_id, course_id, date_from, date_to, outcome, flagged, kind)
-    return [SearchRowOut.of(r) for r in await svc.search(p, q)]
+    return [SearchRowOut.of(r) for r in await rooms.search.search(p, q)]
 
 
 @router.get("/inspect/sessions/{session_id}/replay", response_model=ReplayOut)
-async def replay_session(session_id: uuid.UUID, p: PrincipalDep, svc: InspectDep) -> ReplayOut:
-    return ReplayOut.of(await svc.replay_session(p, str(session_id)))
+async def replay_session(session_id: uuid.UUID, p: PrincipalDep, rooms: RoomsDep) -> ReplayOut:
+    return ReplayOut.of(await rooms.replays.replay_session(p, str(session_id)))
 
 
 @router.get("/inspect/classes/{class_id}/replay", response_model=ReplayOut)
-async def replay_class(class_id: int, p: PrincipalDep, svc: InspectDep) -> ReplayOut:
-    return ReplayOut.of(await svc.replay_class(p, class_id))
+async def replay_class(class_id: int, p: PrincipalDep, rooms: RoomsDep) -> ReplayOut:
+    return ReplayOut.of(await rooms.replays.replay_class(p, class_id))
 
 
 async def record_of(
-    svc: InspectionService, p: Principal, kind: str, ident: str
+    ws: Workspace, p: Principal, kind: str, ident: str
 ) -> tuple[list[str], dict[str, Any]]:
     """The chains of a session or class the principal may read (scope-checked), and
     what names that record in the access log."""
@@ -115,24 +168,28 @@ async def record_of(
             sid = str(uuid.UUID(ident))
         except ValueError:
             raise UnknownId("unknown session") from None
-        s = await svc.session(p, sid)
+        s = await ws.session(p, sid)
         ids = {"institution_id": s.institution_id, "learner_id": s.learner_id, "session_id": s.id}
         return [s.chain_id], ids
     if kind == "class" and ident.isdigit():
-        tc = await svc.training_class(p, int(ident))
+        tc = await ws.training_class(p, int(ident))
         ids = {"institution_id": tc.institution_id, "class_id": tc.id}
-        return await svc.ctx.db(svc.class_chains, tc), ids
+        return await ws.ctx.db(ws.class_chains, tc), ids
     raise UnknownId("frames belong to a session or a class")
 
 
-async def serve_frame(
-    svc: InspectionService, p: Principal, kind: str, ident: str, sha256: str
-) -> Response:
+async def serve_frame(ws: Workspace, p: Principal, kind: str, ident: str, sha256: str) -> Response:
     check_sha(sha256)
-    chains, ids = await record_of(svc, p, kind, ident)
-    data = await svc.frame(p, chains, sha256)
-    await svc.log(p, "view_frame", detail=f"frame {sha256[:16]}", **ids)
+    chains, ids = await record_of(ws, p, kind, ident)
+    data = await ws.ctx.db(find_frame, ws.ctx.storage, chains, sha256)
+    await ws.log(p, "view_frame", detail=f"frame {sha256[:16]}", **ids)
     return frame_response(data)
+
+
+async def frames_of(ws: Workspace, p: Principal, kind: str, ident: str) -> dict[str, str]:
+    """Every frame of a readable session or class hashed: sha -> ok | altered | purged | missing."""
+    chains, _ = await record_of(ws, p, kind, ident)
+    return await ws.ctx.db(check_frames, ws.ctx.storage, chains)
 
 
 @router.get(
@@ -145,39 +202,38 @@ async def frame(
     ident: str,
     sha256: str,
     p: PrincipalDep,
-    svc: InspectDep,
+    rooms: RoomsDep,
 ) -> Response:
     """An evidence frame that this session or class refers to, by SHA-256."""
-    return await serve_frame(svc, p, SINGULAR[plural], ident, sha256)
+    return await serve_frame(rooms.workspace, p, SINGULAR[plural], ident, sha256)
 
 
 @router.get("/inspect/{plural}/{ident}/frames-check")
 async def frames_check(
-    plural: Literal["sessions", "classes"], ident: str, p: PrincipalDep, svc: InspectDep
+    plural: Literal["sessions", "classes"], ident: str, p: PrincipalDep, rooms: RoomsDep
 ) -> dict[str, str]:
     """Hash every retained frame: sha -> ok | altered | purged | missing."""
-    chains, _ = await record_of(svc, p, SINGULAR[plural], ident)
-    return await svc.check_frames(p, chains)
+    return await frames_of(rooms.workspace, p, SINGULAR[plural], ident)
 
 
 @router.post("/inspect/spot-checks", response_model=DrawOut, status_code=status.HTTP_201_CREATED)
-async def draw(body: DrawIn, p: PrincipalDep, svc: InspectDep) -> DrawOut:
+async def draw(body: DrawIn, p: PrincipalDep, rooms: RoomsDep) -> DrawOut:
     """Draw a sample of the institution's sessions started in the period, from `seed`
     (a random one when omitted); the draw, with its seed, becomes a ledger event."""
     start = checked_time(body.period_start, "period_start")
     end = checked_time(body.period_end, "period_end")
-    drawn = await svc.draw(p, body.institution_id, start, end, body.size, body.seed)
+    drawn = await rooms.spot_checks.draw(p, body.institution_id, start, end, body.size, body.seed)
     return DrawOut.of(drawn)
 
 
 @router.get("/inspect/spot-checks", response_model=list[DrawOut])
-async def draws(p: PrincipalDep, svc: InspectDep) -> list[DrawOut]:
-    return [DrawOut.of(d.event, d) for d in await svc.draws(p)]
+async def draws(p: PrincipalDep, rooms: RoomsDep) -> list[DrawOut]:
+    return [DrawOut.of(d.event, d) for d in await rooms.spot_checks.draws(p)]
 
 
 @router.get("/inspect/spot-checks/{draw_id}", response_model=DrawOut)
-async def get_draw(draw_id: str, p: PrincipalDep, svc: InspectDep) -> DrawOut:
-    d = await svc.get_draw(p, draw_id)
+async def get_draw(draw_id: str, p: PrincipalDep, rooms: RoomsDep) -> DrawOut:
+    d = await rooms.spot_checks.get_draw(p, draw_id)
     return DrawOut.of(d.event, d)
 
 
@@ -186,9 +242,9 @@ async def get_draw(draw_id: str, p: PrincipalDep, svc: InspectDep) -> DrawOut:
     response_model=VerdictOut,
     status_code=status.HTTP_201_CREATED,
 )
-async def verdict(draw_id: str, body: VerdictIn, p: PrincipalDep, svc: InspectDep) -> VerdictOut:
+async def verdict(draw_id: str, body: VerdictIn, p: PrincipalDep, rooms: RoomsDep) -> VerdictOut:
     """Record a reviewed session's verdict (regular, or irregular with a note)."""
-    v = await svc.record_verdict(p, draw_id, body.session_id, body.verdict, body.note)
+    v = await rooms.spot_checks.record_verdict(p, draw_id, body.session_id, body.verdict, body.note)
     return VerdictOut.of(v)
 
 
@@ -198,10 +254,10 @@ async def verdict(draw_id: str, body: VerdictIn, p: PrincipalDep, svc: InspectDe
     responses={200: {"content": {"application/zip": {}}}},
 )
 async def evidence_pack(
-    subject: Literal["session", "class", "learner"], ident: str, p: PrincipalDep, svc: InspectDep
+    subject: Literal["session", "class", "learner"], ident: str, p: PrincipalDep, rooms: RoomsDep
 ) -> Response:
     """An evidence pack (zip) to check offline with `supervisor evidence verify`."""
-    name, data = await svc.pack(p, subject, ident)
+    name, data = await rooms.packs.pack(p, subject, ident)
     return Response(
         data,
         media_type="application/zip",
@@ -226,27 +282,29 @@ async def access_log(
 
 
 @router.post("/seals", response_model=SealOut, status_code=status.HTTP_201_CREATED)
-async def seal_now(p: PrincipalDep, ctx: CtxDep, svc: InspectDep) -> SealOut:
+async def seal_now(p: PrincipalDep, ctx: CtxDep, rooms: RoomsDep) -> SealOut:
     """Seal the heads of all chains now (admins)."""
     require_role(p, Role.admin)
     seal = await ctx.db(
         make_seal, ctx.storage, ctx.settings.security.seal_key.get_secret_value(), ctx.clock()
     )
     assert seal is not None  # always made unless only_if_changed
-    await ctx.db(svc.sealed_tree, seal)  # ready for the next replay page
+    await ctx.db(rooms.trees.tree, seal)  # ready for the next replay page
     return SealOut.of(seal)
 
 
 @router.get("/seals/{seal_id}/proofs/{chain_id}", response_model=ProofOut)
-async def seal_proof(seal_id: int, chain_id: str, p: PrincipalDep, svc: InspectDep) -> ProofOut:
+async def seal_proof(
+    seal_id: int, chain_id: str, p: PrincipalDep, ctx: CtxDep, rooms: RoomsDep
+) -> ProofOut:
     """The inclusion proof of a chain in a seal, and whether the chain still matches."""
     require_role(p, Role.admin, Role.inspector)
-    seal = await svc.ctx.db(svc.storage.seals.get, seal_id)
-    tree = await svc.ctx.db(svc.sealed_tree, seal)
+    seal = await ctx.db(ctx.storage.seals.get, seal_id)
+    tree = await ctx.db(rooms.trees.tree, seal)
     head, proof = tree.heads.get(chain_id), tree.proof(chain_id)
     if head is None or proof is None:
         raise UnknownId(f"seal {seal_id} does not cover chain {chain_id}")
-    problem = await svc.ctx.db(verify_chain_against_seal, svc.storage, chain_id, seal)
+    problem = await ctx.db(verify_chain_against_seal, ctx.storage, chain_id, seal)
     return ProofOut(
         seal_id=seal.id,
         chain_id=chain_id,

@@ -10,7 +10,10 @@ from pydantic import BaseModel, Field
 from storage.types import AccessEntry, Seal
 from supervisor.api.schemas.common import In, IntegrityOut, IntervalOut
 from supervisor.inspect import seals as sl
-from supervisor.inspect.service import Draw, Integrity, Replay, SearchRow
+from supervisor.inspect.replay import Replay
+from supervisor.inspect.sealing import Integrity
+from supervisor.inspect.search import SearchRow
+from supervisor.inspect.spot_checks import Draw
 from supervisor.ledger.inspection import SpotCheckDrawn, SpotCheckVerdict
 
 

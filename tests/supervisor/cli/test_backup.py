@@ -18,7 +18,7 @@ from storage.canonical import canonical_json
 from storage.migrate import upgrade
 from storage.types import DeliveryMode, NewEvent
 from supervisor.cli.main import main
-from supervisor.inspect.service import make_seal
+from supervisor.inspect.sealing import make_seal
 from tests.storage.helpers import TEMPLATE_KEY, id_number, tamper, vector
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)

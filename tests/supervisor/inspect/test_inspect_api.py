@@ -17,7 +17,7 @@ from storage.canonical import event_hash
 from storage.types import Role
 from supervisor.cli.main import main as cli_main
 from supervisor.inspect.packs import verify_pack
-from supervisor.inspect.service import draw_sample
+from supervisor.inspect.spot_checks import draw_sample
 from tests import imagegen
 from tests.conftest import scratch_postgres_db
 from tests.storage.helpers import tamper

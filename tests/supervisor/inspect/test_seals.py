@@ -16,7 +16,7 @@ from storage.canonical import canonical_json
 from storage.migrate import upgrade
 from storage.types import ChainHead, NewEvent
 from supervisor.inspect import seals as sl
-from supervisor.inspect.service import make_seal, verify_chain_against_seal
+from supervisor.inspect.sealing import make_seal, verify_chain_against_seal
 from tests.storage.helpers import TEMPLATE_KEY, tamper
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
