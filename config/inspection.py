@@ -1,0 +1,28 @@
+"""Settings of the inspector's workspace and of seals."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from config.base import _Section
+
+
+class InspectionSettings(_Section):
+    """The inspector's workspace, seals and evidence packs (the seal key is
+    `security.seal_key`)."""
+
+    seal_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        le=7 * 86400,
+        description="Seconds between automatic seals over all chain heads made by the "
+        "service; 0 turns them off (`supervisor ledger seal` still works).",
+    )
+    spot_check_max_sample: int = Field(
+        50, ge=1, le=1000, description="Most sessions one spot-check draw may sample."
+    )
+    cookie_secure: bool = Field(
+        False,
+        description="Mark the workspace sign-in cookie Secure (only sent over HTTPS); "
+        "turn on behind TLS.",
+    )

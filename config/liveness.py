@@ -1,0 +1,68 @@
+"""Settings of liveness: passive checks and challenges."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from config.base import _Section
+
+
+class LivenessSettings(_Section):
+    """Liveness: passive cues on every check, active challenges at random."""
+
+    passive: bool = Field(
+        True,
+        description="Run passive liveness (facial motion, frozen or looped video) on the "
+        "frames of every check; a spoof verdict fails the check.",
+    )
+    challenge_probability: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Chance that a passed scheduled identity check is followed by an active "
+        "challenge (turn the head, look up, blink).",
+    )
+    challenge_when_doubtful: bool = Field(
+        True,
+        description="Also challenge when passive liveness is inconclusive or the browser's "
+        "signals raise suspicion (at most once per `challenge_min_interval_s`).",
+    )
+    challenge_min_interval_s: float = Field(
+        300.0, ge=0, le=86_400, description="Least time between two challenges of a session."
+    )
+    challenge_kinds: tuple[str, ...] = Field(
+        ("turn_left", "turn_right", "look_up"),
+        min_length=1,
+        description="Actions a challenge may ask for (blink, turn_left, turn_right, look_up); "
+        "blinks are the weakest, since recordings blink too.",
+    )
+    challenge_fps: float = Field(
+        8.0, gt=0, le=30, description="Frame rate the browser sends while a challenge runs."
+    )
+    challenge_time_limit_s: float = Field(
+        5.0, gt=0.5, le=60, description="Seconds the learner has to perform the action."
+    )
+    spoof_flag_after: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Spoof verdicts or failed challenges in one session after which a "
+        "`liveness_spoof` fraud flag is raised.",
+    )
+    history_frames: int = Field(
+        30,
+        ge=0,
+        le=1000,
+        description="Frame fingerprints of a session's earlier checks kept in Redis (not in "
+        "the ledger) to catch a looped video across checks.",
+    )
+
+    @model_validator(mode="after")
+    def _known_kinds(self) -> Self:
+        known = {"blink", "turn_left", "turn_right", "look_up"}
+        unknown = set(self.challenge_kinds) - known
+        if unknown:
+            raise ValueError(f"unknown challenge kinds: {sorted(unknown)}")
+        return self
