@@ -30,7 +30,8 @@ from supervisor.api.schemas.classes import (
     SupervisionOut,
 )
 from supervisor.api.schemas.common import EventOut
-from supervisor.classroom.service import ClassroomService, ClassSupervisor
+from supervisor.classroom.service import ClassroomService
+from supervisor.classroom.supervisor import ClassSupervisor
 from supervisor.context import Context
 
 

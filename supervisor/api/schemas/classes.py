@@ -8,13 +8,8 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from storage.types import CameraSource, ClassFiling, ClassMode, Learner, RosterEntry, TrainingClass
 from supervisor.api.schemas.common import In, IntervalOut
-from supervisor.classroom.service import (
-    Attendance,
-    CameraView,
-    SupervisionStatus,
-    TimelineEntry,
-    masked_url,
-)
+from supervisor.classroom.cameras import masked_url
+from supervisor.classroom.timeline import Attendance, CameraView, SupervisionStatus, TimelineEntry
 from supervisor.registry.identity import mask_id_number
 
 

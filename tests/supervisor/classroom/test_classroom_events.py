@@ -11,7 +11,8 @@ import pytest
 
 from config import ClassroomSettings, SettingsError, load_settings
 from storage.types import LedgerEvent
-from supervisor.classroom.service import check_camera_url, paused_at_end, timeline
+from supervisor.classroom.cameras import check_camera_url
+from supervisor.classroom.timeline import paused_at_end, timeline
 from supervisor.errors import InvalidInput
 from supervisor.ledger import classroom as ce
 from supervisor.ledger import codec
