@@ -34,7 +34,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, Table, func, insert, select, text
 
 from storage.engine import Database, translate_errors
-from storage.evidence_local import LocalEvidenceStore
+from storage.evidence_local import evidence_root, frame_path
 from storage.exceptions import IntegrityViolation, InvalidInput, StorageError
 from storage.migrate import current_revision, head_revision
 from storage.models import Base
@@ -98,8 +98,9 @@ class _HashingWriter:
         self.raw.write(data)
 
 
-def dump(db: Database, evidence: LocalEvidenceStore, out: Path) -> BackupReport:
-    """Write a backup of the database and the retained evidence frames to `out`.
+def dump(db: Database, evidence_dir: Path, out: Path) -> BackupReport:
+    """Write a backup of the database and the retained evidence frames (the files of
+    the local evidence store in `evidence_dir`) to `out`.
 
     The file appears only when complete (written to a temporary name, then renamed).
     """
@@ -132,8 +133,9 @@ def dump(db: Database, evidence: LocalEvidenceStore, out: Path) -> BackupReport:
                 live = conn.execute(
                     text("SELECT sha256 FROM evidence WHERE purged_at IS NULL ORDER BY sha256")
                 ).scalars()
+                root = evidence_root(evidence_dir)
                 for sha in live:
-                    path = evidence.path_for(sha)
+                    path = frame_path(root, sha)
                     try:
                         data = path.read_bytes()
                     except FileNotFoundError:
@@ -214,8 +216,9 @@ def check(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def restore(db: Database, evidence: LocalEvidenceStore, path: Path) -> BackupReport:
-    """Load the backup at `path` into the empty, migrated database behind `db`.
+def restore(db: Database, evidence_dir: Path, path: Path) -> BackupReport:
+    """Load the backup at `path` into the empty, migrated database behind `db`, and its
+    evidence frames into the local evidence store's folder `evidence_dir`.
 
     Refuses a backup that fails `check`, one taken at another schema revision, and a
     database that already holds rows. Rows go in within one transaction: either the
@@ -271,7 +274,7 @@ def restore(db: Database, evidence: LocalEvidenceStore, path: Path) -> BackupRep
             sha = name.removeprefix("evidence/")
             if len(sha) != 64 or not set(sha) <= _HEX:
                 raise IntegrityViolation(f"backup member {name} is not named by a SHA-256")
-            target = evidence.path_for(sha)
+            target = frame_path(evidence_root(evidence_dir), sha)
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(name) as src, open(target, "wb") as dst:
                 dst.write(src.read())

@@ -47,12 +47,23 @@ _CONTENT_TYPE: Final = re.compile(
 _PURGE_CHUNK: Final = 500
 
 
+def evidence_root(directory: Path) -> Path:
+    """The folder of the evidence files, as the store and the backup name it."""
+    return Path(directory).expanduser().resolve()
+
+
+def frame_path(root: Path, sha256: str) -> Path:
+    """Where the image with this hash lives under `root` (whether or not it exists)."""
+    sha256_hex(sha256)
+    return root / sha256[:2] / sha256[2:4] / sha256
+
+
 class LocalEvidenceStore:
     """Content-addressed evidence images. Thread-safe and safe across processes."""
 
     def __init__(self, db: Database, directory: Path) -> None:
         self._db = db
-        self._root = Path(directory).expanduser().resolve()
+        self._root = evidence_root(directory)
         try:
             self._root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -64,8 +75,7 @@ class LocalEvidenceStore:
 
     def path_for(self, sha256: str) -> Path:
         """Where the image with this hash lives (whether or not it exists)."""
-        sha256_hex(sha256)
-        return self._root / sha256[:2] / sha256[2:4] / sha256
+        return frame_path(self._root, sha256)
 
     def put(self, data: bytes, content_type: str, retain_until: datetime) -> EvidenceRecord:
         """Store by SHA-256 (idempotent); returns the record.

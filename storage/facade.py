@@ -15,6 +15,17 @@ from storage.exceptions import StorageConfigError
 from storage.inspection_sql import SqlAccessLog, SqlSealStore
 from storage.ledger_sql import SqlLedgerStore
 from storage.migrate import check_schema
+from storage.protocols import (
+    AccessLogStore,
+    ClassroomStore,
+    EvidenceStore,
+    LedgerStore,
+    RegistryStore,
+    SealStore,
+    SubsidyStore,
+    SummaryStore,
+    TemplateStore,
+)
 from storage.registry_sql import SqlRegistryStore
 from storage.subsidy_sql import SqlSubsidyStore
 from storage.summaries_sql import SqlSummaryStore
@@ -23,8 +34,8 @@ from storage.templates_sql import KEY_BYTES, SqlTemplateStore
 
 class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.evidence`,
-    `.classroom`,
-    `.seals`, `.access_log`, `.subsidy`, `.summaries`.
+    `.classroom`, `.seals`, `.access_log`, `.subsidy`, `.summaries`, each typed by
+    its protocol (`storage.protocols`), whatever implements it.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
     writer thread and closes the database connections. Usable as a context manager.
@@ -33,21 +44,21 @@ class Storage:
     def __init__(
         self,
         db: Database,
-        ledger: SqlLedgerStore,
-        registry: SqlRegistryStore,
-        templates: SqlTemplateStore,
-        evidence: LocalEvidenceStore,
+        ledger: LedgerStore,
+        registry: RegistryStore,
+        templates: TemplateStore,
+        evidence: EvidenceStore,
     ) -> None:
         self.db = db
         self.ledger = ledger
         self.registry = registry
         self.templates = templates
         self.evidence = evidence
-        self.classroom = SqlClassroomStore(db)
-        self.seals = SqlSealStore(db)
-        self.access_log = SqlAccessLog(db)
-        self.subsidy = SqlSubsidyStore(db)
-        self.summaries = SqlSummaryStore(db)
+        self.classroom: ClassroomStore = SqlClassroomStore(db)
+        self.seals: SealStore = SqlSealStore(db)
+        self.access_log: AccessLogStore = SqlAccessLog(db)
+        self.subsidy: SubsidyStore = SqlSubsidyStore(db)
+        self.summaries: SummaryStore = SqlSummaryStore(db)
         self._closed = False
 
     def close(self) -> None:

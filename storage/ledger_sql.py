@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from json.encoder import encode_basestring
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
@@ -50,7 +50,7 @@ from storage.exceptions import (
 from storage.models import ledger_events as T
 from storage.models import ledger_heads as H
 from storage.models import ledger_keys as K
-from storage.types import ChainBreak, ChainHead, LedgerEvent, NewEvent, VerifyReport
+from storage.types import ChainBreak, ChainHead, LedgerEvent, LedgerRow, NewEvent, VerifyReport
 from storage.validate import aware, ident
 
 MAX_PAYLOAD_CHARS: Final = 65_536
@@ -59,6 +59,7 @@ _MAX_BATCH_EVENTS: Final = 4_096  # per group-commit transaction
 _HEAD_CACHE_SIZE: Final = 200_000  # chains whose head the writer remembers
 _IN_CHUNK: Final = 500  # ids per IN (...) list
 _STREAM_ROWS: Final = 5_000  # rows per fetch when streaming
+_BULK_ROWS: Final = 10_000  # rows per batch of `stream_rows`
 _PG_CHUNK_ROWS: Final = 1_000  # rows per message in psycopg's chunked streaming
 
 _COLUMN_NAMES: Final = "chain_id, seq, recorded_at, kind, payload, prev_hash, hash"
@@ -234,6 +235,23 @@ class SqlLedgerStore:
             )
             for row in result:
                 yield LedgerEvent(*row)
+
+    def stream_rows(self, until: datetime | None = None) -> Iterator[list[LedgerRow]]:
+        """Every event recorded before `until`, as (chain_id, seq, kind, payload, hash)
+        tuples in (chain_id, seq) order, in batches: the bulk read of eligibility,
+        reports and fraud scans (DBAPI tuples, no time parsing: the event's own times
+        are in its payload)."""
+        where, params = "", cast(tuple[Any, ...], ())
+        if until is not None:
+            aware(until, "until")
+            where = " WHERE recorded_at < " + ("?" if self._db.is_sqlite else "%s")
+            bound: Any = format_timestamp(until) if self._db.is_sqlite else until
+            params = (bound,)
+        sql = (
+            "SELECT chain_id, seq, kind, payload, hash "
+            f"FROM ledger_events{where} ORDER BY chain_id, seq"
+        )
+        return self._db.stream(sql, params, _BULK_ROWS)
 
     # -- verification -------------------------------------------------------------
 

@@ -12,24 +12,33 @@ from typing import Any, Protocol
 
 from storage.types import (
     AccessEntry,
+    AssessmentResult,
     CameraSource,
     ChainHead,
     ClassFiling,
     ClassMode,
     Consent,
     Course,
+    CourseEnrolment,
+    CourseRules,
     DeliveryMode,
     EvidenceRecord,
     Flag,
+    FlagDecision,
     FlagStatus,
     Institution,
+    InstitutionRecord,
+    InstitutionStatus,
     Learner,
     LedgerEvent,
+    LedgerRow,
     NewEvent,
+    PublicationStatus,
     Role,
     RosterEntry,
     Seal,
     StudySession,
+    SubsidyKind,
     SupervisionRun,
     Template,
     Token,
@@ -86,6 +95,15 @@ class LedgerStore(Protocol):
         until: datetime | None = None,
     ) -> Iterator[LedgerEvent]:
         """Events across all chains, ordered by (chain_id, seq), optionally filtered."""
+        ...
+
+    def stream_rows(self, until: datetime | None = None) -> Iterator[list[LedgerRow]]:
+        """Every event recorded before `until` as `LedgerRow` tuples, in (chain_id, seq)
+        order, in batches: the bulk read of eligibility, reports and fraud scans."""
+        ...
+
+    def close(self) -> None:
+        """Finish pending appends and stop any writer thread. Idempotent."""
         ...
 
 
@@ -343,3 +361,103 @@ class SummaryStore(Protocol):
     def clear(self) -> int:
         """Forget every summary; returns how many there were."""
         ...
+
+
+class SubsidyStore(Protocol):
+    """Institutions' credit codes and status history, the course catalogue's rules,
+    course enrolments, assessment results, and the decisions on fraud flags."""
+
+    def set_credit_code(self, institution_id: int, credit_code: str) -> InstitutionRecord:
+        """Record the institution's code once; raises `Duplicate` when the code is
+        another institution's and `InvalidState` when this one already has a code."""
+        ...
+
+    def institution_record(self, institution_id: int) -> InstitutionRecord: ...
+    def change_status(
+        self,
+        institution_id: int,
+        status: InstitutionStatus,
+        reason: str,
+        effective_at: datetime,
+        decided_by: str,
+    ) -> InstitutionRecord: ...
+    def institutions_with_status(
+        self, status: InstitutionStatus
+    ) -> list[tuple[Institution, InstitutionRecord]]: ...
+
+    def set_course_rules(
+        self,
+        course_id: int,
+        occupation: str,
+        skill_level: int,
+        subsidy_kind: SubsidyKind,
+        subsidy_amount: float,
+        subsidy_cap: float | None,
+        valid_from: datetime | None,
+        valid_until: datetime | None,
+    ) -> CourseRules:
+        """Create or replace a draft's rules; published or withdrawn rules are frozen."""
+        ...
+
+    def set_course_status(self, course_id: int, status: PublicationStatus) -> CourseRules:
+        """draft -> published -> withdrawn, never back."""
+        ...
+
+    def course_rules(self, course_id: int) -> CourseRules | None: ...
+    def all_course_rules(self) -> dict[int, CourseRules]: ...
+
+    def enrol(self, course_id: int, learner_id: int, by: str, at: datetime) -> CourseEnrolment:
+        """Raises `Duplicate` when enrolled already, `InvalidInput` for a learner of
+        another institution."""
+        ...
+
+    def enrolments(
+        self,
+        course_id: int | None = None,
+        institution_id: int | None = None,
+        learner_id: int | None = None,
+    ) -> list[CourseEnrolment]: ...
+
+    def record_assessment(
+        self,
+        course_id: int,
+        learner_id: int,
+        passed: bool,
+        score: float | None,
+        assessed_at: datetime,
+        by: str,
+    ) -> AssessmentResult:
+        """Only for an enrolled learner (`InvalidState` otherwise)."""
+        ...
+
+    def assessments(
+        self, course_id: int | None = None, learner_id: int | None = None
+    ) -> list[AssessmentResult]: ...
+
+    def get_flag(self, flag_id: int) -> Flag: ...
+    def find_flags(
+        self,
+        status: FlagStatus | None = None,
+        kind: str | None = None,
+        institution_id: int | None = None,
+        learner_id: int | None = None,
+    ) -> list[Flag]:
+        """Flags by status, kind, institution and learner (as the flagged learner or
+        the other one)."""
+        ...
+
+    def record_decision(
+        self,
+        flag_id: int,
+        status: FlagStatus,
+        note: str,
+        decided_by: str,
+        decided_at: datetime,
+        ledger_ref: tuple[str, int, str],
+    ) -> FlagDecision:
+        """Record a decision already appended to the ledger at `ledger_ref` (chain,
+        seq, hash); it supersedes any earlier one."""
+        ...
+
+    def decisions(self, flag_ids: Sequence[int]) -> dict[int, list[FlagDecision]]: ...
+    def flag_counts(self) -> int: ...

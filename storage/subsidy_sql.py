@@ -10,13 +10,12 @@ them: `institutions.status` and the decision columns of `flags`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any
 
 from sqlalchemy import Row, func, insert, or_, select, update
 
-from storage.canonical import format_timestamp
 from storage.engine import Database
 from storage.exceptions import Duplicate, InvalidInput, InvalidState, NotFound
 from storage.models import (
@@ -46,9 +45,6 @@ from storage.types import (
     SubsidyKind,
 )
 from storage.validate import aware, enum_value, ident, text
-
-LedgerRow = tuple[str, int, str, str, str]  # chain_id, seq, kind, payload, hash
-_STREAM_ROWS: Final = 10_000
 
 
 def _now() -> datetime:
@@ -404,23 +400,6 @@ class SqlSubsidyStore:
                 for r in conn.execute(stmt):
                     out[r.flag_id].append(_decision(r))
         return out
-
-    def stream_ledger(self, until: datetime | None = None) -> Iterator[list[LedgerRow]]:
-        """Every ledger event recorded before `until`, as (chain_id, seq, kind, payload,
-        hash) tuples in (chain_id, seq) order, in batches: the bulk read of
-        eligibility, reports and fraud scans (DBAPI tuples, no time parsing: the
-        event's own times are in its payload)."""
-        where, params = "", cast(tuple[Any, ...], ())
-        if until is not None:
-            aware(until, "until")
-            where = " WHERE recorded_at < " + ("?" if self._db.is_sqlite else "%s")
-            bound: Any = format_timestamp(until) if self._db.is_sqlite else until
-            params = (bound,)
-        sql = (
-            "SELECT chain_id, seq, kind, payload, hash "
-            f"FROM ledger_events{where} ORDER BY chain_id, seq"
-        )
-        return self._db.stream(sql, params, _STREAM_ROWS)
 
     def flag_counts(self) -> int:
         with self._db.read() as conn:

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from storage.canonical import format_timestamp
 from storage.engine import Database
-from storage.subsidy_sql import LedgerRow
+from storage.types import LedgerRow
 from storage.validate import aware
 
 # chain_id, head seq, head hash, head recorded_at (as the driver returns it), head

@@ -150,6 +150,11 @@ class LedgerEvent:
     hash: str
 
 
+# A stored event as the bulk read returns it (`LedgerStore.stream_rows`): a DBAPI
+# tuple (chain_id, seq, kind, payload, hash), without the times or prev_hash.
+LedgerRow = tuple[str, int, str, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class ChainHead:
     chain_id: str

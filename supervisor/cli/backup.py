@@ -46,7 +46,7 @@ def _storage(settings: Settings) -> Storage:
 def _cmd_create(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with _storage(settings) as storage:
-            report = backup.dump(storage.db, storage.evidence, args.out)
+            report = backup.dump(storage.db, settings.evidence.directory, args.out)
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -74,7 +74,7 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with _storage(settings) as storage:
-            report = backup.restore(storage.db, storage.evidence, args.path)
+            report = backup.restore(storage.db, settings.evidence.directory, args.path)
             print(
                 f"restored {sum(report.tables.values())} rows and "
                 f"{report.evidence_files} evidence files from {report.path}"

@@ -35,8 +35,7 @@ import orjson
 
 from config import Settings
 from storage import Storage
-from storage.subsidy_sql import LedgerRow
-from storage.types import LedgerEvent
+from storage.types import LedgerEvent, LedgerRow
 from supervisor.ledger import codec, kinds
 from supervisor.ledger import events as ev
 from supervisor.ledger import subsidy as se
@@ -500,7 +499,7 @@ def _walk(
         return RefreshReport(heads, 0, 0)
     batches: Iterable[list[Any]]
     if len(todo) > _BULK_SHARE * heads:
-        batches = storage.subsidy.stream_ledger(until)
+        batches = storage.ledger.stream_rows(until)
     else:
         batches = storage.summaries.read_chains([(c, t.after) for c, t in todo.items()], until)
     new: list[NewRow] = []

@@ -87,6 +87,23 @@ def test_iter_events_filters_by_kind_and_time(store: Storage) -> None:
         store.ledger.iter_events(since=datetime(2026, 1, 1))  # naive: refused at once
 
 
+def test_stream_rows_reads_every_event_as_tuples_in_chain_order(store: Storage) -> None:
+    store.ledger.append("b", [ev(1, "check.passed")])
+    store.ledger.append("a", [ev(2, "check.passed"), ev(3, "check.failed")])
+    stored = list(store.ledger.iter_events())
+    rows = [r for batch in store.ledger.stream_rows() for r in batch]
+    assert [tuple(r) for r in rows] == [
+        (e.chain_id, e.seq, e.kind, e.payload, e.hash) for e in stored
+    ]
+    assert [(r[0], r[1]) for r in rows] == [("a", 1), ("a", 2), ("b", 1)]
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert sum(len(b) for b in store.ledger.stream_rows(until=future)) == 3
+    first = min(e.recorded_at for e in stored)
+    assert [b for b in store.ledger.stream_rows(until=first) if b] == []
+    with pytest.raises(InvalidInput):
+        store.ledger.stream_rows(until=datetime(2026, 1, 1))  # naive: refused at once
+
+
 def test_append_refuses_bad_input_and_changes_nothing(store: Storage) -> None:
     bad = [
         ("", [ev(1)]),
