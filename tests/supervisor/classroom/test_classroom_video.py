@@ -353,6 +353,11 @@ def test_dead_and_non_video_cameras_are_outages_and_recover(
             return [cam["state"] for cam in status(svc, c)["cameras"]]
 
         wait_for(lambda: states() == ["unreachable", "not_a_video"], 15, "both reported")
+        # A camera's state is live (read from its source) while the start roll call is
+        # recorded only after it gave up on both cameras: wait for that record too.
+        wait_for(
+            lambda: status(svc, c)["last_roll_call_outcome"] is not None, 15, "first roll call"
+        )
         st = status(svc, c)
         assert st["running"] and st["headcount"] == 0
         assert sorted(st["unseen"]) == sorted(c.learners.values()) and st["absent"] == []
