@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from storage.types import LedgerEvent
 from supervisor.context import Context
 from supervisor.ledger import classroom as ce
 from supervisor.ledger import codec
@@ -45,7 +46,8 @@ class ClassChains:
             )
         )
 
-    async def append_class(self, event: ev.Event) -> None:
-        """Append one event to the class's chain."""
+    async def append_class(self, event: ev.Event) -> LedgerEvent:
+        """Append one event to the class's chain; the stored event."""
         async with self.ctx.lock(self.chain):
-            await self.ctx.append(self.chain, [codec.encode(event)])
+            (stored,) = await self.ctx.append(self.chain, [codec.encode(event)])
+            return stored

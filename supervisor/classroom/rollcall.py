@@ -25,15 +25,16 @@ import numpy as np
 from capture.exceptions import SourceDown
 from capture.protocols import FrameSource
 from capture.types import FrameSample
-from storage.canonical import canonical_json
-from storage.types import ClassMode, TrainingClass
+from storage.types import ClassMode, LedgerEvent, TrainingClass
 from supervisor.checks.evidence import keep_frame
+from supervisor.checks.flags import raise_flag
 from supervisor.checks.pool import Overloaded
 from supervisor.checks.rollcall import KEEP_ALL, KEEP_REFERENCED, RollCallOutcome, roll_call
 from supervisor.classroom.chains import ClassChains
 from supervisor.context import Context
 from supervisor.ledger import classroom as ce
 from supervisor.ledger import events as ev
+from supervisor.rules.flags import EvidenceRef
 from verification.types import FaceStatus, RollCallParams
 
 log = logging.getLogger(__name__)
@@ -312,35 +313,55 @@ async def assessment_flags(
     institution_id: int,
     roster: tuple[int, ...],
     summary: ce.ClassRollCall,
+    stored: LedgerEvent,
     complete: bool,
     flagged: set[str],
 ) -> None:
     """Raise the assessment's flags that this roll call calls for, once per kind and run
-    (`flagged`, updated in place, holds the kinds raised so far)."""
+    (`flagged`, updated in place, holds the kinds raised so far). The evidence is the
+    roll call's event in the class chain (`stored`) and every frame it kept."""
     candidates = len(roster)
     wanted: list[str] = []
     if complete and summary.faces != candidates:
         wanted.append(FLAG_HEADCOUNT)
     if summary.unknown_faces > 0:
         wanted.append(FLAG_UNKNOWN_FACE)
+    scores = {
+        "class_id": chains.class_id,
+        "run_id": chains.run_id,
+        "roll_call_id": summary.roll_call_id,
+        "faces": summary.faces,
+        "candidates": candidates,
+        "present": len(summary.present),
+        "unknown_faces": summary.unknown_faces,
+    }
+    frames = [h for h in summary.frames_evidence if h is not None]
+    evidence = [
+        EvidenceRef(stored.chain_id, stored.seq, stored.hash, sha, {"frame": n})
+        for n, sha in enumerate(frames)
+    ] or [EvidenceRef(stored.chain_id, stored.seq, stored.hash, None, {})]
     for kind in wanted:
         if kind in flagged:
             continue  # one flag per kind and run; later roll calls are in the chain
         flagged.add(kind)
-        details = canonical_json(
-            {
-                "class_id": chains.class_id,
-                "run_id": chains.run_id,
-                "roll_call_id": summary.roll_call_id,
-                "at": ev.iso(summary.at),
-                "faces": summary.faces,
-                "candidates": candidates,
-                "present": list(summary.present),
-                "unknown_faces": summary.unknown_faces,
-                "evidence": [h for h in summary.frames_evidence if h is not None],
-            }
+        what = (
+            f"{summary.faces} face(s) in the room for {candidates} candidate(s)"
+            if kind == FLAG_HEADCOUNT
+            else f"{summary.unknown_faces} face(s) matched nobody on the roster"
         )
-        flag = await ctx.db(ctx.storage.registry.raise_flag, kind, details, institution_id, None)
+        flag = await ctx.db(
+            raise_flag,
+            ctx.storage,
+            kind,
+            institution_id,
+            None,
+            (),
+            f"assessment of class {chains.class_id}: {what}",
+            evidence,
+            summary.at,
+            key=f"{kind}:{chains.class_id}:{chains.run_id}",
+            scores=scores,
+        )
         await chains.append_class(
             ce.ClassFlagRaised(
                 chains.class_id, chains.run_id, flag.id, kind, summary.roll_call_id, summary.at

@@ -304,7 +304,7 @@ class ClassRun:
         findings = call.findings(obs)
         await self.chains.append_learners(call.learner_events(obs, findings, self.paused))
         summary = call.summary(obs, findings)
-        await self.chains.append_class(summary)
+        stored = await self.chains.append_class(summary)
         # A camera that was out triggers a roll call as soon as it is back; one the
         # pool had no room for waits for the next random moment (no retry storm).
         self.resume_on = set(obs.down)
@@ -315,6 +315,7 @@ class ClassRun:
                 self.cls.institution_id,
                 self.roster,
                 summary,
+                stored,
                 not obs.unseen_cameras,
                 self.flagged,
             )

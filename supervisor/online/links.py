@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from capture.exceptions import NoFrames
+from capture.protocols import FrameSource
 from capture.webrtc import PeerHub
 from config import Settings
 from supervisor.checks.jobs import Frame, FrameStamp
@@ -79,7 +80,7 @@ class WebRTCLink:
     async def frames(
         self, check_id: str, count: int, spacing: float, timeout: float, fps: float | None = None
     ) -> Captured:
-        reader = self.hub.reader(self.session_id)
+        reader: FrameSource = self.hub.reader(self.session_id)
         asked = datetime.now(UTC)
         self._capture(True, check_id, fps)
         try:

@@ -318,9 +318,15 @@ def test_assessment_over_mjpeg_flags_a_stranger_and_survives_a_dropped_camera(
     for f in flags:
         details = json.loads(f.details)
         assert canonical_json(details) == f.details and f.learner_id is None
-        assert details["candidates"] == 1 and details["evidence"]
-        for sha in details["evidence"]:
-            assert svc.storage.evidence.get(sha)
+        assert details["scores"]["candidates"] == 1 and details["evidence"]
+        for ref in details["evidence"]:
+            # Each piece of evidence names the roll call's event and one of its frames,
+            # and the flag has its own chain from the moment it is raised.
+            assert ref["chain_id"] == f"class:{c.class_id}" and len(ref["hash"]) == 64
+            stored = svc.storage.ledger.read_chain(ref["chain_id"])[ref["seq"] - 1]
+            assert stored.hash == ref["hash"] and stored.kind == "class_roll_call"
+            assert svc.storage.evidence.get(ref["evidence_sha256"])
+        assert svc.storage.ledger.read_chain(f"flag:{f.id}")[0].kind == "flag_raised"
     assert_chains_intact(svc, c)
     assert_every_roll_call_reached_every_learner(svc, c)
 
