@@ -29,6 +29,12 @@ class LivenessSettings(_Section):
         description="Also challenge when passive liveness is inconclusive or the browser's "
         "signals raise suspicion (at most once per `challenge_min_interval_s`).",
     )
+    challenge_first_check: bool = Field(
+        True,
+        description="The first check of a session, and the check that resumes it after the "
+        "page came back, carry an active challenge: a photo or a replayed clip is stopped "
+        "before it earns more than one check interval.",
+    )
     challenge_min_interval_s: float = Field(
         300.0, ge=0, le=86_400, description="Least time between two challenges of a session."
     )

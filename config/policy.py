@@ -53,6 +53,20 @@ class PolicySettings(_Section):
     frames_per_check: int = Field(
         3, ge=1, le=20, description="Frames a check decides over (best of k)."
     )
+    signin_frames: int = Field(
+        3,
+        ge=2,
+        le=8,
+        description="Frames a sign-in sends as one burst: the identity check decides over "
+        "them and passive liveness runs on them, so at least two.",
+    )
+    signin_frame_spacing_s: float = Field(
+        0.7,
+        gt=0,
+        le=5,
+        description="Seconds between the frames of a sign-in burst, as the learner's page "
+        "takes them (the times passive liveness reads them at).",
+    )
     retry_interval_s: float = Field(
         10.0, gt=0, le=600, description="Seconds between retries inside a response window."
     )

@@ -10,6 +10,7 @@ from config.base import _Section
 # environment other than development refuses to start with them.
 DEV_TEMPLATE_KEY = "ZGV2ZWxvcG1lbnQtb25seS10ZW1wbGF0ZS1rZXktMzI="  # base64 of 32 bytes
 DEV_SEAL_KEY = "ZGV2ZWxvcG1lbnQtb25seS1zZWFsLWtleS0zMmJ5dGU="  # base64 of 32 bytes
+DEV_DEVICE_SALT = "development-only-device-salt"
 
 
 class SecuritySettings(_Section):
@@ -24,6 +25,12 @@ class SecuritySettings(_Section):
         SecretStr(DEV_SEAL_KEY),
         description="Base64 of a 32-byte Ed25519 seed that signs ledger seals. The development "
         "default is refused outside development.",
+    )
+    device_salt: SecretStr = Field(
+        SecretStr(DEV_DEVICE_SALT),
+        description="Secret salt of the keyed hash (HMAC-SHA-256) kept of a learner's device "
+        "fingerprint, so the fingerprint itself is never stored. The development default "
+        "is refused outside development.",
     )
     consent_text_version: str = Field(
         "2026-11-v1",

@@ -39,7 +39,7 @@ from config.inspection import InspectionSettings
 from config.liveness import LivenessSettings
 from config.policy import PolicySettings
 from config.privacy import PrivacySettings
-from config.security import DEV_SEAL_KEY, DEV_TEMPLATE_KEY, SecuritySettings
+from config.security import DEV_DEVICE_SALT, DEV_SEAL_KEY, DEV_TEMPLATE_KEY, SecuritySettings
 from config.server import ServerSettings
 from config.subsidy import SubsidySettings
 from config.web import WebSettings
@@ -106,6 +106,8 @@ class Settings(BaseSettings):
             refused.append("security.template_key")
         if self.security.seal_key.get_secret_value() == DEV_SEAL_KEY:
             refused.append("security.seal_key")
+        if self.security.device_salt.get_secret_value() == DEV_DEVICE_SALT:
+            refused.append("security.device_salt")
         if refused:
             raise ValueError(
                 f"the development default of {', '.join(refused)} is refused in the "

@@ -37,6 +37,21 @@ class SubsidySettings(_Section):
         description="Sessions of one institution started within one night hour that raise an "
         "'odd_hour_burst' flag.",
     )
+    max_learners_per_address: int = Field(
+        5,
+        ge=1,
+        le=10_000,
+        description="Learners of whom more may not study online at once from one network "
+        "address before a 'crowded_address' flag is raised (one room studying for many; "
+        "raise it where a training room legitimately shares one address).",
+    )
+    client_retention_days: int = Field(
+        180,
+        ge=1,
+        le=3650,
+        description="Days a session's client address and device hash are kept (personal "
+        "data: the evidence of a proxy-study shop), after which retention deletes them.",
+    )
     peer_z_threshold: float = Field(
         3.5,
         gt=0,

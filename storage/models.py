@@ -142,6 +142,21 @@ class StudySessionRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class SessionClientRow(Base):
+    """Where a session was studied from: the client's network address and a keyed hash
+    of its device fingerprint. Personal data, kept until `retain_until`."""
+
+    __tablename__ = "session_clients"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("study_sessions.id"), primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"))
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    device_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retain_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class FlagRow(Base):
     __tablename__ = "flags"
 
@@ -241,6 +256,7 @@ consents = cast(Table, ConsentRow.__table__)
 face_templates = cast(Table, FaceTemplateRow.__table__)
 api_tokens = cast(Table, ApiTokenRow.__table__)
 study_sessions = cast(Table, StudySessionRow.__table__)
+session_clients = cast(Table, SessionClientRow.__table__)
 flags = cast(Table, FlagRow.__table__)
 evidence = cast(Table, EvidenceRow.__table__)
 ledger_events = cast(Table, LedgerEventRow.__table__)

@@ -37,6 +37,7 @@ from storage.types import (
     Role,
     RosterEntry,
     Seal,
+    SessionClient,
     StudySession,
     SubsidyKind,
     SupervisionRun,
@@ -174,6 +175,25 @@ class RegistryStore(Protocol):
         learner_id: int | None = None,
         open_only: bool = False,
     ) -> list[StudySession]: ...
+
+    def record_session_client(
+        self,
+        session_id: str,
+        address: str,
+        device_hash: str | None,
+        seen_at: datetime,
+        retain_until: datetime,
+    ) -> SessionClient: ...
+    def session_clients(
+        self,
+        *,
+        institution_id: int | None = None,
+        learner_id: int | None = None,
+        device_hash: str | None = None,
+        address: str | None = None,
+        open_only: bool = False,
+    ) -> list[SessionClient]: ...
+    def purge_session_clients(self, now: datetime) -> int: ...
 
     def raise_flag(
         self,

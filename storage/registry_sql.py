@@ -29,6 +29,7 @@ from storage.models import (
     flags,
     institutions,
     learners,
+    session_clients,
     study_sessions,
 )
 from storage.types import (
@@ -41,6 +42,7 @@ from storage.types import (
     InstitutionStatus,
     Learner,
     Role,
+    SessionClient,
     StudySession,
     Token,
 )
@@ -49,6 +51,7 @@ from storage.validate import aware, enum_value, ident, text
 # GB 11643 shape: 17 digits and a check character. The check digit itself is
 # validated by the caller's domain rules; storage refuses anything malformed.
 _ID_NUMBER: Final = re.compile(r"\d{17}[\dX]")
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
 TOKEN_SECRET_BYTES: Final = 32
 
 
@@ -370,6 +373,77 @@ class SqlRegistryStore:
         with self._db.read() as conn:
             return [_session(r) for r in conn.execute(stmt)]
 
+    # -- where sessions were studied from ----------------------------------------------
+
+    def record_session_client(
+        self,
+        session_id: str,
+        address: str,
+        device_hash: str | None,
+        seen_at: datetime,
+        retain_until: datetime,
+    ) -> SessionClient:
+        """Keep where a session was studied from (once per session; `Duplicate` again)."""
+        aware(seen_at, "seen_at")
+        aware(retain_until, "retain_until")
+        if not address or len(address) > 64:
+            raise InvalidInput("a client address has 1 to 64 characters")
+        if device_hash is not None and not _HEX64.fullmatch(device_hash):
+            raise InvalidInput("a device hash is 64 lowercase hex characters")
+        with self._db.write() as conn:
+            session = _get(conn, study_sessions, session_id, "session")
+            row = conn.execute(
+                insert(session_clients)
+                .values(
+                    session_id=session_id,
+                    learner_id=session.learner_id,
+                    institution_id=session.institution_id,
+                    address=address,
+                    device_hash=device_hash,
+                    seen_at=seen_at,
+                    retain_until=retain_until,
+                )
+                .returning(*session_clients.c)
+            ).one()
+        return _client(row, session.ended_at)
+
+    def session_clients(
+        self,
+        *,
+        institution_id: int | None = None,
+        learner_id: int | None = None,
+        device_hash: str | None = None,
+        address: str | None = None,
+        open_only: bool = False,
+    ) -> list[SessionClient]:
+        """Where sessions were studied from, oldest first, by any of these filters."""
+        stmt = (
+            select(session_clients, study_sessions.c.ended_at)
+            .join(study_sessions, study_sessions.c.id == session_clients.c.session_id)
+            .order_by(session_clients.c.seen_at, session_clients.c.session_id)
+        )
+        if institution_id is not None:
+            stmt = stmt.where(session_clients.c.institution_id == institution_id)
+        if learner_id is not None:
+            stmt = stmt.where(session_clients.c.learner_id == learner_id)
+        if device_hash is not None:
+            stmt = stmt.where(session_clients.c.device_hash == device_hash)
+        if address is not None:
+            stmt = stmt.where(session_clients.c.address == address)
+        if open_only:
+            stmt = stmt.where(study_sessions.c.ended_at.is_(None))
+        with self._db.read() as conn:
+            return [_client(r, r.ended_at) for r in conn.execute(stmt)]
+
+    def purge_session_clients(self, now: datetime) -> int:
+        """Delete the client records past their retention; how many."""
+        aware(now, "now")
+        with self._db.write() as conn:
+            result = conn.execute(
+                delete(session_clients).where(session_clients.c.retain_until < now)
+            )
+        return int(result.rowcount or 0)
+
     # -- flags ----------------------------------------------------------------------
 
     def raise_flag(
@@ -499,6 +573,19 @@ def _token(r: Row[Any]) -> Token:
 def _session(r: Row[Any]) -> StudySession:
     return StudySession(
         r.id, r.chain_id, r.learner_id, r.course_id, r.institution_id, r.started_at, r.ended_at
+    )
+
+
+def _client(r: Row[Any], ended_at: datetime | None) -> SessionClient:
+    return SessionClient(
+        r.session_id,
+        r.learner_id,
+        r.institution_id,
+        r.address,
+        r.device_hash,
+        r.seen_at,
+        r.retain_until,
+        ended_at,
     )
 
 

@@ -26,7 +26,8 @@ class InstitutionStatus(StrEnum):
 
 class Role(StrEnum):
     admin = "admin"
-    operator = "operator"
+    bureau = "bureau"  # the human-resources bureau: standards, status, decisions
+    operator = "operator"  # an institution's staff
     inspector = "inspector"
     learner = "learner"
 
@@ -112,6 +113,20 @@ class StudySession:
     institution_id: int
     started_at: datetime
     ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClient:
+    """Where a session was studied from (personal data, kept until `retain_until`)."""
+
+    session_id: str
+    learner_id: int
+    institution_id: int
+    address: str
+    device_hash: str | None  # HMAC-SHA-256 of the page's device fingerprint, hex
+    seen_at: datetime
+    retain_until: datetime
+    ended_at: datetime | None = None  # the session's end, when it has ended
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,6 @@ class CheckRequest:
     kind: CheckKind
     purpose: str  # start | scheduled | retry | resume | challenge | submitted
     frames: tuple[Frame, ...]
-    pause_on_failure: bool = False
     scheduled_at: datetime | None = None
     check_id: str | None = None
     frame_times: tuple[float, ...] = ()  # seconds on one clock (a challenge: from its prompt)
@@ -99,7 +98,6 @@ class CheckDispatcher:
             learner_id=request.learner_id,
             kind=request.kind,
             purpose=request.purpose,
-            pause_on_failure=request.pause_on_failure,
             scheduled_at=request.scheduled_at,
             enqueued_at=self.clock(),
             frames=tuple(data),

@@ -68,7 +68,6 @@ class CheckJob:
     learner_id: int
     kind: CheckKind
     purpose: str
-    pause_on_failure: bool
     scheduled_at: datetime | None
     enqueued_at: datetime
     frames: tuple[bytes, ...]
@@ -131,7 +130,6 @@ def job_fields(job: CheckJob) -> dict[str, bytes]:
         "learner_id": job.learner_id,
         "kind": job.kind.value,
         "purpose": job.purpose,
-        "pause_on_failure": job.pause_on_failure,
         "scheduled_at": iso(job.scheduled_at) if job.scheduled_at else None,
         "enqueued_at": iso(job.enqueued_at),
         "frames": len(job.frames),
@@ -166,7 +164,6 @@ def parse_job(fields: dict[Any, Any]) -> CheckJob:
             learner_id=int(meta["learner_id"]),
             kind=CheckKind(meta["kind"]),
             purpose=str(meta["purpose"]),
-            pause_on_failure=bool(meta["pause_on_failure"]),
             scheduled_at=parse_iso(meta["scheduled_at"]) if meta.get("scheduled_at") else None,
             enqueued_at=parse_iso(meta["enqueued_at"]),
             frames=frames,

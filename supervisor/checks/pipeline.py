@@ -143,7 +143,7 @@ class CheckPipeline:
             )
             state = sm.State.active
         events.append(check)
-        change = sm.after_check(state, check, pause_on_failure=job.pause_on_failure)
+        change = sm.after_check(state, check)
         if change is not None:
             events.append(change)
         appended, created = storage.ledger.append_once(

@@ -26,7 +26,7 @@ from storage.types import (
     RosterEntry,
     TrainingClass,
 )
-from supervisor.auth import Principal, can_read_institution, can_read_learner, can_write_institution
+from supervisor.auth import Principal, can_read_institution, can_read_learner
 from supervisor.classroom.cameras import check_camera_url
 from supervisor.classroom.supervisor import ClassSupervisor
 from supervisor.classroom.timeline import Attendance, SupervisionStatus, timeline
@@ -34,7 +34,7 @@ from supervisor.context import Context
 from supervisor.errors import Conflict, InvalidInput, UnknownId, WrongRole
 from supervisor.ledger import classroom as ce
 from supervisor.ledger import codec
-from supervisor.registry.status import ensure_active
+from supervisor.registry.status import ensure_active, ensure_may_register
 from supervisor.rules.crediting import credit
 
 MAX_SCHEDULE: Final = timedelta(days=366)
@@ -50,7 +50,7 @@ class ClassroomService:
     async def _class(self, p: Principal, class_id: int, write: bool) -> TrainingClass:
         cls = await self.ctx.db(self.store.get_class, class_id)
         if write:
-            can_write_institution(p, cls.institution_id)
+            await ensure_may_register(self.ctx, p, cls.institution_id)
         else:
             can_read_institution(p, cls.institution_id)
         return cls
@@ -67,7 +67,7 @@ class ClassroomService:
         ends_at: datetime,
     ) -> TrainingClass:
         course = await self.ctx.db(self.registry.get_course, course_id)
-        can_write_institution(p, course.institution_id)
+        await ensure_may_register(self.ctx, p, course.institution_id)
         if course.delivery_mode is DeliveryMode.online:
             raise InvalidInput(
                 "the course is delivered online; classes are for classroom or blended courses",

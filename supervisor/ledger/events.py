@@ -197,12 +197,16 @@ class SessionEnded(Event):
 
 @dataclass(frozen=True, slots=True)
 class ConsentGiven(Event):
+    """Biometric consent, given by the learner with their own token, or in person at the
+    bureau on a signed form whose SHA-256 is `form_sha256`."""
+
     KIND: ClassVar[str] = "consent_given"
     learner_id: int
     consent_id: int
     text_version: str
     recorded_by: str
     at: datetime
+    form_sha256: str | None = optional()
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,12 +113,29 @@ class FlagRaised(ev.Event):
 
 @dataclass(frozen=True, slots=True)
 class FlagDecided(ev.Event):
+    """A decision by the bureau or an inspector. A confirmation holds against the flagged
+    learner (the first of `FlagRaised.learner_ids`) and, only if named in `against`,
+    against the others the flag names (the earlier enrolment of a duplicated face, the
+    learner an impostor's face matched)."""
+
     KIND: ClassVar[str] = "flag_decided"
     flag_id: int
     status: str  # confirmed | dismissed
     note: str
     decided_by: str
     supersedes_seq: int | None  # the earlier decision this one replaces
+    at: datetime
+    against: tuple[int, ...] | None = ev.optional()
+
+
+@dataclass(frozen=True, slots=True)
+class FlagStatement(ev.Event):
+    """What the institution says about a flag on its learner: recorded, never a decision."""
+
+    KIND: ClassVar[str] = "flag_statement"
+    flag_id: int
+    statement: str
+    made_by: str
     at: datetime
 
 
@@ -131,4 +148,5 @@ KINDS: tuple[type[ev.Event], ...] = (
     AssessmentRecorded,
     FlagRaised,
     FlagDecided,
+    FlagStatement,
 )

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
+from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from capture.exceptions import NoFrames
@@ -108,19 +110,38 @@ class WebRTCLink:
 @dataclass
 class _FrameRequest:
     check_id: str
+    nonce: str
     count: int
+    deadline: float  # loop time after which the request is answered by nobody
     future: asyncio.Future[list[Frame]]
 
 
+class Refusal(Exception):
+    """Frames that answer no check request of the server: why (a stable reason)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 class UploadLink:
-    """The HTTP fallback: the page long-polls for messages and posts still frames."""
+    """The HTTP fallback: the page long-polls for messages and posts still frames.
+
+    Frames are taken only in answer to a request the server issued at a moment it drew
+    (`frames`): the request names its check id, a nonce and a deadline, and the page
+    must post them back with the frames. Frames that answer no request, a request
+    already answered, or one past its deadline are refused (`accept`), and nothing is
+    recorded."""
 
     mode = "upload"
     MAX_QUEUED = 64
+    ANSWERED_KEPT = 64  # recent check ids, to tell "answered twice" from "never asked"
 
     def __init__(self) -> None:
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.MAX_QUEUED)
         self.pending: _FrameRequest | None = None
+        self.answered: deque[str] = deque(maxlen=self.ANSWERED_KEPT)
         self.closed = False
         self.polls = 0  # long-polls waiting right now
 
@@ -136,15 +157,19 @@ class UploadLink:
     async def frames(
         self, check_id: str, count: int, spacing: float, timeout: float, fps: float | None = None
     ) -> Captured:
-        future: asyncio.Future[list[Frame]] = asyncio.get_running_loop().create_future()
-        self.pending = _FrameRequest(check_id, count, future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Frame]] = loop.create_future()
+        nonce = secrets.token_urlsafe(16)
+        self.pending = _FrameRequest(check_id, nonce, count, loop.time() + timeout, future)
         self.send(
             {
                 "type": "capture",
                 "on": True,
                 "check_id": check_id,
+                "nonce": nonce,
                 "count": count,
                 "spacing": spacing,
+                "deadline": (datetime.now(UTC) + timedelta(seconds=timeout)).isoformat(),
             }
         )
         try:
@@ -153,21 +178,30 @@ class UploadLink:
             raise NoFrames(f"no frames were posted within {timeout:.0f} s") from None
         finally:
             self.pending = None
+            self.answered.append(check_id)
         # The page takes them `spacing` seconds apart from the moment it is asked.
         return Captured(list(posted), [i * spacing for i in range(len(posted))])
 
-    def waiting_for(self, check_id: str) -> bool:
-        request = self.pending
-        return request is not None and request.check_id == check_id and not request.future.done()
-
-    def deliver(self, check_id: str, frames: list[bytes]) -> bool:
-        """Frames posted by the page for a pending request; False if none matches."""
+    def accept(self, check_id: str, nonce: str) -> None:
+        """Raise `Refusal` unless frames for `check_id` with `nonce` answer the request
+        waiting now, before its deadline."""
         request = self.pending
         if request is None or request.check_id != check_id or request.future.done():
-            return False
+            if check_id in self.answered:
+                raise Refusal("already_answered", "this check was already answered or is over")
+            raise Refusal("no_pending_check", "the server asked for no such check")
+        if not secrets.compare_digest(request.nonce, nonce):
+            raise Refusal("wrong_nonce", "the frames do not answer the server's request")
+        if asyncio.get_running_loop().time() > request.deadline:
+            raise Refusal("check_expired", "the check's response window is over")
+
+    def deliver(self, check_id: str, nonce: str, frames: list[bytes]) -> None:
+        """Frames posted by the page for the waiting request (`accept` first)."""
+        self.accept(check_id, nonce)
+        request = self.pending
+        assert request is not None
         stamp = FrameStamp(datetime.now(UTC))  # when they arrived
         request.future.set_result([Frame(f, stamp) for f in frames[: request.count]])
-        return True
 
     async def next_messages(self, wait: float) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

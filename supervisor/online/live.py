@@ -37,11 +37,12 @@ from capture.exceptions import CaptureError
 from capture.types import PeerState
 from capture.webrtc import PeerHub
 from storage import Storage
+from storage.exceptions import StorageError
 from storage.types import StudySession
 from supervisor.checks.dispatch import CheckRequest
 from supervisor.checks.flags import raise_flag
 from supervisor.context import Context
-from supervisor.errors import Conflict, InvalidInput
+from supervisor.errors import Conflict, InvalidInput, Unavailable
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.online.board import LiveBoard, LiveLocks
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 ATTACH_GRACE_S = 30.0
 # Shortest sleep of a session waiting for its next check.
 _MIN_NAP_S = 0.5
+# How long supervision waits before going on after its storage failed.
+STORAGE_RETRY_S = 2.0
 
 
 # -- one supervised session --------------------------------------------------
@@ -82,6 +85,7 @@ class LiveSession:
     spoof_signs: list[str] = field(default_factory=list)
     spoof_flagged: bool = False
     needs_challenge: bool = False  # a liveness failure not yet cleared by a challenge
+    challenge_due: bool = False  # the next check carries a challenge (first or resuming)
     lock_refreshed: float = float("-inf")  # loop time the live lock was last refreshed
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # the link came or went
 
@@ -272,6 +276,12 @@ class LiveSession:
                  "passed": False, "advice": ["The camera's pictures could not be read."]}
             )  # fmt: skip
             return False
+        except (StorageError, Unavailable) as exc:
+            # The service's own storage or queue failed even to record a deferral: nothing
+            # is counted against the learner, and supervision goes on (the next check
+            # finds the storage back).
+            log.warning("session %s: check %s not recorded: %s", self.session.id, check_id, exc)
+            recorded = ev.CheckDeferred(check_id, kind.value, self.clock(), "storage_unavailable")
         if isinstance(recorded, ev.CheckDeferred):
             # The service's own overload or fault: never counted against the learner.
             self.send(
@@ -302,6 +312,8 @@ class LiveSession:
             self.needs_challenge = True
         elif challenge is not None and recorded.passed:
             self.needs_challenge = False
+        if challenge is not None and recorded.passed:
+            self.challenge_due = False
         if challenge is None:
             follow = self._challenge_after(recorded, purpose)
             if follow is not None:
@@ -424,58 +436,90 @@ class LiveSession:
             return False
         return (self.clock() - passed_at).total_seconds() <= ATTACH_GRACE_S
 
+    def _due_challenge(self) -> ChallengeKind | None:
+        """A challenge for the next check when one is due (the session's first check, the
+        check that resumes it); it stays due until a challenge passes."""
+        if not self.challenge_due:
+            return None
+        kinds = [ChallengeKind(k) for k in self.manager.settings.liveness.challenge_kinds]
+        return self.manager.rng.choice(kinds)
+
     async def run(self) -> None:
-        rng = self.manager.rng
-        p = self.policy
+        first_challenge = self.manager.settings.liveness.challenge_first_check
+        self.challenge_due = first_challenge
         try:
             # A page that attaches to a session it did not just open (a reload, a
             # second device, a session opened elsewhere) proves who is there first.
             resume_first = not await self._identity_is_recent()
             while not self.stopped:
-                if self.link is None:
-                    if not await self._await_reconnect():
-                        return
+                try:
+                    await self._supervise(resume_first)
+                    return
+                except (StorageError, Unavailable) as exc:
+                    # The service's own storage failed (an outage): nothing was counted
+                    # against the learner. Wait, then go on with an identity check.
+                    log.warning("session %s: storage unavailable (%s); retrying",
+                                self.session.id, exc)  # fmt: skip
+                    await asyncio.sleep(STORAGE_RETRY_S)
                     resume_first = True
-                if resume_first:
-                    resume_first = False
-                    if not await self.check(CheckKind.identity, "resume"):
-                        if not await self.respond(CheckKind.identity):
-                            return
-                    continue
-                now = self.clock()
-                presence_at = now + timedelta(
-                    seconds=draw_interval(
-                        rng, p.presence_interval_min_s, p.presence_interval_mean_s,
-                        p.presence_interval_max_s,
-                    )
-                )  # fmt: skip
-                if self.manager.identity_due.get(self.session.id) is None:
-                    self.manager.identity_due[self.session.id] = now + timedelta(
-                        seconds=draw_interval(
-                            rng, p.identity_interval_min_s, p.identity_interval_mean_s,
-                            p.identity_interval_max_s,
-                        )
-                    )  # fmt: skip
-                identity_at = self.manager.identity_due[self.session.id]
-                due = min(presence_at, identity_at)
-                kind = CheckKind.identity if identity_at <= presence_at else CheckKind.presence
-                if not await self._wait_until(due):
-                    continue  # disconnected or stopped while waiting
-                if kind is CheckKind.identity:
-                    self.manager.identity_due.pop(self.session.id, None)
-                if not await self.check(kind, "scheduled", scheduled_at=due):
-                    if self.link is None:
-                        continue
-                    if not await self.respond(kind):
-                        return
         except asyncio.CancelledError:
             raise
         except Conflict:
             return  # the session ended under us
         except Exception:
+            # Anything else stops this session's supervision (the page is told nothing
+            # more and pauses by heartbeat): logged, never silent.
             log.exception("live supervision of session %s failed", self.session.id)
         finally:
             self.stopped = True
+
+    async def _supervise(self, resume_first: bool) -> None:
+        """Checks at random moments until the session ends or stops."""
+        rng = self.manager.rng
+        p = self.policy
+        first_challenge = self.manager.settings.liveness.challenge_first_check
+        while not self.stopped:
+            if self.link is None:
+                if not await self._await_reconnect():
+                    return
+                resume_first = True
+                self.challenge_due = self.challenge_due or first_challenge
+            if resume_first:
+                resume_first = False
+                if not await self.check(
+                    CheckKind.identity, "resume", challenge=self._due_challenge()
+                ):
+                    if not await self.respond(CheckKind.identity):
+                        return
+                continue
+            now = self.clock()
+            presence_at = now + timedelta(
+                seconds=draw_interval(
+                    rng, p.presence_interval_min_s, p.presence_interval_mean_s,
+                    p.presence_interval_max_s,
+                )
+            )  # fmt: skip
+            if self.manager.identity_due.get(self.session.id) is None:
+                self.manager.identity_due[self.session.id] = now + timedelta(
+                    seconds=draw_interval(
+                        rng, p.identity_interval_min_s, p.identity_interval_mean_s,
+                        p.identity_interval_max_s,
+                    )
+                )  # fmt: skip
+            identity_at = self.manager.identity_due[self.session.id]
+            due = min(presence_at, identity_at)
+            kind = CheckKind.identity if identity_at <= presence_at else CheckKind.presence
+            if not await self._wait_until(due):
+                continue  # disconnected or stopped while waiting
+            if kind is CheckKind.identity:
+                self.manager.identity_due.pop(self.session.id, None)
+            if not await self.check(
+                kind, "scheduled", scheduled_at=due, challenge=self._due_challenge()
+            ):
+                if self.link is None:
+                    continue
+                if not await self.respond(kind):
+                    return
 
     async def _wait_until(self, due: datetime) -> bool:
         """Wait for a check's moment while watching the link. False if it went away."""

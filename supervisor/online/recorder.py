@@ -81,7 +81,7 @@ class SessionRecorder:
         async with self.ctx.lock(session.chain_id):
             state = (await self.view(session)).state
             try:
-                change = sm.after_check(state, check, pause_on_failure=False)
+                change = sm.after_check(state, check)
             except sm.IllegalTransition:
                 raise ended_conflict() from None
             await self._append(session, [check] + ([change] if change is not None else []))

@@ -15,13 +15,20 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from storage.types import LedgerEvent, Role, StudySession, VerifyReport
-from supervisor.auth import Principal, can_act_as_learner, can_read_learner, require_role
+from supervisor.auth import (
+    Principal,
+    can_act_as_learner,
+    can_act_for_learner_in_person,
+    can_read_learner,
+    require_role,
+)
 from supervisor.checks.dispatch import CheckRequest
 from supervisor.checks.jobs import Frame, FrameStamp, SessionStart
 from supervisor.context import Context
 from supervisor.errors import Conflict, OtherInstitution, Unavailable
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
+from supervisor.online.clients import Client, record_client
 from supervisor.online.live import LiveManager
 from supervisor.online.recorder import SessionRecorder
 from supervisor.registry.status import ensure_active
@@ -42,7 +49,7 @@ class SessionService:
     async def _session(self, p: Principal, session_id: str, act: bool) -> StudySession:
         session = await self.ctx.db(self.registry.get_session, session_id)
         if act:
-            can_act_as_learner(p, session.learner_id, session.institution_id)
+            can_act_as_learner(p, session.learner_id)
         else:
             can_read_learner(p, session.learner_id, session.institution_id)
         return session
@@ -89,9 +96,16 @@ class SessionService:
         return tuple(Frame(f, stamp) for f in frames)
 
     async def start(
-        self, p: Principal, course_id: int, frames: Sequence[bytes], mode: str = "upload"
+        self,
+        p: Principal,
+        course_id: int,
+        frames: Sequence[bytes],
+        mode: str = "upload",
+        client: Client | None = None,
     ) -> tuple[sm.SessionState, ev.CheckRecorded]:
-        """Open a session after its sign-in check passes; a refusal changes nothing."""
+        """Open a session after its sign-in check passes; a refusal changes nothing.
+        `client` (where the sign-in came from) is kept with the session and watched for
+        a device or an address shared by many learners (`supervisor.online.clients`)."""
         require_role(p, Role.learner)
         assert p.learner_id is not None
         learner = await self.ctx.db(self.registry.get_learner, p.learner_id)
@@ -109,6 +123,7 @@ class SessionService:
                 await self.live.refuse_if_live(learner.id, session.id)
             session_id = str(uuid.uuid4())
             chain_id = ev.session_chain(session_id)
+            spacing = self.ctx.settings.policy.signin_frame_spacing_s
             recorded = await self.recorder.checks.run(
                 CheckRequest(
                     session_id=session_id,
@@ -117,6 +132,7 @@ class SessionService:
                     kind=CheckKind.identity,
                     purpose="start",
                     frames=self._uploaded(frames),
+                    frame_times=tuple(i * spacing for i in range(len(frames))),
                     start=SessionStart(course.id, course.institution_id, mode),
                 )
             )
@@ -136,44 +152,21 @@ class SessionService:
                 recorded.at,
             )
             await self.live.hold(created)
-        return await self.recorder.state(created), recorded
-
-    async def submit_check(
-        self, p: Principal, session_id: str, kind: CheckKind, frames: Sequence[bytes]
-    ) -> tuple[sm.SessionState, ev.CheckRecorded]:
-        """Verify frames a client submitted and record the check; a failed one pauses.
-
-        A check the service had to defer answers 503 `check_deferred`."""
-        session = await self._session(p, session_id, act=True)
-        await self.live.hold(session)
-        state, event = await self.recorder.check(
-            session,
-            CheckRequest(
-                session_id=session.id,
-                chain_id=session.chain_id,
-                learner_id=session.learner_id,
-                kind=kind,
-                purpose="submitted",
-                frames=self._uploaded(frames),
-                pause_on_failure=True,
-            ),
-        )
-        if isinstance(event, ev.CheckDeferred):
-            raise Unavailable(
-                "the check could not be verified now; it is recorded as deferred and does "
-                "not count against the learner",
-                reason="check_deferred",
-                check_id=event.check_id,
-                deferred_reason=event.reason,
+        if client is not None:
+            await self.ctx.db(
+                record_client, self.ctx.storage, self.ctx.settings, created, client, recorded.at
             )
-        return state, event
+        return await self.recorder.state(created), recorded
 
     async def session_for(self, p: Principal, session_id: str) -> StudySession:
         """The session, if the principal may act on it."""
         return await self._session(p, session_id, act=True)
 
-    async def end(self, p: Principal, session_id: str, reason: str = "learner") -> sm.SessionState:
-        session = await self._session(p, session_id, act=True)
+    async def end(self, p: Principal, session_id: str) -> sm.SessionState:
+        """The learner ends their session; bureau staff may end one for them."""
+        session = await self.ctx.db(self.registry.get_session, session_id)
+        can_act_for_learner_in_person(p, session.learner_id)
+        reason = "learner" if p.role is Role.learner else "staff"
         return await self._end(session, reason)
 
     async def _end(

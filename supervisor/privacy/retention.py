@@ -27,6 +27,7 @@ class PurgeReport:
     evidence_frames: int
     templates: dict[int, int]  # learner id -> templates deleted
     access_log_entries: int
+    session_clients: int = 0  # sessions' client address and device hash records
 
 
 def templates_due(storage: Storage, settings: Settings, now: datetime) -> dict[int, datetime]:
@@ -63,4 +64,5 @@ def purge(storage: Storage, settings: Settings, now: datetime) -> PurgeReport:
             storage.ledger.append(ev.learner_chain(learner_id), [codec.encode(event)])
     cutoff = now - timedelta(days=settings.privacy.access_log_days)
     entries = storage.access_log.purge_before(cutoff)
-    return PurgeReport(len(frames), deleted, entries)
+    clients = storage.registry.purge_session_clients(now)
+    return PurgeReport(len(frames), deleted, entries, clients)

@@ -17,8 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.types import Role, StudySession
-from supervisor.auth import Principal, can_act_as_learner, can_read_learner, can_write_institution
+from storage.types import StudySession
+from supervisor.auth import (
+    Principal,
+    can_act_for_learner_in_person,
+    can_read_learner,
+    require_bureau,
+)
 from supervisor.context import Context
 from supervisor.errors import Conflict, OtherInstitution
 from supervisor.ledger import codec
@@ -26,6 +31,7 @@ from supervisor.ledger import events as ev
 from supervisor.ledger import privacy as pev
 from supervisor.online.sessions import SessionService
 from supervisor.registry.identity import mask_id_number
+from supervisor.registry.status import ensure_active
 from supervisor.rules import session_state as sm
 from supervisor.rules.session_state import SessionState
 
@@ -183,7 +189,7 @@ class PrivacyService:
         self, p: Principal, learner_id: int, reason: str
     ) -> AlternativeState:
         learner = await self.ctx.db(self.store.get_learner, learner_id)
-        can_act_as_learner(p, learner.id, learner.institution_id)
+        can_act_for_learner_in_person(p, learner.id)
         async with self.ctx.lock(f"learner:{learner.id}"):
             current = alternative_state(await self._learner_events(learner.id))
             if current.status in ("requested", "approved"):
@@ -198,8 +204,10 @@ class PrivacyService:
     async def decide_alternative(
         self, p: Principal, learner_id: int, approved: bool, method: str, note: str
     ) -> AlternativeState:
+        """The bureau approves or refuses the non-face path: an institution that could
+        approve it would exempt its own learners from face checks."""
+        require_bureau(p)
         learner = await self.ctx.db(self.store.get_learner, learner_id)
-        can_write_institution(p, learner.institution_id)
         async with self.ctx.lock(f"learner:{learner.id}"):
             current = alternative_state(await self._learner_events(learner.id))
             if current.status == "none":
@@ -215,10 +223,11 @@ class PrivacyService:
     async def start_in_person(
         self, p: Principal, learner_id: int, course_id: int, note: str
     ) -> tuple[SessionState, ev.CheckRecorded]:
-        """Staff open a session for a learner on the approved non-face path, after
+        """Bureau staff open a session for a learner on the approved non-face path, after
         checking the ID card in person; that check is the session's start check."""
+        require_bureau(p)
         learner = await self.ctx.db(self.store.get_learner, learner_id)
-        can_write_institution(p, learner.institution_id)
+        await ensure_active(self.ctx, learner.institution_id)
         course = await self.ctx.db(self.store.get_course, course_id)
         if course.institution_id != learner.institution_id:
             raise OtherInstitution("the course belongs to another institution")
@@ -267,10 +276,10 @@ class PrivacyService:
         return state, check
 
     async def _in_person_session(self, p: Principal, session_id: str) -> StudySession:
+        # Bureau staff attest presence in person: the institution, which is paid for
+        # the hours, never does.
+        require_bureau(p)
         session = await self.ctx.db(self.store.get_session, session_id)
-        can_write_institution(p, session.institution_id)
-        if p.role not in (Role.admin, Role.operator):
-            raise Conflict("only staff attest presence", reason="not_staff")
         stored = await self.sessions.chain(session)
         first = codec.decode(stored[0]) if stored else None
         if not isinstance(first, ev.SessionStarted) or first.mode != IN_PERSON:

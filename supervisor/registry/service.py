@@ -8,11 +8,12 @@ import numpy as np
 
 from storage.types import Consent, Course, DeliveryMode, Institution, Learner, Role, Template, Token
 from supervisor.auth import (
+    READ_ALL,
     Principal,
-    can_act_as_learner,
+    can_act_for_learner_in_person,
     can_read_institution,
     can_read_learner,
-    can_write_institution,
+    require_bureau,
     require_role,
 )
 from supervisor.checks.flags import raise_flag
@@ -21,6 +22,7 @@ from supervisor.errors import CheckRefused, Conflict, InvalidInput, image_refusa
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.registry.identity import id_number_problem, normalise_id_number
+from supervisor.registry.status import ensure_may_register
 from supervisor.rules.flags import EvidenceRef
 from verification.exceptions import EnrolmentRejected, ImageError
 from verification.matching import as_matrix, search
@@ -43,7 +45,7 @@ class RegistryService:
     # -- institutions and courses -------------------------------------------
 
     async def create_institution(self, p: Principal, name: str) -> Institution:
-        require_role(p, Role.admin)
+        require_bureau(p)
         return await self.ctx.db(self.store.create_institution, name)
 
     async def get_institution(self, p: Principal, institution_id: int) -> Institution:
@@ -51,7 +53,7 @@ class RegistryService:
         return await self.ctx.db(self.store.get_institution, institution_id)
 
     async def list_institutions(self, p: Principal) -> list[Institution]:
-        require_role(p, Role.admin, Role.inspector, Role.operator)
+        require_role(p, *READ_ALL, Role.operator)
         found = await self.ctx.db(self.store.list_institutions)
         if p.role is Role.operator:
             found = [i for i in found if i.id == p.institution_id]
@@ -65,8 +67,8 @@ class RegistryService:
         required_hours: float,
         delivery_mode: DeliveryMode,
     ) -> Course:
-        can_write_institution(p, institution_id)
         await self.ctx.db(self.store.get_institution, institution_id)
+        await ensure_may_register(self.ctx, p, institution_id)
         return await self.ctx.db(
             self.store.create_course, institution_id, name, required_hours, delivery_mode
         )
@@ -95,14 +97,14 @@ class RegistryService:
     async def create_learner(
         self, p: Principal, institution_id: int, full_name: str, id_number: str
     ) -> Learner:
-        can_write_institution(p, institution_id)
+        await self.ctx.db(self.store.get_institution, institution_id)
+        await ensure_may_register(self.ctx, p, institution_id)
         name = " ".join(full_name.split())
         if not name:
             raise InvalidInput("the full name is empty", reason="invalid_name")
         problem = id_number_problem(id_number, self.ctx.clock().date())
         if problem is not None:
             raise InvalidInput(f"resident ID number {problem}", reason="invalid_id_number")
-        await self.ctx.db(self.store.get_institution, institution_id)
         return await self.ctx.db(
             self.store.create_learner, institution_id, name, normalise_id_number(id_number)
         )
@@ -113,14 +115,16 @@ class RegistryService:
         return learner
 
     async def list_learners(self, p: Principal, institution_id: int | None) -> list[Learner]:
-        require_role(p, Role.admin, Role.inspector, Role.operator)
+        require_role(p, *READ_ALL, Role.operator)
         if p.role is Role.operator:
             institution_id = p.institution_id
         return await self.ctx.db(self.store.list_learners, institution_id)
 
     async def issue_learner_token(self, p: Principal, learner_id: int) -> tuple[Token, str]:
+        """A learner's own credential, issued by the bureau to the person whose ID card it
+        has checked: never by the institution, which could then act as its learners."""
+        require_bureau(p)
         learner = await self.ctx.db(self.store.get_learner, learner_id)
-        can_write_institution(p, learner.institution_id)
         return await self.ctx.db(
             self.store.create_token,
             Role.learner,
@@ -131,9 +135,25 @@ class RegistryService:
 
     # -- consent -------------------------------------------------------------
 
-    async def give_consent(self, p: Principal, learner_id: int, text_version: str) -> Consent:
+    async def give_consent(
+        self, p: Principal, learner_id: int, text_version: str, form_sha256: str | None = None
+    ) -> Consent:
+        """Consent given by the learner on their own page, or recorded by bureau staff
+        from a form the learner signed in person (`form_sha256`: the scanned form's
+        SHA-256, required then and only then)."""
         learner = await self.ctx.db(self.store.get_learner, learner_id)
-        can_act_as_learner(p, learner.id, learner.institution_id)
+        can_act_for_learner_in_person(p, learner.id)
+        in_person = p.role is not Role.learner
+        if in_person and form_sha256 is None:
+            raise InvalidInput(
+                "consent recorded in person needs the SHA-256 of the signed form",
+                reason="signed_form_required",
+            )
+        if not in_person and form_sha256 is not None:
+            raise InvalidInput(
+                "a learner gives consent on their own page, without a form",
+                reason="form_not_expected",
+            )
         current = self.ctx.settings.security.consent_text_version
         if text_version != current:
             raise Conflict(
@@ -148,7 +168,11 @@ class RegistryService:
         consent = await self.ctx.db(self.store.record_consent, learner.id, text_version, now)
         await self.ctx.append(
             ev.learner_chain(learner.id),
-            [codec.encode(ev.ConsentGiven(learner.id, consent.id, text_version, p.actor, now))],
+            [
+                codec.encode(
+                    ev.ConsentGiven(learner.id, consent.id, text_version, p.actor, now, form_sha256)
+                )
+            ],
         )
         return consent
 
@@ -157,9 +181,10 @@ class RegistryService:
         return await self.ctx.db(self.store.active_consent, learner.id)
 
     async def withdraw_consent(self, p: Principal, learner_id: int) -> tuple[Consent, int]:
-        """Withdraw consent and delete the templates; open sessions end (see SessionService)."""
+        """Withdraw consent and delete the templates; open sessions end (see SessionService).
+        The learner, or bureau staff for a learner who asks in person."""
         learner = await self.ctx.db(self.store.get_learner, learner_id)
-        can_act_as_learner(p, learner.id, learner.institution_id)
+        can_act_for_learner_in_person(p, learner.id)
         if await self.ctx.db(self.store.active_consent, learner.id) is None:
             raise Conflict("there is no active biometric consent", reason="no_consent")
         now = self.ctx.clock()
@@ -176,10 +201,12 @@ class RegistryService:
         """Add a face template from a photo that passes every quality gate.
 
         The face is first searched among all other learners' templates (1:N): a
-        face already enrolled under another identity is refused and flagged.
+        face already enrolled under another identity is refused and flagged. The learner
+        enrols on their own page, or bureau staff take the photo in person: never the
+        institution, which could enrol someone else's face for its learner.
         """
         learner = await self.ctx.db(self.store.get_learner, learner_id)
-        can_act_as_learner(p, learner.id, learner.institution_id)
+        can_act_for_learner_in_person(p, learner.id)
         if await self.ctx.db(self.store.active_consent, learner.id) is None:
             raise Conflict(
                 "biometric consent must be given before a face is enrolled", reason="no_consent"
@@ -209,6 +236,11 @@ class RegistryService:
                     "image/jpeg",
                     self.ctx.retain_until(),
                 )
+                # The later enrolment is the suspect; the earlier learner is named, and
+                # held up only if the bureau confirms against them too. An operator never
+                # sees the other learner's id when it is another institution's.
+                elsewhere = await self.ctx.db(self.store.get_learner, other.learner_id)
+                cross = elsewhere.institution_id != learner.institution_id
                 flag = await self.ctx.db(
                     raise_flag,
                     self.ctx.storage,
@@ -216,25 +248,22 @@ class RegistryService:
                     learner.institution_id,
                     learner.id,
                     [other.learner_id],
-                    "the same face is enrolled under another identity",
+                    "the same face is already enrolled under another identity"
+                    + (" at another institution: for the bureau" if cross else ""),
                     [
                         EvidenceRef(
                             None,
                             None,
                             None,
                             evidence.sha256,
-                            {
-                                "distance": hits[0].distance,
-                                "threshold": threshold,
-                                "other_template_id": other.id,
-                                "stage": "enrolment",
-                            },
+                            {"distance": hits[0].distance, "threshold": threshold},
                         )
                     ],
                     self.ctx.clock(),
+                    scores={"stage": "enrolment", "cross_institution": cross},
                 )
                 raise Conflict(
-                    "this face is already enrolled under another identity; an operator "
+                    "this face is already enrolled under another identity; the bureau "
                     "has been alerted",
                     reason="duplicate_identity",
                     flag_id=flag.id,

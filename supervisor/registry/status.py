@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from storage.types import InstitutionStatus
+from storage.types import InstitutionStatus, Role
+from supervisor.auth import Principal, can_write_institution
 from supervisor.context import Context
 from supervisor.errors import Forbidden
 
@@ -19,3 +20,11 @@ async def ensure_active(ctx: Context, institution_id: int) -> None:
             f"the institution is {inst.status.value}: it cannot start training",
             reason=f"institution_{inst.status.value}",
         )
+
+
+async def ensure_may_register(ctx: Context, p: Principal, institution_id: int) -> None:
+    """The institution's registration duties, for an institution that may still train: a
+    suspended or expelled institution's operators can read, but create nothing."""
+    can_write_institution(p, institution_id)
+    if p.role is Role.operator:
+        await ensure_active(ctx, institution_id)

@@ -29,8 +29,11 @@ Reasons a learner is not eligible (all that apply are returned):
 | `start_check_not_passed` | a session of the course began without a passed identity check |
 | `no_assessment` | no assessment result for the course |
 | `assessment_failed` | the latest assessment result is a fail |
-| `open_fraud_flag` | a fraud flag naming the learner is open |
-| `confirmed_fraud_flag` | a fraud flag naming the learner was confirmed |
+| `institution_suspended` | the course's institution was suspended (at the decision's moment) |
+| `institution_expelled` | the course's institution was expelled (idem) |
+| `open_fraud_flag` | a fraud flag on the learner is open (the flagged learner; the others a |
+|  | flag names are held up only when a confirmation names them) |
+| `confirmed_fraud_flag` | a fraud flag on the learner was confirmed (against them) |
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ REASONS = (
     "start_check_not_passed",
     "no_assessment",
     "assessment_failed",
+    "institution_suspended",
+    "institution_expelled",
     "open_fraud_flag",
     "confirmed_fraud_flag",
 )
@@ -464,25 +469,60 @@ def summarise_class_chain(
 
 
 @dataclass(frozen=True, slots=True)
+class Standing:
+    """An institution's status over time, from its chain: (effective from, status)."""
+
+    institution_id: int
+    changes: tuple[tuple[datetime, str], ...] = ()
+
+    def status_at(self, at: datetime | None) -> str:
+        """The status in force at `at` (None: the latest); active before any change."""
+        status = "active"
+        for effective, changed in sorted(self.changes):
+            if at is None or effective <= at:
+                status = changed
+        return status
+
+
+def summarise_standing(institution_id: int, events: Iterable[ev.Event]) -> Standing:
+    return Standing(
+        institution_id,
+        tuple(
+            (e.effective_at, e.status) for e in events if isinstance(e, se.InstitutionStatusChanged)
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class FlagSummary:
     flag_id: int
     kind: str
     institution_id: int | None
-    learner_ids: tuple[int, ...]
+    learner_ids: tuple[int, ...]  # every learner the flag names, the flagged one first
     status: str  # open | confirmed | dismissed
     raised_at: datetime
+    # The learners whose eligibility the flag holds up: the flagged learner while it is
+    # open or confirmed, and the others only if a confirmation names them.
+    blocks: tuple[int, ...] = ()
 
 
 def summarise_flag(events: Iterable[ev.Event]) -> FlagSummary | None:
     raised: se.FlagRaised | None = None
     status = "open"
+    against: tuple[int, ...] = ()
     for e in events:
         if isinstance(e, se.FlagRaised):
             raised = e
         elif isinstance(e, se.FlagDecided):
-            status = e.status
+            status, against = e.status, e.against or ()
     if raised is None:
         return None
+    subject = raised.learner_ids[:1]
+    blocks: tuple[int, ...] = ()
+    if status == "open":
+        blocks = subject
+    elif status == "confirmed":
+        blocks = subject + tuple(i for i in raised.learner_ids[1:] if i in against)
     return FlagSummary(
         raised.flag_id,
         raised.flag_kind,
@@ -490,6 +530,7 @@ def summarise_flag(events: Iterable[ev.Event]) -> FlagSummary | None:
         raised.learner_ids,
         status,
         raised.at,
+        blocks,
     )
 
 
@@ -524,11 +565,17 @@ def evaluate(
     learner: LearnerSummary,
     sessions: Iterable[SessionSummary],
     flags: Iterable[FlagSummary],
+    standing: Standing | None = None,
+    as_of: datetime | None = None,
 ) -> Eligibility:
-    """Eligible with the amount, or every reason not. Pure."""
+    """Eligible with the amount, or every reason not. Pure. `as_of`: the moment the
+    decision is for (a claim's period end; None: now), for the institution's status."""
     reasons: list[str] = []
     if terms is None or not terms.published:
         reasons.append("course_not_published")
+    status = standing.status_at(as_of) if standing is not None else "active"
+    if status in ("suspended", "expelled"):
+        reasons.append(f"institution_{status}")
     if not registered:
         reasons.append("not_in_real_name_system")
     if learner.alternative:
@@ -569,7 +616,7 @@ def evaluate(
         reasons.append("no_assessment")
     elif not result[0]:
         reasons.append("assessment_failed")
-    named = [f for f in flags if learner.learner_id in f.learner_ids]
+    named = [f for f in flags if learner.learner_id in f.blocks]
     if any(f.status == "open" for f in named):
         reasons.append("open_fraud_flag")
     if any(f.status == "confirmed" for f in named):

@@ -46,6 +46,9 @@ class FlagView:
     other_learner_ids: tuple[int, ...]
     evidence: tuple[EvidenceRef, ...]
     key: str | None
+    # Learners named by the flag whose ids are not shown to this reader (another
+    # institution's, to an operator).
+    others_elsewhere: int = 0
 
 
 def details_json(

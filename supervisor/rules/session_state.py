@@ -5,14 +5,14 @@ check passes) or `ended`. Every change of state is a ledger event made here and
 nowhere else, by the worker that records a check, by live supervision and by the
 still-frame path alike:
 
-    start                      -> active            (session_started)
-    active  --check failed*--> paused              (state_changed check_failed:<verdict>)
-    paused  --identity passed--> active            (state_changed identity_check_passed)
-    active  --pause(reason)--> paused              (window expired, disconnected, shutdown)
-    active|paused --end(reason)--> ended           (session_ended)
+    start                        -> active          (session_started)
+    active  --check passed-->       active          (the clock runs between passed checks)
+    active  --check failed-->       active          (the clock stops until a check passes;
+                                                     live supervision opens a response window)
+    active  --pause(reason)-->      paused          (window expired, disconnected, shutdown)
+    paused  --identity passed-->    active          (state_changed identity_check_passed)
+    active|paused --end(reason)-->  ended           (session_ended)
 
-(*) only for a check whose failure pauses (`pause_on_failure`): live supervision
-answers a failed check with a response window instead, and pauses when it expires.
 Anything asked of an ended session is an `IllegalTransition`; a pause of a paused
 session changes nothing (None).
 """
@@ -66,16 +66,10 @@ def start(
     return ev.SessionStarted(session_id, learner_id, course_id, institution_id, mode, at)
 
 
-def after_check(
-    state: State, check: ev.CheckRecorded, *, pause_on_failure: bool
-) -> ev.StateChanged | None:
+def after_check(state: State, check: ev.CheckRecorded) -> ev.StateChanged | None:
     """The change of state a recorded check causes, if any: a passed identity check
-    resumes a paused session; a failed check pauses an active one when asked to."""
+    resumes a paused session."""
     _open(state, "record a check")
-    if not check.passed and state is State.active and pause_on_failure:
-        return ev.StateChanged(
-            State.active.value, State.paused.value, f"check_failed:{check.verdict}", check.at
-        )
     if check.passed and state is State.paused and check.check_kind == CheckKind.identity.value:
         return ev.StateChanged(
             State.paused.value, State.active.value, RESUMED_BY_IDENTITY, check.at

@@ -138,7 +138,9 @@ def claims(
                 learner_id,
                 learner.full_name if learner else "",
                 mask_id_number(learner.id_number) if learner else "",
-                snap.eligibility(learner_id, course.id),
+                # As of the period's end: an institution suspended or expelled before it
+                # is held (`institution_suspended`, `institution_expelled`).
+                snap.eligibility(learner_id, course.id, end),
             )
         )
     return rows

@@ -47,12 +47,14 @@ from supervisor.rules.eligibility import (
     LearnerSummary,
     SessionFold,
     SessionSummary,
+    Standing,
     course_terms,
     evaluate,
     session_summary,
     summarise_class_chain,
     summarise_flag,
     summarise_learner,
+    summarise_standing,
 )
 from supervisor.rules.months import MonthSplitter
 from supervisor.runtime.gc_pause import gc_paused
@@ -72,21 +74,28 @@ class Snapshot:
     sessions: dict[int, list[SessionSummary]] = field(default_factory=dict)  # by learner
     flags: list[FlagSummary] = field(default_factory=list)
     registered: dict[int, int] = field(default_factory=dict)  # learner -> institution
+    standings: dict[int, Standing] = field(default_factory=dict)  # by institution
     events: int = 0
     chains: int = 0
 
     def flags_of(self, learner_id: int) -> list[FlagSummary]:
         return [f for f in self.flags if learner_id in f.learner_ids]
 
-    def eligibility(self, learner_id: int, course_id: int) -> Eligibility:
+    def eligibility(
+        self, learner_id: int, course_id: int, as_of: datetime | None = None
+    ) -> Eligibility:
+        """One decision; `as_of` (a claim's period end) dates the institution's status."""
         summary = self.learners.get(learner_id) or summarise_learner(learner_id, ())
+        terms = self.terms.get(course_id)
         return evaluate(
-            self.terms.get(course_id),
+            terms,
             course_id,
             learner_id in self.registered,
             summary,
             self.sessions.get(learner_id, ()),
             self._flag_index().get(learner_id, ()),
+            self.standings.get(terms.institution_id) if terms is not None else None,
+            as_of or self.until,
         )
 
     def _flag_index(self) -> dict[int, list[FlagSummary]]:
@@ -210,7 +219,9 @@ def _row_ref(row: LedgerRow) -> tuple[str, int, str]:
 # -- summaries of every kind of chain, as JSON bodies ----------------------------------
 
 # Bump when a body's meaning changes: summaries of another version are refolded.
-SUMMARY_FORMAT = 2  # 2: session folds keep the crediting clock's own state
+# 2: session folds keep the crediting clock's own state; 3: flags say whom they hold up;
+# 4: institutions' standing.
+SUMMARY_FORMAT = 4
 
 
 def summary_version(settings: Settings) -> str:
@@ -309,6 +320,9 @@ def _fold_whole(chain_id: str, rows: list[LedgerRow], rules: FoldRules) -> dict[
     if chain_id.startswith("flag:"):
         flag = summarise_flag(_decoded(rows))
         return _NONE if flag is None else {"k": "flag", **_fields(flag)}
+    if chain_id.startswith("institution:"):
+        standing = summarise_standing(int(chain_id.split(":", 1)[1]), _decoded(rows))
+        return {"k": "institution", "changes": [[at, s] for at, s in standing.changes]}
     return _NONE
 
 
@@ -401,9 +415,15 @@ def _absorb_body(
             tuple(body["learner_ids"]),
             body["status"],
             fromiso(body["raised_at"]),
+            tuple(body["blocks"]),
         )
         snap.flags.append(flag)
         return flag
+    if kind == "institution":
+        institution_id = int(chain_id.split(":", 1)[1])
+        standing = Standing(institution_id, tuple((fromiso(at), s) for at, s in body["changes"]))
+        snap.standings[institution_id] = standing
+        return standing
     return None
 
 
@@ -603,6 +623,10 @@ def learner_snapshot(
     except Exception:  # noqa: BLE001 - an unknown learner is simply not registered
         pass
     chains = [ev.learner_chain(learner_id), se.course_chain(course_id)]
+    try:
+        chains.append(se.institution_chain(storage.registry.get_course(course_id).institution_id))
+    except Exception:  # noqa: BLE001 - an unknown course has no institution to read
+        pass
     chains += [s.chain_id for s in storage.registry.list_sessions(None, learner_id, False)]
     classes = {
         c.id: (c.course_id, c.institution_id)

@@ -8,7 +8,7 @@ decisions); the tables in `storage.subsidy_sql` are projections for queries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,10 +28,13 @@ from storage.types import (
     SubsidyKind,
 )
 from supervisor.auth import (
+    BUREAU,
+    READ_ALL,
     Principal,
     can_read_institution,
     can_read_learner,
-    can_write_institution,
+    require_bureau,
+    require_decider,
     require_role,
 )
 from supervisor.checks.flags import raise_flag
@@ -41,11 +44,12 @@ from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import subsidy as se
 from supervisor.registry.credit_code import code_problem, normalise
+from supervisor.registry.status import ensure_may_register
 from supervisor.rules import fraud
 from supervisor.rules.eligibility import Eligibility
 from supervisor.rules.flags import FlagView, view
 from supervisor.rules.months import month_bounds
-from supervisor.subsidy.flags import decide
+from supervisor.subsidy.flags import add_statement, decide, statements
 from supervisor.subsidy.report import ClaimRow, claims, monthly_report
 from supervisor.subsidy.scan import Snapshot, learner_snapshot, scan
 
@@ -55,6 +59,7 @@ class FlagDetail:
     view: FlagView
     decisions: tuple[FlagDecision, ...]
     raised_ref: tuple[str, int, str] | None
+    statements: tuple[se.FlagStatement, ...] = ()
 
 
 class SubsidyService:
@@ -72,7 +77,7 @@ class SubsidyService:
     async def set_credit_code(
         self, p: Principal, institution_id: int, code: str
     ) -> InstitutionRecord:
-        require_role(p, Role.admin)
+        require_bureau(p)
         problem = code_problem(code)
         if problem is not None:
             raise InvalidInput(
@@ -88,8 +93,9 @@ class SubsidyService:
         reason: str,
         effective_at: datetime | None,
     ) -> InstitutionRecord:
-        """Suspend, expel or reinstate (admin or inspector); recorded in the ledger."""
-        require_role(p, Role.admin, Role.inspector)
+        """Suspend, expel or reinstate (the bureau); recorded in the ledger. Reinstating an
+        expelled institution takes an admin."""
+        require_bureau(p)
         if not reason.strip():
             raise InvalidInput("a reason is required", reason="reason_required")
         current = await self.ctx.db(self.store.institution_record, institution_id)
@@ -125,10 +131,15 @@ class SubsidyService:
 
     # -- the catalogue ----------------------------------------------------------------
 
-    async def _course(self, p: Principal, course_id: int, write: bool) -> Course:
+    async def _course(self, p: Principal, course_id: int, duty: str = "read") -> Course:
+        """The course, if the principal may do `duty` with it: "read", "standards" (the
+        subsidy and the catalogue: the bureau's) or "register" (enrolments and
+        assessment results: the institution's, while it may train)."""
         course = await self.ctx.db(self.registry.get_course, course_id)
-        if write:
-            can_write_institution(p, course.institution_id)
+        if duty == "standards":
+            require_bureau(p)
+        elif duty == "register":
+            await ensure_may_register(self.ctx, p, course.institution_id)
         elif p.role is not Role.learner:
             can_read_institution(p, course.institution_id)
         return course
@@ -145,7 +156,7 @@ class SubsidyService:
         valid_from: datetime | None,
         valid_until: datetime | None,
     ) -> CourseRules:
-        await self._course(p, course_id, write=True)
+        await self._course(p, course_id, duty="standards")
         if subsidy_kind is SubsidyKind.per_hour and subsidy_cap is None:
             raise InvalidInput("a per-hour subsidy needs a cap", reason="cap_required")
         try:
@@ -168,7 +179,7 @@ class SubsidyService:
             raise
 
     async def rules(self, p: Principal, course_id: int) -> tuple[Course, CourseRules | None]:
-        course = await self._course(p, course_id, write=False)
+        course = await self._course(p, course_id)
         return course, await self.ctx.db(self.store.course_rules, course_id)
 
     async def catalogue(
@@ -189,7 +200,7 @@ class SubsidyService:
         return out
 
     async def publish(self, p: Principal, course_id: int) -> CourseRules:
-        course = await self._course(p, course_id, write=True)
+        course = await self._course(p, course_id, duty="standards")
         rules = await self.ctx.db(self.store.course_rules, course_id)
         if rules is None:
             raise Conflict("the course has no catalogue rules yet", reason="no_rules")
@@ -225,7 +236,7 @@ class SubsidyService:
             )
 
     async def withdraw(self, p: Principal, course_id: int) -> CourseRules:
-        await self._course(p, course_id, write=True)
+        await self._course(p, course_id, duty="standards")
         rules = await self.ctx.db(self.store.course_rules, course_id)
         if rules is None or rules.status is not PublicationStatus.published:
             raise Conflict("only published rules can be withdrawn", reason="not_published")
@@ -243,7 +254,7 @@ class SubsidyService:
         self, p: Principal, course_id: int, learner_ids: list[int]
     ) -> list[CourseEnrolment]:
         """All or none: every learner is checked before anything is recorded."""
-        course = await self._course(p, course_id, write=True)
+        course = await self._course(p, course_id, duty="register")
         if len(set(learner_ids)) != len(learner_ids):
             raise InvalidInput("a learner is listed twice", reason="duplicate_learner")
         done = {e.learner_id for e in await self.ctx.db(self.store.enrolments, course_id)}
@@ -271,8 +282,8 @@ class SubsidyService:
         return out
 
     async def enrolments(self, p: Principal, course_id: int) -> list[CourseEnrolment]:
-        await self._course(p, course_id, write=False)
-        require_role(p, Role.admin, Role.operator, Role.inspector)
+        await self._course(p, course_id)
+        require_role(p, *READ_ALL, Role.operator)
         return await self.ctx.db(self.store.enrolments, course_id)
 
     async def record_assessment(
@@ -284,7 +295,7 @@ class SubsidyService:
         score: float | None,
         assessed_at: datetime | None,
     ) -> AssessmentResult:
-        course = await self._course(p, course_id, write=True)
+        course = await self._course(p, course_id, duty="register")
         enrolled = await self.ctx.db(self.store.enrolments, course_id, None, learner_id)
         if not enrolled:
             raise Conflict("the learner is not enrolled in the course", reason="not_enrolled")
@@ -308,8 +319,8 @@ class SubsidyService:
         return result
 
     async def assessments(self, p: Principal, course_id: int) -> list[AssessmentResult]:
-        await self._course(p, course_id, write=False)
-        require_role(p, Role.admin, Role.operator, Role.inspector)
+        await self._course(p, course_id)
+        require_role(p, *READ_ALL, Role.operator)
         return await self.ctx.db(self.store.assessments, course_id)
 
     # -- eligibility, claims, report ----------------------------------------------------------
@@ -328,12 +339,12 @@ class SubsidyService:
             if institution_id is not None and institution_id != p.institution_id:
                 raise Forbidden("this belongs to another institution", reason="other_institution")
             return p.institution_id
-        require_role(p, Role.admin, Role.inspector)
+        require_role(p, *READ_ALL)
         return institution_id
 
     async def _snapshot(self, p: Principal, until: datetime | None, recompute: bool) -> Snapshot:
         if recompute:
-            require_role(p, Role.admin, Role.inspector)
+            require_decider(p)
         return await self.ctx.db(
             scan, self.ctx.storage, self.ctx.settings, until, use_summaries=not recompute
         )
@@ -390,6 +401,20 @@ class SubsidyService:
         if p.role is Role.operator and flag.institution_id != p.institution_id:
             raise Forbidden("this belongs to another institution", reason="other_institution")
 
+    async def _shown(self, p: Principal, flags: list[Flag]) -> list[FlagView]:
+        """Flag views as the principal may see them: an operator never sees the ids of
+        another institution's learners (a duplicated face enrolled elsewhere)."""
+        views = [view(f) for f in flags]
+        if p.role is not Role.operator or not any(v.other_learner_ids for v in views):
+            return views
+        home = await self.ctx.db(self.registry.learner_institutions)
+        out = []
+        for v in views:
+            mine = tuple(i for i in v.other_learner_ids if home.get(i) == p.institution_id)
+            elsewhere = len(v.other_learner_ids) - len(mine)
+            out.append(replace(v, other_learner_ids=mine, others_elsewhere=elsewhere))
+        return out
+
     async def list_flags(
         self,
         p: Principal,
@@ -402,7 +427,7 @@ class SubsidyService:
             raise Forbidden("learners cannot read flags", reason="wrong_role")
         institution_id = self._scope(p, institution_id)
         found = await self.ctx.db(self.store.find_flags, status, kind, institution_id, learner_id)
-        return [view(f) for f in found]
+        return await self._shown(p, found)
 
     async def flag(self, p: Principal, flag_id: int) -> FlagDetail:
         flag = await self.ctx.db(self.store.get_flag, flag_id)
@@ -410,34 +435,68 @@ class SubsidyService:
         decisions = (await self.ctx.db(self.store.decisions, [flag_id]))[flag_id]
         head = await self.ctx.db(self.ctx.storage.ledger.read_chain, se.flag_chain(flag_id), 0, 1)
         ref = (head[0].chain_id, head[0].seq, head[0].hash) if head else None
-        return FlagDetail(view(flag), tuple(decisions), ref)
+        said = await self.ctx.db(statements, self.ctx.storage, flag_id)
+        (shown,) = await self._shown(p, [flag])
+        return FlagDetail(shown, tuple(decisions), ref, tuple(said))
 
-    async def decide(self, p: Principal, flag_id: int, status: FlagStatus, note: str) -> FlagDetail:
-        require_role(p, Role.admin, Role.inspector, Role.operator)
+    async def decide(
+        self,
+        p: Principal,
+        flag_id: int,
+        status: FlagStatus,
+        note: str,
+        against: list[int] | None = None,
+    ) -> FlagDetail:
+        """Confirm or dismiss a flag (the bureau, an inspector or an admin: never the
+        institution it is about). `against`: the other learners the flag names that a
+        confirmation also holds against."""
+        require_decider(p)
         if status is FlagStatus.open:
             raise InvalidInput("a decision confirms or dismisses", reason="invalid_status")
         flag = await self.ctx.db(self.store.get_flag, flag_id)
-        self._flag_scope(p, flag)
+        named = view(flag).other_learner_ids
+        against = against or []
+        if any(i not in named for i in against):
+            raise InvalidInput(
+                "a decision can hold only against learners the flag names",
+                reason="not_named_by_flag",
+            )
+        if against and status is not FlagStatus.confirmed:
+            raise InvalidInput(
+                "only a confirmation holds against learners", reason="invalid_status"
+            )
         async with self.ctx.lock(se.flag_chain(flag_id)):
-            try:
-                await self.ctx.db(
-                    decide,
-                    self.ctx.storage,
-                    flag,
-                    status.value,
-                    note,
-                    p.actor,
-                    p.role is Role.operator,
-                    self.ctx.clock(),
-                )
-            except PermissionError as exc:
-                raise Forbidden(str(exc), reason="decided_by_inspector") from None
+            await self.ctx.db(
+                decide,
+                self.ctx.storage,
+                flag,
+                status.value,
+                note,
+                p.actor,
+                self.ctx.clock(),
+                against,
+            )
+        return await self.flag(p, flag_id)
+
+    async def add_statement(self, p: Principal, flag_id: int, statement: str) -> FlagDetail:
+        """The institution's statement on a flag about its learner (its operator; bureau
+        staff may record one made in person). Recorded in the flag's chain; it decides
+        nothing."""
+        require_role(p, Role.operator, *BUREAU)
+        flag = await self.ctx.db(self.store.get_flag, flag_id)
+        self._flag_scope(p, flag)
+        text = statement.strip()
+        if not text:
+            raise InvalidInput("the statement is empty", reason="empty_statement")
+        now = self.ctx.clock()
+        async with self.ctx.lock(se.flag_chain(flag_id)):
+            await self.ctx.db(add_statement, self.ctx.storage, flag, text, p.actor, now)
         return await self.flag(p, flag_id)
 
     async def scan_fraud(self, p: Principal, month: str | None) -> list[Flag]:
         """Find fraud signals in the ledger (of a month, or all of it) and raise a
-        flag for each one not flagged before (admin or inspector)."""
-        require_role(p, Role.admin, Role.inspector)
+        flag for each one not flagged before (admin, bureau or inspector)."""
+        require_decider(p)
         return await self.ctx.db(run_fraud_scan, self.ctx, month, self.ctx.clock())
 
 

@@ -68,7 +68,7 @@ def test_default_secrets_are_refused_outside_development() -> None:
         Settings(environment="production")  # type: ignore[arg-type]
     s = Settings(
         environment="production",  # type: ignore[arg-type]
-        security={"template_key": KEY, "seal_key": KEY},  # type: ignore[arg-type]
+        security={"template_key": KEY, "seal_key": KEY, "device_salt": "a secret salt"},  # type: ignore[arg-type]
     )
     assert s.security.template_key.get_secret_value() == KEY
     assert KEY not in repr(s)

@@ -155,7 +155,7 @@ def enrolled_learner(svc: Service, inst: int, operator: str, name: str, photo: n
     )
     assert r.status_code == 201, r.text
     learner_id: int = r.json()["id"]
-    r = svc.call("POST", f"/api/v1/learners/{learner_id}/tokens", operator)
+    r = svc.call("POST", f"/api/v1/learners/{learner_id}/tokens", svc.bureau)
     token = r.json()["secret"]
     version = svc.settings.security.consent_text_version
     r = svc.call(

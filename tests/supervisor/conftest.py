@@ -10,9 +10,10 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -64,6 +65,31 @@ class ServerThread:
         self.thread.join(timeout=30)
 
 
+# Most API tests are not about liveness, and the packaged portraits are still photos,
+# which is exactly what passive liveness refuses: it is off unless a test turns it on
+# (the liveness, browser and "institution tries to cheat" tests do).
+NO_LIVENESS = {
+    "passive": False,
+    "challenge_probability": 0.0,
+    "challenge_when_doubtful": False,
+    "challenge_first_check": False,
+}
+# Live supervision at test speed: checks a second or two apart, short windows.
+FAST_POLICY = {
+    "presence_interval_min_s": 1.0,
+    "presence_interval_mean_s": 1.5,
+    "presence_interval_max_s": 2.0,
+    "identity_interval_min_s": 2.0,
+    "identity_interval_mean_s": 3.0,
+    "identity_interval_max_s": 4.0,
+    "response_window_s": 8,
+    "retry_interval_s": 1.0,
+    "capture_timeout_s": 6.0,
+    "live_lock_ttl_s": 6.0,
+    "max_failed_windows": 3,
+}
+
+
 def make_settings(tmp: Path, database_url: str, **overrides: object) -> Settings:
     base: dict[str, object] = {
         "environment": "development",
@@ -72,6 +98,8 @@ def make_settings(tmp: Path, database_url: str, **overrides: object) -> Settings
         "evidence": {"directory": str(tmp / "evidence")},
         "server": {"port": free_port(), "verify_processes": 2},
         "redis": {"embedded_path": str(tmp / "redis.db")},
+        "liveness": NO_LIVENESS,
+        "policy": FAST_POLICY,
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
@@ -105,7 +133,36 @@ class Service:
     admin: str
     client: httpx.Client
     backend: str
+    bureau: str = ""
     _worlds: list[World] = field(default_factory=list)
+
+    def sign_in(
+        self,
+        token: str,
+        course_id: int,
+        frame: bytes | Sequence[bytes] | None = None,
+        mode: str = "upload",
+        device: str | None = None,
+    ) -> httpx.Response:
+        """POST /sessions with the burst the server asks for: `frame` repeated (default:
+        Grace Hopper at a webcam), or the frames given."""
+        if frame is None or isinstance(frame, bytes):
+            one = HOPPER_FRAME if frame is None else frame
+            frames = [one] * self.settings.policy.signin_frames
+        else:
+            frames = list(frame)
+        data = {"course_id": str(course_id), "mode": mode}
+        if device is not None:
+            data["device"] = device
+        files = [("frame", (f"f{i}.jpg", f, "image/jpeg")) for i, f in enumerate(frames)]
+        return self.call("POST", "/api/v1/sessions", token, data=data, files=files)
+
+    def start(self, w: World, frame: bytes | None = None) -> str:
+        """A session of the world's learner, signed in; its id."""
+        r = self.sign_in(w.learner, w.course_id, frame)
+        assert r.status_code == 201, r.text
+        sid: str = r.json()["session"]["session_id"]
+        return sid
 
     def token(
         self, role: Role, institution_id: int | None = None, learner_id: int | None = None
@@ -179,7 +236,7 @@ class Service:
         )
         assert r.status_code == 201, r.text
         learner_id = r.json()["id"]
-        r = self.call("POST", f"/api/v1/learners/{learner_id}/tokens", operator)
+        r = self.call("POST", f"/api/v1/learners/{learner_id}/tokens", self.bureau)
         assert r.status_code == 201, r.text
         learner = r.json()["secret"]
         if enrol:
@@ -201,6 +258,107 @@ class Service:
         return World(inst, course, operator, learner_id, learner)
 
 
+class StillFrames:
+    """A learner's page on the still-frame path, as `learner.js` drives it: attach,
+    long-poll the server's messages, answer each check request with frames (its check
+    id and nonce), read the verdict. The server alone chooses when to ask."""
+
+    def __init__(self, svc: Service, token: str, session_id: str) -> None:
+        self.svc = svc
+        self.token = token
+        self.sid = session_id
+        self.inbox: list[dict[str, Any]] = []
+
+    def attach(self) -> StillFrames:
+        r = self.svc.call(
+            "POST", f"/api/v1/sessions/{self.sid}/live", self.token, json={"mode": "upload"}
+        )
+        assert r.status_code == 200, r.text
+        return self
+
+    def __enter__(self) -> StillFrames:
+        return self.attach()
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+
+    def end(self) -> None:
+        """End the session (already ended is fine): live supervision of it stops, so it
+        appends nothing while later tests count events."""
+        r = self.svc.call("POST", f"/api/v1/sessions/{self.sid}/end", self.token)
+        assert r.status_code in (200, 409), r.text
+
+    def poll(self, wait: float = 2.0) -> list[dict[str, Any]]:
+        r = self.svc.call("GET", f"/api/v1/sessions/{self.sid}/messages?wait={wait}", self.token)
+        if r.status_code == 503:  # the service's own outage: the page waits and polls again
+            time.sleep(1.0)
+            return []
+        assert r.status_code == 200, r.text
+        got: list[dict[str, Any]] = r.json()
+        self.inbox.extend(got)
+        return got
+
+    def next(
+        self, kind: str, timeout: float = 40.0, where: Callable[[dict[str, Any]], bool] = bool
+    ) -> dict[str, Any]:
+        """The next message of `kind` (earlier ones of other kinds stay in the inbox)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, m in enumerate(self.inbox):
+                if m.get("type") == kind and where(m):
+                    del self.inbox[: i + 1]
+                    return m
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {kind!r} message within {timeout} s: {self.inbox}")
+            self.poll()
+
+    def request(self, timeout: float = 40.0) -> tuple[str, dict[str, Any]]:
+        """The next check request: (what was asked: "presence", "identity" or
+        "challenge:<kind>"), and its capture message (check id, nonce, count)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, m in enumerate(self.inbox):
+                if m.get("type") in ("checking", "challenge"):
+                    del self.inbox[: i + 1]
+                    asked = m["kind"] if m["type"] == "checking" else f"challenge:{m['kind']}"
+                    left = max(deadline - time.monotonic(), 1.0)
+                    capture = self.next(
+                        "capture", left, where=lambda c, m=m: c.get("check_id") == m["check_id"]
+                    )
+                    return str(asked), capture
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no check request within {timeout} s: {self.inbox}")
+            self.poll()
+
+    def answer(self, capture: dict[str, Any], frames: Sequence[bytes]) -> httpx.Response:
+        files = [("frames", (f"f{i}.jpg", f, "image/jpeg")) for i, f in enumerate(frames)]
+        data = {"check_id": capture["check_id"], "nonce": capture["nonce"]}
+        return self.svc.call(
+            "POST", f"/api/v1/sessions/{self.sid}/frames", self.token, data=data, files=files
+        )
+
+    def check(self, frame: bytes | Callable[[str], bytes], timeout: float = 40.0) -> dict[str, Any]:
+        """Answer the next request with its count of frames; the result message. A request
+        that is already over when answered (the page was slow) is skipped, as a page
+        would: it waits for the next one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            kind, capture = self.request(max(deadline - time.monotonic(), 1.0))
+            data = frame(kind) if callable(frame) else frame
+            r = self.answer(capture, [data] * int(capture.get("count") or 1))
+            late = r.status_code == 409 and r.json().get("reason") in (
+                "already_answered",
+                "check_expired",
+            )
+            if not late:
+                break
+        assert r.status_code == 202, r.text
+        wanted = capture["check_id"]
+        result = self.next("result", timeout, where=lambda m: m.get("check_id") == wanted)
+        result["asked"] = kind
+        return result
+
+
 HOPPER_PHOTO = imagegen.jpeg_bytes(imagegen.grace_hopper())
 HOPPER_FRAME = imagegen.jpeg_bytes(imagegen.webcam_frame(imagegen.grace_hopper(), face_width=170))
 ASTRONAUT_FRAME = imagegen.jpeg_bytes(imagegen.webcam_frame(imagegen.astronaut(), face_width=170))
@@ -215,10 +373,11 @@ def _service(tmp: Path, url: str, backend: str, **overrides: object) -> Iterator
     )
     try:
         _, admin = storage.registry.create_token(Role.admin, "test admin")
+        _, bureau = storage.registry.create_token(Role.bureau, "test bureau")
         with ServerThread(settings):
             base = f"http://127.0.0.1:{settings.server.port}"
             with httpx.Client(base_url=base, timeout=60) as client:
-                yield Service(base, settings, storage, admin, client, backend)
+                yield Service(base, settings, storage, admin, client, backend, bureau)
     finally:
         storage.close()
 

@@ -30,6 +30,7 @@ from supervisor.errors import (
     image_refusal,
 )
 from supervisor.ledger.events import iso
+from supervisor.online.links import Refusal
 from supervisor.online.live import LiveManager
 from supervisor.registry.consent import consent_text as consent_text_of
 from verification.exceptions import ImageError
@@ -138,9 +139,14 @@ async def post_frames(
     ctx: CtxDep,
     request: Request,
     check_id: Annotated[str, Form(min_length=1, max_length=64)],
+    nonce: Annotated[str, Form(min_length=1, max_length=64)],
     frames: Annotated[list[UploadFile], File(description="The frames the server asked for.")],
 ) -> FramesOut:
-    """Frames for a check the server asked for (fallback mode)."""
+    """Frames answering a check the server asked for (fallback mode), with the check id
+    and nonce of its request. Frames that answer no request (409 `no_pending_check`),
+    carry another nonce (409 `wrong_nonce`), come after the request's deadline (409
+    `check_expired`) or answer it twice (409 `already_answered`) are refused and change
+    nothing; so are frames that are not usable images (415/413), and the check waits."""
     session = await sessions.session_for(p, str(session_id))
     if len(frames) > MAX_FRAMES_PER_POST:
         raise InvalidInput(
@@ -150,19 +156,19 @@ async def post_frames(
     link = live.upload_link(session.id)
     if link is None:
         raise Conflict("the session is not supervised over the fallback", reason="not_live")
-    data = [await read_upload(request, f) for f in frames]
-    if not link.waiting_for(check_id):
-        raise Conflict("no check is waiting for these frames", reason="no_pending_check")
     try:
+        link.accept(check_id, nonce)
+        data = [await read_upload(request, f) for f in frames]
         await ctx.pool.validate(data)  # a refused frame leaves the check waiting
+        link.deliver(check_id, nonce, data)
+    except Refusal as exc:
+        raise Conflict(exc.message, reason=exc.reason) from None
     except ImageError as exc:
         raise image_refusal(exc.reason, exc.message) from None
     except Overloaded:
         raise Unavailable(
             "verification is overloaded; retry shortly", reason="overloaded"
         ) from None
-    if not link.deliver(check_id, data):
-        raise Conflict("no check is waiting for these frames", reason="no_pending_check")
     live.heartbeat(session.id)
     return FramesOut(accepted=True)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
+from pydantic import BaseModel, Field
 
 from storage.types import Role
 from supervisor.api.deps import CtxDep, PrincipalDep, SessionsDep, read_upload
@@ -20,24 +21,60 @@ from supervisor.api.schemas.common import (
     SessionSummaryOut,
 )
 from supervisor.auth import require_role
-from verification.types import CheckKind
+from supervisor.errors import InvalidInput
+from supervisor.online.clients import Client
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["sessions"])
 
-FrameFile = Annotated[UploadFile, File(description="One camera frame (JPEG/PNG/WebP).")]
+SignInFrames = Annotated[
+    list[UploadFile],
+    File(
+        description="A short burst of camera frames (JPEG/PNG/WebP), taken "
+        "`policy.signin_frame_spacing_s` apart: `policy.signin_frames` of them."
+    ),
+]
+
+
+class SignInBurstOut(BaseModel):
+    frames: int = Field(description="How many frames a sign-in sends.")
+    spacing_s: float = Field(description="Seconds between them, as the page takes them.")
+
+
+@router.get("/sessions/sign-in", response_model=SignInBurstOut)
+async def sign_in_burst(ctx: CtxDep) -> SignInBurstOut:
+    """How the learner's page takes the burst of frames a sign-in sends (no token)."""
+    policy = ctx.settings.policy
+    return SignInBurstOut(frames=policy.signin_frames, spacing_s=policy.signin_frame_spacing_s)
 
 
 @router.post("/sessions", response_model=SessionCheckOut, status_code=status.HTTP_201_CREATED)
 async def start_session(
     p: PrincipalDep,
     sessions: SessionsDep,
+    ctx: CtxDep,
     course_id: Annotated[int, Form(ge=1)],
-    frame: FrameFile,
+    frame: SignInFrames,
     request: Request,
+    mode: Annotated[Literal["webrtc", "upload"], Form()] = "upload",
+    device: Annotated[
+        str | None,
+        Form(
+            max_length=2048,
+            description="What the page reports about its device (only a keyed hash is kept).",
+        ),
+    ] = None,
 ) -> SessionCheckOut:
-    """Start a study session (the learner). It opens only if the identity check on the
-    frame passes; otherwise the refusal names the verdict and nothing is recorded."""
-    state, check = await sessions.start(p, course_id, [await read_upload(request, frame)])
+    """Start a study session (the learner only). It opens only if the identity check on
+    the burst passes, passive liveness included; otherwise the refusal names the verdict
+    and nothing is recorded. `mode` is how the page will be supervised."""
+    wanted = ctx.settings.policy.signin_frames
+    if len(frame) != wanted:
+        raise InvalidInput(
+            f"a sign-in sends {wanted} frames (got {len(frame)})", reason="wrong_frame_count"
+        )
+    data = [await read_upload(request, f) for f in frame]
+    address = request.client.host if request.client is not None else "unknown"
+    state, check = await sessions.start(p, course_id, data, mode, Client(address[:64], device))
     return SessionCheckOut(session=SessionOut.of(state, 0.0), check=CheckOut.of(check))
 
 
@@ -56,30 +93,6 @@ async def get_session(session_id: uuid.UUID, p: PrincipalDep, sessions: Sessions
     state = await sessions.state(p, str(session_id))
     credit = await sessions.credited(p, str(session_id))
     return SessionOut.of(state, credit.credited_seconds)
-
-
-@router.post(
-    "/sessions/{session_id}/checks",
-    response_model=SessionCheckOut,
-    status_code=status.HTTP_201_CREATED,
-)
-async def submit_check(
-    session_id: uuid.UUID,
-    p: PrincipalDep,
-    sessions: SessionsDep,
-    frame: FrameFile,
-    request: Request,
-    kind: Annotated[CheckKind, Form()] = CheckKind.identity,
-) -> SessionCheckOut:
-    """Submit a frame for a check. Its verdict, even a failed one, is recorded in the
-    ledger; a frame that is not a usable image is refused and changes nothing."""
-    state, check = await sessions.submit_check(
-        p, str(session_id), kind, [await read_upload(request, frame)]
-    )
-    credit = await sessions.credited(p, str(session_id))
-    return SessionCheckOut(
-        session=SessionOut.of(state, credit.credited_seconds), check=CheckOut.of(check)
-    )
 
 
 @router.post("/sessions/{session_id}/end", response_model=SessionOut)

@@ -29,6 +29,8 @@ from supervisor.api.schemas.subsidy import (
     InstitutionRecordOut,
     PublicInstitutionOut,
     RulesIn,
+    StatementIn,
+    StatementOut,
     StatusIn,
 )
 from supervisor.errors import InvalidInput
@@ -304,6 +306,9 @@ def _detail(d: FlagDetail) -> FlagDetailOut:
         **base.model_dump(),
         raised_event=ref,
         decisions=[DecisionOut.of(x) for x in d.decisions],
+        statements=[
+            StatementOut(statement=s.statement, made_by=s.made_by, at=s.at) for s in d.statements
+        ],
     )
 
 
@@ -330,10 +335,21 @@ async def get_flag(flag_id: int, p: PrincipalDep, svc: SubsidyDep) -> FlagDetail
 async def decide_flag(
     flag_id: int, body: DecisionIn, p: PrincipalDep, svc: SubsidyDep
 ) -> FlagDetailOut:
-    """Confirm or dismiss. Appended to the flag's ledger chain; deciding again is a new
-    event that supersedes the earlier one (an operator cannot overturn an inspector's
-    or admin's decision: 403 `decided_by_inspector`)."""
-    return _detail(await svc.decide(p, flag_id, FlagStatus(body.status), body.note))
+    """Confirm or dismiss (bureau, inspector, admin; never the institution the flag is
+    about: 403 `wrong_role`). Appended to the flag's ledger chain; deciding again is a new
+    event that supersedes the earlier one. A confirmation holds against the flagged
+    learner, and against the other learners it names only if `against` lists them."""
+    decided = await svc.decide(p, flag_id, FlagStatus(body.status), body.note, body.against)
+    return _detail(decided)
+
+
+@router.post("/flags/{flag_id}/statements", response_model=FlagDetailOut, tags=["flags"])
+async def add_statement(
+    flag_id: int, body: StatementIn, p: PrincipalDep, svc: SubsidyDep
+) -> FlagDetailOut:
+    """The institution's statement on a flag about its learner (its operator). Recorded in
+    the flag's ledger chain; it decides nothing."""
+    return _detail(await svc.add_statement(p, flag_id, body.statement))
 
 
 @router.post("/fraud/scan", response_model=list[FlagOut], tags=["flags"])

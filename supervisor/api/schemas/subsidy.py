@@ -247,7 +247,12 @@ class FlagOut(BaseModel):
     status: str
     institution_id: int | None
     learner_id: int | None
-    other_learner_ids: list[int]
+    other_learner_ids: list[int] = Field(
+        description="Other learners the flag names (to an operator: only its own learners)."
+    )
+    others_elsewhere: int = Field(
+        0, description="Learners of another institution the flag names, not shown by id."
+    )
     raised_at: datetime
     summary: str
     evidence: list[EvidenceOut]
@@ -262,6 +267,7 @@ class FlagOut(BaseModel):
             institution_id=f.institution_id,
             learner_id=f.learner_id,
             other_learner_ids=list(v.other_learner_ids),
+            others_elsewhere=v.others_elsewhere,
             raised_at=f.created_at,
             summary=v.summary,
             evidence=[
@@ -277,16 +283,35 @@ class FlagOut(BaseModel):
         )
 
 
+class StatementOut(BaseModel):
+    statement: str
+    made_by: str
+    at: datetime
+
+
 class FlagDetailOut(FlagOut):
     raised_event: EvidenceOut | None = Field(
         description="The flag's `flag_raised` event in its ledger chain."
     )
     decisions: list[DecisionOut] = Field(description="Oldest first; the last one is in force.")
+    statements: list[StatementOut] = Field(
+        default_factory=list, description="The institution's statements, oldest first."
+    )
 
 
 class DecisionIn(In):
     status: Literal["confirmed", "dismissed"]
     note: str = Field("", max_length=4000)
+    against: list[int] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Other learners the flag names that a confirmation also holds against "
+        "(by default it holds against the flagged learner only).",
+    )
+
+
+class StatementIn(In):
+    statement: str = Field(min_length=1, max_length=4000)
 
 
 def as_json_iso(value: datetime | None) -> str | None:

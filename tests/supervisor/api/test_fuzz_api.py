@@ -93,13 +93,7 @@ def fuzz_service(request: pytest.FixtureRequest) -> Service:
 
 def _real_ids(svc: Service) -> dict[str, Any]:
     world = svc.world()
-    r = svc.call(
-        "POST",
-        "/api/v1/sessions",
-        world.learner,
-        data={"course_id": world.course_id},
-        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
-    )
+    r = svc.sign_in(world.learner, world.course_id, HOPPER_FRAME)
     assert r.status_code == 201, r.text
     return {
         "tokens": {"admin": svc.admin, "learner": world.learner},

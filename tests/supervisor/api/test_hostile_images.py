@@ -21,7 +21,14 @@ from PIL import Image as PILImage
 
 from tests import imagegen
 from tests.supervisor import hostile
-from tests.supervisor.conftest import ASTRONAUT_FRAME, HOPPER_FRAME, Service, _service
+from tests.supervisor.conftest import (
+    ASTRONAUT_FRAME,
+    HOPPER_FRAME,
+    NO_LIVENESS,
+    Service,
+    StillFrames,
+    _service,
+)
 
 HOPPER = imagegen.grace_hopper()
 WEBCAM = imagegen.webcam_frame(HOPPER, face_width=170)
@@ -41,13 +48,7 @@ def _consenting_learner(svc: Service) -> tuple[int, str]:
 
 
 def _start(svc: Service, token: str, course_id: int, frame: bytes) -> httpx.Response:
-    return svc.call(
-        "POST",
-        "/api/v1/sessions",
-        token,
-        data={"course_id": str(course_id)},
-        files={"frame": ("f.jpg", frame, "image/jpeg")},
-    )
+    return svc.sign_in(token, course_id, frame)
 
 
 def test_hostile_images_are_refused_on_every_upload_path(service: Service) -> None:
@@ -57,11 +58,19 @@ def test_hostile_images_are_refused_on_every_upload_path(service: Service) -> No
     r = _start(svc, w.learner, w.course_id, HOPPER_FRAME)
     assert r.status_code == 201, r.text
     sid = r.json()["session"]["session_id"]
-    heads = list(svc.storage.ledger.heads())
+    page = StillFrames(svc, w.learner, sid).attach()
+    others = [h for h in svc.storage.ledger.heads() if h.chain_id != f"session:{sid}"]
     sessions_before = len(svc.storage.registry.list_sessions(None, None, False))
 
+    capture: dict[str, object] | None = None
     for name, (data, status) in hostile.refused(HOPPER).items():
         expected_reason = "image_too_large" if status == 413 else "not_an_image"
+        # A refused answer leaves the request waiting; one that timed out meanwhile is
+        # replaced by the server's next request.
+        answer = page.answer(capture, [data]) if capture is not None else None
+        if answer is None or answer.status_code == 409:
+            _, capture = page.request()
+            answer = page.answer(capture, [data])
         answers = {
             "enrol": svc.call(
                 "POST",
@@ -70,12 +79,7 @@ def test_hostile_images_are_refused_on_every_upload_path(service: Service) -> No
                 files={"photo": ("p.jpg", data, "image/jpeg")},
             ),
             "start": _start(svc, w.learner, w.course_id, data),
-            "check": svc.call(
-                "POST",
-                f"/api/v1/sessions/{sid}/checks",
-                w.learner,
-                files={"frame": ("f.jpg", data, "image/jpeg")},
-            ),
+            "check": answer,
         }
         for path, r in answers.items():
             if path == "start" and r.status_code == 409:
@@ -85,11 +89,15 @@ def test_hostile_images_are_refused_on_every_upload_path(service: Service) -> No
             assert body["reason"] == expected_reason, f"{name} on {path}: {body}"
             assert body["message"], f"{name} on {path}: no message"
 
-    assert list(svc.storage.ledger.heads()) == heads
+    assert [h for h in svc.storage.ledger.heads() if h.chain_id != f"session:{sid}"] == others
+    # The session holds its sign-in and nothing judged on garbage (a request nobody
+    # answered with a usable frame is a missed check, never a failed one).
+    kinds = [e.kind for e in svc.storage.ledger.read_chain(f"session:{sid}")]
+    assert kinds[:2] == ["session_started", "check"] and "check" not in kinds[2:], kinds
     assert svc.storage.templates.for_learner(enrollee_id) == []
     assert len(svc.storage.registry.list_sessions(None, None, False)) == sessions_before
     # With no session open, a refused first frame opens none.
-    svc.call("POST", f"/api/v1/sessions/{sid}/end", w.learner)
+    page.end()
     heads = list(svc.storage.ledger.heads())
     for name, (data, status) in hostile.refused(HOPPER).items():
         r = _start(svc, w.learner, w.course_id, data)
@@ -156,7 +164,7 @@ LIVE_POLICY = {
     "live_lock_ttl_s": 10.0,
     "max_failed_windows": 3,
 }
-LIVE_LIVENESS = {"passive": False, "challenge_probability": 0.0, "challenge_when_doubtful": False}
+LIVE_LIVENESS = NO_LIVENESS
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +210,7 @@ class FallbackPage(threading.Thread):
                     count = int(message.get("count") or 1)
                     r = self.client.post(
                         f"/api/v1/sessions/{self.sid}/frames",
-                        data={"check_id": message["check_id"]},
+                        data={"check_id": message["check_id"], "nonce": message["nonce"]},
                         files=[("frames", ("f.jpg", self.frame, "image/jpeg"))] * count,
                     )
                     self.posted.append(r.status_code)
@@ -234,13 +242,13 @@ def test_garbage_from_one_learner_does_not_disturb_another_live_session(
         while time.monotonic() < deadline and (
             sum(1 for m in good_page.results if m["passed"]) < 2 or len(bad_page.posted) < 2
         ):
-            # Meanwhile the attacker throws every hostile image at every path.
+            # Meanwhile the attacker throws every hostile image at the enrolment path.
             for data, _ in hostile.refused(HOPPER).values():
                 r = svc.call(
                     "POST",
-                    f"/api/v1/sessions/{attacker_sid}/checks",
+                    f"/api/v1/learners/{attacker.learner_id}/templates",
                     attacker.learner,
-                    files={"frame": ("f.png", data, "image/png")},
+                    files={"photo": ("f.png", data, "image/png")},
                 )
                 refused.append(r.status_code)
             time.sleep(0.2)

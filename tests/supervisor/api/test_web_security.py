@@ -219,13 +219,7 @@ def test_uploads_are_limited_per_token(svc: Service) -> None:
     heads = list(svc.storage.ledger.heads())
     statuses = []
     for _ in range(WEB["uploads_per_window"] + 1):
-        r = svc.call(
-            "POST",
-            "/api/v1/sessions",
-            w.learner,
-            data={"course_id": str(w.course_id)},
-            files={"frame": ("f.jpg", b"garbage", "image/jpeg")},
-        )
+        r = svc.sign_in(w.learner, w.course_id, b"garbage")
         statuses.append(r.status_code)
     assert statuses[: WEB["uploads_per_window"] - 1] == [415] * (WEB["uploads_per_window"] - 1)
     assert statuses[-1] == 429, statuses

@@ -124,7 +124,6 @@ class Rig:
             learner_id=self.learner_id,
             kind=kind,
             purpose="scheduled",
-            pause_on_failure=False,
             scheduled_at=None,
             enqueued_at=datetime.now(UTC),
             frames=frames,
@@ -183,6 +182,8 @@ def rig(tmp_path: Path, redis_url: str, engine: DlibFaceEngine) -> Iterator[Rig]
             "max_deliveries": 2,
             "heartbeat_s": 0.5,
         },
+        # Workers run passive liveness on every check (the default of the service).
+        liveness={"passive": True},
     )
     upgrade(url)
     storage = open_storage(

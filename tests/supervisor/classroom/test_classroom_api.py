@@ -108,7 +108,7 @@ def test_classes_belong_to_classroom_courses_of_the_callers_institution(service:
     new_class(svc, other_op, other_course)
     assert [c["id"] for c in svc.call("GET", "/api/v1/classes", op).json()] == [cid]
     lid = learner(svc, inst, op)
-    learner_token = svc.call("POST", f"/api/v1/learners/{lid}/tokens", op).json()["secret"]
+    learner_token = svc.call("POST", f"/api/v1/learners/{lid}/tokens", svc.bureau).json()["secret"]
     refused(svc.call("GET", "/api/v1/classes", learner_token), 403, "wrong_role")
 
 
@@ -229,7 +229,7 @@ def test_supervision_with_a_dead_camera_records_an_outage_not_absences(service: 
     assert kinds[:2] == ["class_filed", "class_supervision_started"]
     assert kinds.count("camera_status") == 1 and kinds.count("class_roll_call") == 2
     assert kinds[-1] == "class_supervision_stopped"
-    lt = svc.call("POST", f"/api/v1/learners/{a}/tokens", op).json()["secret"]
+    lt = svc.call("POST", f"/api/v1/learners/{a}/tokens", svc.bureau).json()["secret"]
     own = svc.call("GET", f"{base}/learners/{a}/attendance", lt)
     assert own.status_code == 200 and own.json()["learner_id"] == a
     refused(svc.call("GET", f"{base}/learners/{b}/attendance", lt), 403, "not_your_data")

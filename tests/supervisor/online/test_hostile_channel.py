@@ -39,13 +39,7 @@ GARBAGE: list[str | bytes] = [
 
 def _open_session(svc: Service) -> tuple[str, str]:
     w = svc.world()
-    r = svc.call(
-        "POST",
-        "/api/v1/sessions",
-        w.learner,
-        data={"course_id": str(w.course_id)},
-        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
-    )
+    r = svc.sign_in(w.learner, w.course_id, HOPPER_FRAME)
     assert r.status_code == 201, r.text
     return w.learner, r.json()["session"]["session_id"]
 
@@ -121,14 +115,22 @@ def test_out_of_order_and_foreign_requests_are_refused(service: Service) -> None
     frame = [("frames", ("f.jpg", HOPPER_FRAME, "image/jpeg"))]
     # Frames before the session is on the fallback, and before any request for them.
     r = svc.call(
-        "POST", f"/api/v1/sessions/{sid}/frames", token, data={"check_id": "c"}, files=frame
+        "POST",
+        f"/api/v1/sessions/{sid}/frames",
+        token,
+        data={"check_id": "c", "nonce": "n"},
+        files=frame,
     )
     assert r.status_code == 409 and r.json()["reason"] == "not_live", r.text
     assert svc.call(
         "POST", f"/api/v1/sessions/{sid}/live", token, json={"mode": "upload"}
     ).is_success
     r = svc.call(
-        "POST", f"/api/v1/sessions/{sid}/frames", token, data={"check_id": "c"}, files=frame
+        "POST",
+        f"/api/v1/sessions/{sid}/frames",
+        token,
+        data={"check_id": "c", "nonce": "n"},
+        files=frame,
     )
     assert r.status_code == 409 and r.json()["reason"] == "no_pending_check", r.text
     # Another learner's session: not theirs, whatever they send.

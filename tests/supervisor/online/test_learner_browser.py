@@ -136,13 +136,7 @@ def test_enrolled_learner_studies_and_the_clock_advances(
 
 def _api_session(svc: Service) -> tuple[object, str]:
     w = svc.world()
-    r = svc.call(
-        "POST",
-        "/api/v1/sessions",
-        w.learner,
-        data={"course_id": str(w.course_id)},
-        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
-    )
+    r = svc.sign_in(w.learner, w.course_id, HOPPER_FRAME)
     assert r.status_code == 201, r.text
     return w, r.json()["session"]["session_id"]
 
@@ -236,13 +230,7 @@ def test_closing_the_tab_pauses_the_session(
     assert after["credited_seconds"] == before["credited_seconds"]
     # The live lock expires, so the learner is not locked out: a new session may start.
     time.sleep(LIVE_POLICY["live_lock_ttl_s"] + 1)
-    r = svc.call(
-        "POST",
-        "/api/v1/sessions",
-        w.learner,
-        data={"course_id": str(w.course_id)},
-        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
-    )
+    r = svc.sign_in(w.learner, w.course_id, HOPPER_FRAME)
     assert r.status_code == 201, r.text
     old = svc.call("GET", f"/api/v1/sessions/{sid}", w.learner).json()
     assert old["state"] == "ended" and old["end_reason"] == "abandoned"

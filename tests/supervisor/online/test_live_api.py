@@ -8,20 +8,12 @@ import pytest
 
 from tests import imagegen
 from tests.capture.peers import StillTrack, client_offer
-from tests.supervisor.conftest import HOPPER_FRAME, Service
+from tests.supervisor.conftest import HOPPER_FRAME, Service, StillFrames
 
 
 def _session(svc: Service):  # type: ignore[no-untyped-def]
     w = svc.world()
-    r = svc.call(
-        "POST",
-        "/api/v1/sessions",
-        w.learner,
-        data={"course_id": str(w.course_id)},
-        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
-    )
-    assert r.status_code == 201, r.text
-    return w, r.json()["session"]["session_id"]
+    return w, svc.start(w)
 
 
 def _offer_sdp(video: bool = True) -> str:
@@ -123,14 +115,44 @@ def test_fallback_frames_need_a_pending_request(service: Service) -> None:
     assert r.status_code == 200
     r = service.call("GET", f"/api/v1/sessions/{sid}/messages?wait=0", w.learner)
     assert r.status_code == 200 and r.json()[0]["type"] == "hello"
+    page = StillFrames(service, w.learner, sid)
+    _, capture = page.request()  # the server's own request: its check id and nonce
     before = service.event_count()
-    r = service.call(
-        "POST",
-        f"/api/v1/sessions/{sid}/frames",
-        w.learner,
-        data={"check_id": "not-requested"},
-        files=[("frames", ("f.jpg", HOPPER_FRAME, "image/jpeg"))],
-    )
-    assert r.status_code == 409 and r.json()["reason"] == "no_pending_check"
+
+    def post(check_id: str, nonce: str) -> tuple[int, str]:
+        r = service.call(
+            "POST",
+            f"/api/v1/sessions/{sid}/frames",
+            w.learner,
+            data={"check_id": check_id, "nonce": nonce},
+            files=[("frames", ("f.jpg", HOPPER_FRAME, "image/jpeg"))],
+        )
+        return r.status_code, r.json().get("reason", "")
+
+    # Frames at a moment the client chose, or with a guessed nonce, are refused.
+    assert post("not-requested", capture["nonce"]) == (409, "no_pending_check")
+    assert post(capture["check_id"], "guessed") == (409, "wrong_nonce")
     assert service.event_count() == before
-    service.call("POST", f"/api/v1/sessions/{sid}/end", w.learner)
+    # The answer the server asked for is taken once; a second answer is refused.
+    assert post(capture["check_id"], capture["nonce"])[0] == 202
+    result = page.next("result", where=lambda m: m.get("check_id") == capture["check_id"])
+    assert result["passed"], result
+    assert post(capture["check_id"], capture["nonce"]) == (409, "already_answered")
+    page.end()
+
+
+def test_an_answer_after_the_deadline_is_refused(service: Service) -> None:
+    w, sid = _session(service)
+    page = StillFrames(service, w.learner, sid).attach()
+    _, capture = page.request()
+    before = service.event_count()
+    # The page takes longer than the capture timeout: the check is recorded as missed
+    # by the server, and the late frames change nothing.
+    missed = page.next("result", where=lambda m: m.get("check_id") == capture["check_id"])
+    assert missed["verdict"] == "missed"
+    after_miss = service.event_count()
+    assert after_miss == before + 1
+    r = page.answer(capture, [HOPPER_FRAME])
+    assert r.status_code == 409 and r.json()["reason"] == "already_answered"
+    assert service.event_count() == after_miss
+    page.end()

@@ -5,19 +5,12 @@ from __future__ import annotations
 import json
 
 from storage.types import Role
-from tests.supervisor.conftest import HOPPER_FRAME, Service
+from tests.supervisor.conftest import HOPPER_FRAME, Service, StillFrames
 
 
 def _live_session(svc: Service):  # type: ignore[no-untyped-def]
     w = svc.world()
-    r = svc.call(
-        "POST",
-        "/api/v1/sessions",
-        w.learner,
-        data={"course_id": str(w.course_id)},
-        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
-    )
-    sid = r.json()["session"]["session_id"]
+    sid = svc.start(w)
     r = svc.call("POST", f"/api/v1/sessions/{sid}/live", w.learner, json={"mode": "upload"})
     assert r.status_code == 200, r.text
     return w, sid
@@ -67,16 +60,12 @@ def test_the_live_view_streams_server_sent_events(service: Service) -> None:
 
 def test_metrics_in_prometheus_format(service: Service) -> None:
     w, sid = _live_session(service)
-    r = service.call(
-        "POST",
-        f"/api/v1/sessions/{sid}/checks",
-        w.learner,
-        data={"kind": "presence"},
-        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
-    )
-    assert r.status_code == 201, r.text
+    page = StillFrames(service, w.learner, sid)
+    result = page.check(HOPPER_FRAME)
+    assert result["passed"], result
     text = service.client.get("/metrics").text
-    assert 'supervisor_checks_total{kind="presence",verdict="present"}' in text
+    verdict = "present" if result["asked"] == "presence" else "match"
+    assert f'supervisor_checks_total{{kind="{result["asked"]}",verdict="{verdict}"}}' in text
     assert "supervisor_check_latency_seconds_bucket" in text
     for name in (
         "supervisor_queue_length",

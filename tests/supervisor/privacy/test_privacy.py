@@ -11,13 +11,7 @@ from tests.supervisor.conftest import HOPPER_FRAME, Service
 
 
 def _start(svc: Service, token: str, course: int):  # type: ignore[no-untyped-def]
-    return svc.call(
-        "POST",
-        "/api/v1/sessions",
-        token,
-        data={"course_id": str(course)},
-        files={"frame": ("f.jpg", HOPPER_FRAME, "image/jpeg")},
-    )
+    return svc.sign_in(token, course, HOPPER_FRAME)
 
 
 def _kinds(svc: Service, learner_id: int) -> list[str]:
