@@ -44,7 +44,7 @@ CROP_SIDE = 112
 _EYES_AT = np.array([[38.2946, 51.6963], [73.5318, 51.5014]])
 # Regions of the eye-aligned crop, (rows, columns): mouth and chin between the
 # mouth corners; the band of the eyes, brows, temples and nose bridge.
-_LOWER = (slice(80, 106), slice(38, 74))
+_LOWER = (slice(78, 100), slice(38, 74))
 _UPPER = (slice(30, 62), slice(22, 90))
 _SKIN_HUE_DEG = (15.0, 85.0)
 _HUE_CHROMA_MIN = 4.0  # below this chroma a pixel's hue is noise
