@@ -88,3 +88,14 @@ def test_the_factory_builds_the_configured_engine_and_no_other() -> None:
     dlib = make_engine(FaceSettings(engine=FaceEngineName.dlib))
     assert dlib.model.engine == "dlib" and dlib.model != sface.model
     assert make_engine(FaceSettings(), FaceEngineName.dlib).model == dlib.model
+
+
+def test_the_dlib_engines_model_is_the_one_earlier_templates_are_labelled_with() -> None:
+    # Migration 0006 labels every template stored before it with this model.
+    from storage.types import LEGACY_DLIB_MODEL
+
+    dlib = make_engine(FaceSettings(engine=FaceEngineName.dlib))
+    assert (dlib.model.engine, dlib.model.model_hash) == (
+        LEGACY_DLIB_MODEL.engine,
+        LEGACY_DLIB_MODEL.model_hash,
+    )
