@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from config import FaceSettings
 from config.settings import FaceEngineName
 from tests import imagegen
+from tests.conftest import unavailable
 from verification.dlib_engine import DlibFaceEngine
 from verification.protocols import FaceEngine
 from verification.sface_engine import SFaceEngine
@@ -67,3 +71,22 @@ def template_of(engine: FaceEngine, who: str) -> Vector:
         photo = imagegen.astronaut() if who == "astronaut" else imagegen.grace_hopper()
         _TEMPLATES[key] = engine.enrol(photo).vector
     return _TEMPLATES[key]
+
+
+EASTASIA_DIR = Path(
+    os.environ.get(
+        "SUPERVISOR_FACES_EASTASIA_DIR",
+        str(Path(__file__).resolve().parents[2].parent / "shared" / "faces-eastasia"),
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def eastasia_dir() -> Path:
+    """The East-Asian development set beside the checkout: tests that need it skip
+    with the reason where it is absent, and fail under CI (CI=true)."""
+    if not (EASTASIA_DIR / "manifest.csv").is_file():
+        unavailable(
+            f"East-Asian face set not found at {EASTASIA_DIR} (set SUPERVISOR_FACES_EASTASIA_DIR)"
+        )
+    return EASTASIA_DIR
