@@ -179,9 +179,7 @@ def group_pairs(
         labelled = grp != ""
         across = labelled[:, None] & labelled[None, :] & (grp[:, None] != grp[None, :])
         # An identity in two groups would be a labelling error; its pairs count as genuine.
-        out[CROSS_GROUP] = PairDistances(
-            genuine=dist[across & same], impostor=dist[across & ~same]
-        )
+        out[CROSS_GROUP] = PairDistances(genuine=dist[across & same], impostor=dist[across & ~same])
     return out
 
 
