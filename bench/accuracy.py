@@ -108,9 +108,7 @@ def rates(label: str, r: RateRow, at_target: RateRow | None) -> str:
         else f"{'-':>30}"
     )
     fmr = f"{r.fmr:7.3%} ({r.false_matches:>3}/{r.impostor_pairs:<6}) [{flo:.3%}-{fhi:.3%}]"
-    tgt = (
-        f"{at_target.fnmr:6.2%} (thr {at_target.threshold:.3f})" if at_target is not None else "-"
-    )
+    tgt = f"{at_target.fnmr:6.2%} (thr {at_target.threshold:.3f})" if at_target is not None else "-"
     return f"  {label:<22}{fnmr}  {fmr}  {tgt}"
 
 
@@ -164,9 +162,7 @@ def main() -> int:
             if any(g is not None for g in groups):
                 by_group = group_pairs(ids, groups, refs, probes, metric)
                 for gname, pairs in by_group.items():
-                    target = (
-                        fnmr_at_fmr(pairs, TARGET_FMR) if gname != CROSS_GROUP else None
-                    )
+                    target = fnmr_at_fmr(pairs, TARGET_FMR) if gname != CROSS_GROUP else None
                     print(rates(gname, rate_at(pairs, threshold), target))
                     if gname != CROSS_GROUP:
                         populations[f"{set_name}:{gname}"] = pairs
