@@ -18,8 +18,8 @@ Pipeline of a frame:
 3. For an encoding, the face's landmarks are measured again on a window around
    it scaled so the face is `REFINE_FACE_PX` wide: YuNet places landmarks best at
    that size, and alignment precision is what separates similar faces (on the
-   East-Asian development set: FNMR 0.4% instead of 0.9-2.2% at FMR 0.05%, with
-   the same model; BENCHMARKS.md, issue 17).
+   East-Asian development set: FNMR 0.44% instead of 0.66-2.19% at FMR 0.05%,
+   with the same model; BENCHMARKS.md, issue 17).
 4. SFace's own alignment (`alignCrop`, 112 x 112, five landmarks) and one pass of
    the recognizer give a 128-d feature, stored L2-normalised; distances are
    1 - cosine.
@@ -256,7 +256,6 @@ class SFaceEngine:
         """Every face of at least about `min_face_px` (frame px) with a YuNet score of
         at least `score_min`, largest first (classroom roll call: many small faces).
         The frame is scaled so that `min_face_px` becomes `ROLLCALL_FACE_PX`."""
-        h, w = image.shape[:2]
         scale = min(max(ROLLCALL_FACE_PX / float(min_face_px), 0.25), 4.0)
         rows = self._yunet(image, scale)
         boxes = [_hog_like_box(r, 0) for r in rows if float(r[14]) >= score_min]
