@@ -1,5 +1,6 @@
-"""CPU cost of a presence check and an identity check per 640x480 frame, single core,
-against the naive pipeline (face_recognition's defaults) in the same run.
+"""CPU cost of a presence check, an identity check and an enrolment per 640x480 frame,
+single core, for every engine (dlib, SFace), against the naive pipeline
+(face_recognition's defaults) in the same run.
 
     taskset -c 0 .venv/bin/python bench/engine_speed.py [--faces ../shared/faces] [--repeat 3]
 
@@ -8,7 +9,8 @@ Naive baseline = `face_locations` (HOG, upsample 1, full frame) then `face_encod
 webcam-like 640x480 images: every single-face photo of the labelled set fitted to
 640x480, frames of its two talking-head videos, and the packaged test photos at face
 widths of 100-260 px. "Lost" counts frames where the baseline found a face and the
-engine did not.
+engine did not. Enrolment is timed on the packaged photos and the labelled set's
+single-face photos at their own size (what a learner uploads), once each.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import FaceSettings  # noqa: E402
+from config.settings import FaceEngineName  # noqa: E402
 from tests import imagegen  # noqa: E402
-from verification.dlib_engine import DlibFaceEngine  # noqa: E402
+from verification.engines import make_engine  # noqa: E402
+from verification.exceptions import EnrolmentRejected  # noqa: E402
 from verification.imageio import decode_image  # noqa: E402
 from verification.models import locate_models  # noqa: E402
 
@@ -115,46 +119,98 @@ def cpu_ms(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-
     return statistics.median(times), result
 
 
+def enrol_photos(faces: Path | None) -> list[np.ndarray]:
+    out = [imagegen.grace_hopper(), imagegen.astronaut()]
+    if faces is None:
+        return out
+    with (faces / "manifest.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            p = faces / row["path"]
+            if row["faces_expected"] == "1" and p.suffix == ".jpg":
+                out.append(decode_image(p.read_bytes(), max_pixels=10**8, max_side=10**5))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     default_faces = Path(__file__).resolve().parents[2] / "shared" / "faces"
     ap.add_argument("--faces", type=Path, default=default_faces)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--engines", default="dlib,sface")
     args = ap.parse_args()
     faces = args.faces if (args.faces / "manifest.csv").is_file() else None
-    engine = DlibFaceEngine(FaceSettings())
+    settings = FaceSettings()
+    engines = {
+        name: make_engine(settings, FaceEngineName(name)) for name in args.engines.split(",")
+    }
     naive = Naive()
-    template = engine.enrol(imagegen.grace_hopper()).vector
+    # The naive pipeline compares dlib encodings: its template is a dlib one.
+    naive_template = make_engine(settings, FaceEngineName.dlib).enrol(imagegen.grace_hopper())
+    templates = {
+        name: e.enrol(imagegen.grace_hopper()).vector[None, :] for name, e in engines.items()
+    }
     items = frames(faces)
-    rows = []
-    for name, frame in items:
-        nb, (n_faces, _) = cpu_ms(lambda f=frame: naive.identity(f, template), args.repeat)  # type: ignore[misc]
-        pr, presence = cpu_ms(lambda f=frame: engine.presence(f), args.repeat)  # type: ignore[misc]
-        idt, identity = cpu_ms(lambda f=frame: engine.identity(f, template[None, :]), args.repeat)  # type: ignore[misc]
-        rows.append((name, nb, pr, idt, n_faces, presence.faces_found, identity.faces_found))  # type: ignore[attr-defined]
-    base = np.array([r[1] for r in rows])
-    pres = np.array([r[2] for r in rows])
-    ident = np.array([r[3] for r in rows])
-    found_base = sum(1 for r in rows if r[4] >= 1)
-    lost = [r[0] for r in rows if r[4] >= 1 and r[5] == 0]
+    base: list[float] = []
+    base_found: list[bool] = []
+    pres: dict[str, list[float]] = {n: [] for n in engines}
+    ident: dict[str, list[float]] = {n: [] for n in engines}
+    found: dict[str, list[int]] = {n: [] for n in engines}
+    for _, frame in items:
+        nb, (n_faces, _) = cpu_ms(
+            lambda f=frame: naive.identity(f, naive_template.vector), args.repeat
+        )  # type: ignore[misc]
+        base.append(nb)
+        base_found.append(n_faces >= 1)
+        for name, e in engines.items():
+            pr, presence = cpu_ms(lambda f=frame, e=e: e.presence(f), args.repeat)  # type: ignore[misc]
+            idt, _ = cpu_ms(lambda f=frame, e=e, n=name: e.identity(f, templates[n]), args.repeat)  # type: ignore[misc]
+            pres[name].append(pr)
+            ident[name].append(idt)
+            found[name].append(presence.faces_found)  # type: ignore[attr-defined]
+    b = np.array(base)
     print(
-        f"frames: {len(rows)} (640x480; {'with' if faces else 'without'} ../shared/faces), "
+        f"frames: {len(items)} (640x480; {'with' if faces else 'without'} ../shared/faces), "
         f"median of {args.repeat} runs each, CPU time, one core"
     )
     print(
-        f"{'pipeline':<28}{'mean ms':>9}{'p50 ms':>9}{'p95 ms':>9}"
-        f"{'vs naive':>10}{'frames w/ face':>16}"
+        f"{'pipeline':<30}{'mean ms':>9}{'p50 ms':>9}{'p95 ms':>9}"
+        f"{'vs naive':>10}{'frames w/ face':>16}{'lost':>6}"
     )
-    for label, arr, found in (
-        ("naive identity (baseline)", base, found_base),
-        ("engine presence check", pres, sum(1 for r in rows if r[5] >= 1)),
-        ("engine identity check", ident, sum(1 for r in rows if r[6] >= 1)),
-    ):
+    print(
+        f"{'naive identity (baseline)':<30}{b.mean():>9.1f}{np.median(b):>9.1f}"
+        f"{np.quantile(b, 0.95):>9.1f}{1.0:>10.1%}{sum(base_found):>16}{'':>6}"
+    )
+    lost_names: dict[str, list[str]] = {}
+    for name in engines:
+        lost = [items[i][0] for i in range(len(items)) if base_found[i] and found[name][i] == 0]
+        lost_names[name] = lost
+        with_face = sum(1 for x in found[name] if x >= 1)
+        for label, arr in (("presence check", pres[name]), ("identity check", ident[name])):
+            a = np.array(arr)
+            print(
+                f"{name + ' ' + label:<30}{a.mean():>9.1f}{np.median(a):>9.1f}"
+                f"{np.quantile(a, 0.95):>9.1f}{a.sum() / b.sum():>10.1%}{with_face:>16}"
+                f"{len(lost):>6}"
+            )
+    for name, lost in lost_names.items():
+        print(f"{name}: frames where the baseline found a face and the engine did not: {lost}")
+    photos = enrol_photos(faces)
+    print(f"\nenrolment, {len(photos)} photos at their own size, CPU ms per photo (one run each):")
+    print(f"{'engine':<10}{'mean ms':>9}{'p50 ms':>9}{'p95 ms':>9}{'refused':>9}")
+    for name, e in engines.items():
+        times, refused = [], 0
+        for photo in photos:
+            t = time.process_time()
+            try:
+                e.enrol(photo)
+            except EnrolmentRejected:
+                refused += 1
+            times.append((time.process_time() - t) * 1000)
+        a = np.array(times)
         print(
-            f"{label:<28}{arr.mean():>9.1f}{np.median(arr):>9.1f}{np.quantile(arr, 0.95):>9.1f}"
-            f"{arr.sum() / base.sum():>10.1%}{found:>16}"
+            f"{name:<10}{a.mean():>9.1f}{np.median(a):>9.1f}"
+            f"{np.quantile(a, 0.95):>9.1f}{refused:>9}"
         )
-    print(f"frames where the baseline found a face and the engine did not: {len(lost)} {lost}")
     return 0
 
 

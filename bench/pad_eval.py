@@ -1,6 +1,10 @@
 """Presentation attack detection (passive liveness) in ISO/IEC 30107-3 terms.
 
     taskset -c 0 .venv/bin/python bench/pad_eval.py [--faces ../shared/faces] [--photos N]
+        [--engine sface|dlib]
+
+`--engine` chooses the face engine whose detection and 68 landmarks feed liveness
+(default: the configured one, `face.engine`); run it once per engine to compare.
 
 APCER: share of attack presentations accepted as live, per attack type (species)
 and pooled. BPCER: share of bona fide presentations not accepted as live (spoof
@@ -55,10 +59,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import FaceSettings  # noqa: E402
+from config.settings import FaceEngineName  # noqa: E402
 from tests import imagegen  # noqa: E402
 from tests.verification import livegen  # noqa: E402
 from verification import quality  # noqa: E402
-from verification.dlib_engine import DlibFaceEngine  # noqa: E402
+from verification.engines import make_engine  # noqa: E402
 from verification.headpose import eye_aspect_ratio, head_pose  # noqa: E402
 from verification.imageio import decode_image  # noqa: E402
 from verification.liveness import (  # noqa: E402
@@ -66,6 +71,7 @@ from verification.liveness import (  # noqa: E402
     evaluate_challenge,
     passive_liveness,
 )
+from verification.protocols import FaceEngine  # noqa: E402
 from verification.types import (  # noqa: E402
     Challenge,
     ChallengeKind,
@@ -98,7 +104,7 @@ class Observer:
     """Detection and 68 landmarks, cached per frame identity where the frame is
     reused (decoded video frames)."""
 
-    def __init__(self, engine: DlibFaceEngine) -> None:
+    def __init__(self, engine: FaceEngine) -> None:
         self.engine = engine
         self.cache: dict[tuple[int, FaceBox | None], tuple[Observed, float]] = {}
         self.settings = engine.settings
@@ -554,13 +560,17 @@ def main() -> int:
     default_faces = Path(__file__).resolve().parents[2] / "shared" / "faces"
     ap.add_argument("--faces", type=Path, default=default_faces)
     ap.add_argument("--photos", type=int, default=None, help="use only the first N photos")
+    ap.add_argument(
+        "--engine", choices=[e.value for e in FaceEngineName], default=FaceSettings().engine.value
+    )
     args = ap.parse_args()
     faces = args.faces if (args.faces / "manifest.csv").is_file() else None
     if faces is None:
         print("the labelled set is absent: videos are needed for bona fide", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    observer = Observer(DlibFaceEngine(FaceSettings()))
+    observer = Observer(make_engine(FaceSettings(), FaceEngineName(args.engine)))
+    print(f"engine: {args.engine} ({observer.engine.model.key})")
     v2 = livegen.read_video(faces / "video" / "2.mp4")
     v3 = livegen.read_video(faces / "video" / "3.mp4")
     rows: list[Presentation] = []

@@ -1,19 +1,24 @@
 """Roll-call CPU time for 1280x720 classroom frames with 10 faces against a roster of 40,
-against the naive pipeline in the same run; and classrooms per core.
+for every engine (dlib, SFace), against the naive pipeline in the same run; and
+classrooms per core.
 
     taskset -c 0 .venv/bin/python bench/rollcall_bench.py [--faces ../shared/faces]
-        [--frames 6] [--repeat 3] [--capture-seconds 10]
+        [--frames 6] [--repeat 3] [--capture-seconds 10] [--engines dlib,sface]
 
 Roster: every identity of the labelled set, enrolled from its first photo as the
-service enrols (10 jitters, photo and mirror), plus Grace Hopper (packaged) - 40
-learners. The people in the frames are the identities with a second, different
-photo that is not a tight 150-px crop; they are cut out of that second photo with
-a margin and seated at 10 desks of an empty room, faces 40 to 80 px wide.
+service enrols with each engine (dlib: 10 jitters, photo and mirror; SFace: four
+landmark scales and mirrors), plus Grace Hopper (packaged) - 40 learners. Each
+engine uses its own thresholds (`FaceSettings.engine_thresholds`). The people in
+the frames are the identities with a second, different photo that is not a tight
+150-px crop; they are cut out of that second photo (located by dlib's detector,
+the same scenes for every engine) with a margin and seated at 10 desks of an
+empty room, faces 40 to 80 px wide.
 
 Naive baseline: dlib's HOG detector on the full RGB frame upsampled once (as
 face_recognition's `face_locations(img, 1)`), then the 128-d encoding of every
 face and, for each face on its own, the nearest template within the threshold.
-Roll call: `verification.rollcall.RollCaller` (grey copy scaled for 40-px faces,
+Roll call: `verification.rollcall.RollCaller` with each engine (detection on a copy
+scaled for 40-px faces, masked, cut-off and too-small faces left unidentified,
 one-to-one assignment with a margin; over several frames of one camera, a face at
 the place of a face identified a moment before is not encoded again).
 
@@ -54,20 +59,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capture.stream import StreamSource  # noqa: E402
 from config import ClassroomSettings, FaceSettings  # noqa: E402
+from config.settings import FaceEngineName  # noqa: E402
 from tests import classgen, imagegen  # noqa: E402
 from verification.dlib_engine import DlibFaceEngine  # noqa: E402
+from verification.engines import make_engine  # noqa: E402
 from verification.exceptions import EnrolmentRejected  # noqa: E402
 from verification.imageio import decode_image, encode_jpeg  # noqa: E402
 from verification.models import locate_models  # noqa: E402
+from verification.protocols import FaceEngine  # noqa: E402
 from verification.rollcall import RollCaller, detect_scale  # noqa: E402
+from verification.sface_engine import ROLLCALL_FACE_PX  # noqa: E402
 from verification.types import FaceStatus, RollCallParams  # noqa: E402
 
 W, H = 1280, 720
 SEATS = [(0.1 + 0.2 * (i % 5), 0.33 if i < 5 else 0.75) for i in range(10)]
 FACE_SIZES = (40, 44, 48, 52, 56, 60, 64, 70, 76, 80)
+# The naive baseline compares dlib encodings at dlib's threshold.
 THRESHOLD = FaceSettings().match_threshold
-MARGIN = FaceSettings().identify_margin
-PARAMS = RollCallParams(THRESHOLD, MARGIN, ClassroomSettings().min_face_px, 0.3)
+
+
+def params_for(engine: FaceEngine, min_face_px: int | None = None) -> RollCallParams:
+    """The roll call's parameters in the engine's own units, as the service builds them."""
+    t = FaceSettings().engine_thresholds(FaceEngineName(engine.model.engine))
+    return RollCallParams(
+        t.match_threshold,
+        t.identify_margin,
+        min_face_px or ClassroomSettings().min_face_px,
+        t.detection_score_min,
+    )
+
+
+def copy_scale(engine: FaceEngine, min_face_px: int) -> float:
+    if engine.model.engine == FaceEngineName.sface.value:
+        return min(max(ROLLCALL_FACE_PX / float(min_face_px), 0.25), 4.0)
+    return detect_scale(min_face_px)
 
 
 def load(path: Path) -> np.ndarray:
@@ -87,8 +112,10 @@ def cpu_ms(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def roster_and_people(
-    faces: Path, engine: DlibFaceEngine
+    faces: Path, engine: FaceEngine, seating: DlibFaceEngine
 ) -> tuple[list[str], np.ndarray, list[classgen.Person], list[str]]:
+    """The roster enrolled with `engine`; the people cut out with `seating`'s detector
+    (the same scenes for every engine)."""
     photos: dict[str, list[Path]] = {}
     with (faces / "manifest.csv").open() as fh:
         for row in csv.DictReader(fh):
@@ -126,7 +153,7 @@ def roster_and_people(
             if min(image.shape[:2]) < 300:
                 continue  # tight 150-px crops are not people in a room
             try:
-                people.append(classgen.person(name, image, engine))
+                people.append(classgen.person(name, image, seating))
             except ValueError:
                 notes.append(f"{name}: no face found in {path.name}")
     return names, np.array(vectors), people, notes
@@ -286,12 +313,15 @@ def scale_sweep(
     caller: RollCaller, frames: list[np.ndarray], people: list[classgen.Person], repeat: int
 ) -> None:
     """Faces found per face width, by the scale of the detection copy (grey)."""
-    print("\ndetection scale (grey copy of the 1280x720 frame) vs faces found at the desks")
+    print(
+        f"\n{caller.engine.model.engine}: detection scale (copy of the 1280x720 frame) vs faces "
+        "found at the desks"
+    )
     sizes = sorted(set(FACE_SIZES))
     print("| scale | min_face_px | CPU ms | " + " | ".join(f"{w} px" for w in sizes) + " |")
     print("|---" * (3 + len(sizes)) + "|")
     for min_face in (64, 53, 46, 40, 32):
-        params = RollCallParams(THRESHOLD, MARGIN, min_face, 0.3)
+        params = params_for(caller.engine, min_face)
         found = dict.fromkeys(sizes, 0)
         total = dict.fromkeys(sizes, 0)
         times = []
@@ -307,7 +337,7 @@ def scale_sweep(
                 hit = any(abs(cx - x) <= 0.6 * fw and abs(cy - y) <= 0.6 * fw for cx, cy in centres)
                 found[fw] += int(hit)
         cells = " | ".join(f"{found[w]}/{total[w]}" for w in sizes)
-        scale = detect_scale(min_face)
+        scale = copy_scale(caller.engine, min_face)
         print(f"| {scale:.2f} | {min_face} | {statistics.mean(times):.0f} | {cells} |")
 
 
@@ -320,57 +350,81 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--capture-seconds", type=float, default=10.0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/rollcall-bench"))
+    ap.add_argument("--engines", default="dlib,sface")
     args = ap.parse_args()
     if not (args.faces / "manifest.csv").is_file():
         print(f"the labelled set is needed: {args.faces}/manifest.csv not found", file=sys.stderr)
         return 2
     args.work.mkdir(parents=True, exist_ok=True)
-    engine = DlibFaceEngine(FaceSettings())
-    caller = RollCaller(engine)
-    names, templates, people, notes = roster_and_people(args.faces, engine)
-    naive = Naive(templates, names)
-    labels = list(range(len(names)))
+    seating = DlibFaceEngine(FaceSettings())
+    engines = {n: make_engine(FaceSettings(), FaceEngineName(n)) for n in args.engines.split(",")}
+    rosters = {n: roster_and_people(args.faces, e, seating) for n, e in engines.items()}
+    names, dlib_templates, people, _ = (
+        rosters["dlib"] if "dlib" in rosters else roster_and_people(args.faces, seating, seating)
+    )
+    naive = Naive(dlib_templates, names)
     if len(people) < 10:
         print(f"only {len(people)} people can be seated; 10 are needed", file=sys.stderr)
         return 2
     print(f"roster: {len(names)} learners ({len(names) - 1} identities of the set + Grace Hopper)")
     print(f"people seated in the frames: {len(people)}: {', '.join(p.name for p in people)}")
-    for n in notes:
-        print(f"  note: {n}")
+    for n, (_, _, _, notes) in rosters.items():
+        for note in notes:
+            print(f"  note ({n}): {note}")
 
-    rows: dict[str, list[float]] = {k: [] for k in ("naive1", "ours1", "naive3", "ours3")}
+    keys = ["naive1", "naive3"] + [f"{n}{k}" for n in engines for k in (1, 3)]
+    rows: dict[str, list[float]] = {k: [] for k in keys}
     tallies: dict[str, np.ndarray] = {k: np.zeros(4, int) for k in rows}
-    stages = np.zeros(4)
+    stages = {n: np.zeros(4) for n in engines}
+    callers = {n: RollCaller(e) for n, e in engines.items()}
     frames_ = []
     for k in range(args.frames):
         frame, truth = scene(people, k * 3)
         burst = [frame, jitter(frame, 100 + k), jitter(frame, 200 + k)]
         frames_.append(frame)
-        for key, fn in (
-            ("naive1", lambda frame=frame: naive(frame)),
-            ("ours1", lambda frame=frame: caller.call([frame], templates, labels, PARAMS)),
-            ("naive3", lambda burst=burst: [naive(f) for f in burst]),
-            ("ours3", lambda burst=burst: caller.call(burst, templates, labels, PARAMS)),
-        ):
+        runs: list[tuple[str, Callable[[], Any], list[str] | None]] = [
+            ("naive1", lambda frame=frame: naive(frame), None),
+            ("naive3", lambda burst=burst: [naive(f) for f in burst], None),
+        ]
+        for n, caller in callers.items():
+            r_names, r_templates, _, _ = rosters[n]
+            labels = list(range(len(r_names)))
+            params = params_for(caller.engine)
+            runs.append((
+                f"{n}1",
+                lambda c=caller, frame=frame, t=r_templates, lab=labels, p=params: c.call(
+                    [frame], t, lab, p
+                ),
+                r_names,
+            ))  # fmt: skip
+            runs.append((
+                f"{n}3",
+                lambda c=caller, burst=burst, t=r_templates, lab=labels, p=params: c.call(
+                    burst, t, lab, p
+                ),
+                r_names,
+            ))  # fmt: skip
+        for key, fn, r_names in runs:
             ms, result = cpu_ms(fn, args.repeat)
             rows[key].append(ms)
-            if key.startswith("naive"):
+            if r_names is None:
                 per_frame = result if key == "naive3" else [result]
             else:
                 per_frame = []
                 for fr in result.frames:
                     found = []
                     for f in fr.faces:
-                        label = names[f.label] if f.status is FaceStatus.assigned else None
+                        label = r_names[f.label] if f.status is FaceStatus.assigned else None
                         b = f.box
                         found.append(((b.left + b.right) / 2, (b.top + b.bottom) / 2, label))
                     per_frame.append(found)
-                if key == "ours1":
+                if key.endswith("1"):
                     t = result.timings
-                    stages += [t.detect_ms, t.landmarks_ms, t.encode_ms, t.match_ms]
+                    stages[key[:-1]] += [t.detect_ms, t.landmarks_ms, t.encode_ms, t.match_ms]
             tallies[key] += score(per_frame, truth)
     jpeg_ms, _ = cpu_ms(lambda: encode_jpeg(frames_[0], 85), args.repeat)
-    scale_sweep(caller, frames_, people, args.repeat)
+    for caller in callers.values():
+        scale_sweep(caller, frames_, people, args.repeat)
 
     total_faces = 10 * args.frames
     print()
@@ -379,20 +433,20 @@ def main() -> int:
     print("| pipeline | CPU ms per roll call (mean) | share of naive | faces detected "
           "| learners identified | mis-assigned | learners not found |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
-    for key, label, base in (
-        ("naive1", "naive, 1 frame (baseline)", "naive1"),
-        ("ours1", "roll call, 1 frame", "naive1"),
-        ("naive3", "naive, 3 frames (baseline)", "naive3"),
-        ("ours3", "roll call, 3 frames (default)", "naive3"),
-    ):
+    table = [("naive1", "naive, 1 frame (baseline)", "naive1")]
+    table += [(f"{n}1", f"{n} roll call, 1 frame", "naive1") for n in engines]
+    table += [("naive3", "naive, 3 frames (baseline)", "naive3")]
+    table += [(f"{n}3", f"{n} roll call, 3 frames (default)", "naive3") for n in engines]
+    for key, label, base in table:
         mean = statistics.mean(rows[key])
         share = sum(rows[key]) / sum(rows[base])
         det, ok, wrong, missed = tallies[key]
         print(f"| {label} | {mean:.0f} | {share:.0%} | {det}/{total_faces} | {ok}/{total_faces} "
               f"| {wrong} | {missed} |")  # fmt: skip
-    stages /= args.frames
-    print(f"roll call, 1 frame, wall ms per stage: detect {stages[0]:.0f}, landmarks+quality "
-          f"{stages[1]:.0f}, encode {stages[2]:.0f}, match {stages[3]:.1f}")  # fmt: skip
+    for n, st in stages.items():
+        st = st / args.frames
+        print(f"{n} roll call, 1 frame, wall ms per stage: detect {st[0]:.0f}, landmarks+quality "
+              f"{st[1]:.0f}, encode {st[2]:.0f}, match {st[3]:.1f}")  # fmt: skip
 
     print("\ncapture between roll calls (decoding on demand only):")
     mjpeg_frames = [
@@ -415,24 +469,25 @@ def main() -> int:
           f"{h264_dec:.1f} ms; evidence JPEG {jpeg_ms:.1f} ms")  # fmt: skip
 
     s = ClassroomSettings()
-    roll = statistics.mean(rows["ours3"]) / 1000
     naive_roll = statistics.mean(rows["naive3"]) / 1000
-    print("\n| sampling | camera | CPU s per roll call | camera CPU s/s | classrooms per core "
-          "| naive pipeline |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for mode, interval in (
-        ("training", s.interval_mean_s),
-        ("assessment", s.assessment_interval_mean_s),
-    ):
-        for cam, idle, dec in (
-            ("MJPEG 15 fps", mjpeg_idle, mjpeg_dec),
-            ("H.264 25 fps", h264_idle, h264_dec),
+    print("\n| engine | sampling | camera | CPU s per roll call | camera CPU s/s "
+          "| classrooms per core | naive pipeline |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for n in engines:
+        roll = statistics.mean(rows[f"{n}3"]) / 1000
+        for mode, interval in (
+            ("training", s.interval_mean_s),
+            ("assessment", s.assessment_interval_mean_s),
         ):
-            extra = (3 * (dec + jpeg_ms)) / 1000
-            per_s = (roll + extra) / interval + idle
-            naive_per_s = (naive_roll + extra) / interval + idle
-            print(f"| {mode}, mean {interval:.0f} s | {cam} | {roll + extra:.2f} | {idle:.4f} "
-                  f"| {1 / per_s:.0f} | {1 / naive_per_s:.0f} |")  # fmt: skip
+            for cam, idle, dec in (
+                ("MJPEG 15 fps", mjpeg_idle, mjpeg_dec),
+                ("H.264 25 fps", h264_idle, h264_dec),
+            ):
+                extra = (3 * (dec + jpeg_ms)) / 1000
+                per_s = (roll + extra) / interval + idle
+                naive_per_s = (naive_roll + extra) / interval + idle
+                print(f"| {n} | {mode}, mean {interval:.0f} s | {cam} | {roll + extra:.2f} "
+                      f"| {idle:.4f} | {1 / per_s:.0f} | {1 / naive_per_s:.0f} |")  # fmt: skip
     return 0
 
 

@@ -33,7 +33,10 @@ from config.classroom import ClassroomSettings
 from config.database import DatabaseSettings, RedisSettings
 from config.evidence import EvidenceSettings
 from config.exceptions import SettingsError
+from config.face import EngineThresholds as EngineThresholds
+from config.face import FaceEngineName as FaceEngineName
 from config.face import FaceSettings
+from config.face import SFaceSettings as SFaceSettings
 from config.images import ImageSettings
 from config.inspection import InspectionSettings
 from config.liveness import LivenessSettings

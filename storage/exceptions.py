@@ -59,6 +59,25 @@ class TemplateKeyError(StorageError):
     """A face template cannot be decrypted: wrong key, or the row was altered."""
 
 
+class TemplateModelMismatch(StorageError):
+    """The learner has templates, but none of the face model a check asked for: they
+    were made by another engine or model and cannot be compared with its encodings.
+    The templates must be re-encoded from the enrolment photo, or the learner
+    re-enrolled. `found` lists the models (`engine:hash12`) the learner has."""
+
+    def __init__(self, learner_id: int, wanted: str, found: tuple[str, ...]) -> None:
+        super().__init__(
+            f"learner {learner_id} has templates of {', '.join(found)} but none of {wanted}; "
+            "re-encode them (supervisor templates reencode) or re-enrol the learner"
+        )
+        self.learner_id = learner_id
+        self.wanted = wanted
+        self.found = found
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (TemplateModelMismatch, (self.learner_id, self.wanted, self.found))
+
+
 class AppendConflict(StorageError):
     """A ledger append kept losing the race for the next sequence number."""
 

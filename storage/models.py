@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -41,6 +42,7 @@ NAMING_CONVENTION = {
 HASH_LEN = 64  # lowercase hex SHA-256
 ID_LEN = 64  # session and chain identifiers
 KIND_LEN = 64  # ledger event kinds, flag kinds
+ENGINE_LEN = 16  # face engine names ("sface", "dlib")
 
 
 class Base(DeclarativeBase):
@@ -112,6 +114,14 @@ class FaceTemplateRow(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     evidence_sha256: Mapped[str | None] = mapped_column(String(HASH_LEN))
+    # The face model that made the template (revision 0006): engine name and the
+    # SHA-256 of its recognition weights. Never compared across models.
+    engine: Mapped[str] = mapped_column(String(ENGINE_LEN))
+    model_hash: Mapped[str] = mapped_column(String(HASH_LEN))
+    # Associated data of the ciphertext: 1 binds it to (template id, learner id);
+    # 2 to those and the model, so a row relabelled with another model fails
+    # authentication. Rows from before revision 0006 keep 1.
+    aad_version: Mapped[int] = mapped_column(SmallInteger)
 
 
 class ApiTokenRow(Base):

@@ -42,6 +42,7 @@ from storage.types import (
     SubsidyKind,
     SupervisionRun,
     Template,
+    TemplateModel,
     Token,
     TrainingClass,
     Vector,
@@ -210,16 +211,37 @@ class RegistryStore(Protocol):
 
 
 class TemplateStore(Protocol):
-    """Face templates, encrypted at rest, in their own table."""
+    """Face templates, encrypted at rest, in their own table, each with its model."""
 
-    def add(self, learner_id: int, vector: Vector, evidence_sha256: str | None) -> Template: ...
-    def for_learner(self, learner_id: int) -> list[Template]: ...
-    def all(self) -> list[Template]:
-        """Every template (for 1:N duplicate search)."""
+    def add(
+        self,
+        learner_id: int,
+        vector: Vector,
+        evidence_sha256: str | None,
+        model: TemplateModel = ...,
+    ) -> Template: ...
+    def for_learner(
+        self, learner_id: int, model: TemplateModel | None = None
+    ) -> list[Template]: ...
+    def for_check(self, learner_id: int, model: TemplateModel) -> list[Template]:
+        """The templates of `model`; raises `TemplateModelMismatch` when the learner
+        has templates of other models only."""
         ...
 
-    def learner_ids(self) -> list[int]:
+    def all(self, model: TemplateModel | None = None) -> list[Template]:
+        """Every template (for 1:N search), of `model` only when given."""
+        ...
+
+    def learner_ids(self, model: TemplateModel | None = None) -> list[int]:
         """The learners who have at least one template (nothing is decrypted)."""
+        ...
+
+    def models(self) -> dict[TemplateModel, int]:
+        """Templates per model."""
+        ...
+
+    def learners_without(self, model: TemplateModel) -> list[int]:
+        """Learners with templates, none of `model`."""
         ...
 
     def delete_for_learner(self, learner_id: int) -> int: ...

@@ -1,35 +1,52 @@
 """`TemplateStore`: face templates encrypted at rest with AES-256-GCM.
 
 Each row holds a random 96-bit nonce and the ciphertext of the vector as
-little-endian float64 bytes. The associated data binds the ciphertext to its row
-and learner (``face_templates:v1:<template id>:<learner id>``), so a ciphertext
-copied to another row or learner fails authentication instead of decrypting.
-The table holds no name or ID number; identity lives in `learners`.
+little-endian float64 bytes, and the face model that made it (engine name and
+the SHA-256 of its weights). The associated data binds the ciphertext to its row,
+learner and model (``face_templates:v2:<template id>:<learner id>:<engine>:<model
+hash>``; rows from before models were recorded keep ``v1``, without the model),
+so a ciphertext copied to another row or learner, or relabelled with another
+model, fails authentication instead of decrypting. The table holds no name or ID
+number; identity lives in `learners`.
+
+Templates of two models are never compared: a check asks `for_check` for the
+templates of its engine's model, which refuses with `TemplateModelMismatch` when
+the learner has templates of other models only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from storage.engine import Database
-from storage.exceptions import ConsentRequired, InvalidInput, NotFound, TemplateKeyError
+from storage.exceptions import (
+    ConsentRequired,
+    InvalidInput,
+    NotFound,
+    TemplateKeyError,
+    TemplateModelMismatch,
+)
 from storage.models import consents, face_templates, learners
-from storage.types import Template, Vector
+from storage.types import LEGACY_DLIB_MODEL, Template, TemplateModel, Vector
 from storage.validate import row_id, sha256_hex
 
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
 MAX_DIMENSIONS: Final = 4_096
 _DTYPE: Final = np.dtype("<f8")
+_ENGINE: Final = re.compile(r"[a-z][a-z0-9_-]{0,15}")
+AAD_V1: Final = 1  # (template id, learner id): rows from before revision 0006
+AAD_V2: Final = 2  # (template id, learner id, engine, model hash)
 
 
 def key_id(key: bytes) -> str:
@@ -47,14 +64,25 @@ class SqlTemplateStore:
         self._aead = AESGCM(key)
         self._key_id = key_id(key)
 
-    def add(self, learner_id: int, vector: Vector, evidence_sha256: str | None) -> Template:
-        """Encrypt and store a template.
+    def add(
+        self,
+        learner_id: int,
+        vector: Vector,
+        evidence_sha256: str | None,
+        model: TemplateModel = LEGACY_DLIB_MODEL,
+    ) -> Template:
+        """Encrypt and store a template made by `model`.
+
+        `model` defaults to the dlib model every template was made with before
+        models were recorded, for callers that predate them; a caller with an
+        engine passes the engine's model.
 
         Raises `ConsentRequired` without an active consent (checked under a lock in
         the same transaction, so a concurrent withdrawal cannot be overtaken),
-        `NotFound` for an unknown learner, `InvalidInput` for a bad vector.
+        `NotFound` for an unknown learner, `InvalidInput` for a bad vector or model.
         """
         row_id(learner_id, "learner")
+        _model(model)
         plain = _vector(vector)
         if evidence_sha256 is not None:
             sha256_hex(evidence_sha256, "evidence_sha256")
@@ -71,12 +99,15 @@ class SqlTemplateStore:
                     ciphertext=b"",
                     created_at=created_at,
                     evidence_sha256=evidence_sha256,
+                    engine=model.engine,
+                    model_hash=model.model_hash,
+                    aad_version=AAD_V2,
                 )
                 .returning(face_templates.c.id)
             ).scalar_one()
             nonce = os.urandom(NONCE_BYTES)
             ciphertext = self._aead.encrypt(
-                nonce, plain.tobytes(), _associated_data(template_id, learner_id)
+                nonce, plain.tobytes(), _associated_data(AAD_V2, template_id, learner_id, model)
             )
             conn.execute(
                 update(face_templates)
@@ -85,10 +116,25 @@ class SqlTemplateStore:
             )
         stored = plain.astype(np.float64)
         stored.flags.writeable = False
-        return Template(template_id, learner_id, stored, created_at, evidence_sha256)
+        return Template(template_id, learner_id, stored, created_at, evidence_sha256, model)
 
-    def for_learner(self, learner_id: int) -> list[Template]:
+    def for_learner(self, learner_id: int, model: TemplateModel | None = None) -> list[Template]:
+        """The learner's templates, ordered by id: only those of `model` when given."""
         row_id(learner_id, "learner")
+        stmt = _of_model(
+            select(face_templates).where(face_templates.c.learner_id == learner_id), model
+        ).order_by(face_templates.c.id)
+        with self._db.read() as conn:
+            rows = conn.execute(stmt).all()
+        return [self._decrypt(r) for r in rows]
+
+    def for_check(self, learner_id: int, model: TemplateModel) -> list[Template]:
+        """The learner's templates that a check by an engine of `model` may compare
+        with: those of `model`. [] when the learner has no template at all; raises
+        `TemplateModelMismatch` when the learner has templates of other models only
+        (re-encode them or re-enrol the learner), never hands those out."""
+        row_id(learner_id, "learner")
+        _model(model)
         stmt = (
             select(face_templates)
             .where(face_templates.c.learner_id == learner_id)
@@ -96,18 +142,47 @@ class SqlTemplateStore:
         )
         with self._db.read() as conn:
             rows = conn.execute(stmt).all()
+        mine = [r for r in rows if (r.engine, r.model_hash) == (model.engine, model.model_hash)]
+        if rows and not mine:
+            found = sorted({TemplateModel(r.engine, r.model_hash).key for r in rows})
+            raise TemplateModelMismatch(learner_id, model.key, tuple(found))
+        return [self._decrypt(r) for r in mine]
+
+    def all(self, model: TemplateModel | None = None) -> list[Template]:
+        """Every template (for 1:N search), ordered by id: only those of `model` when
+        given (a search compares one model's templates only)."""
+        stmt = _of_model(select(face_templates), model).order_by(face_templates.c.id)
+        with self._db.read() as conn:
+            rows = conn.execute(stmt).all()
         return [self._decrypt(r) for r in rows]
 
-    def all(self) -> list[Template]:
-        """Every template (for 1:N duplicate search), ordered by id."""
+    def learner_ids(self, model: TemplateModel | None = None) -> list[int]:
+        """The learners who have at least one template (of `model` when given);
+        nothing is decrypted."""
+        stmt = _of_model(select(face_templates.c.learner_id).distinct(), model)
         with self._db.read() as conn:
-            rows = conn.execute(select(face_templates).order_by(face_templates.c.id)).all()
-        return [self._decrypt(r) for r in rows]
+            return [int(r[0]) for r in conn.execute(stmt.order_by("learner_id"))]
 
-    def learner_ids(self) -> list[int]:
-        """The learners who have at least one template (nothing is decrypted)."""
+    def models(self) -> dict[TemplateModel, int]:
+        """How many templates each model made (nothing is decrypted)."""
+        stmt = select(face_templates.c.engine, face_templates.c.model_hash, func.count()).group_by(
+            face_templates.c.engine, face_templates.c.model_hash
+        )
         with self._db.read() as conn:
-            stmt = select(face_templates.c.learner_id).distinct().order_by("learner_id")
+            return {TemplateModel(e, h): int(n) for e, h, n in conn.execute(stmt)}
+
+    def learners_without(self, model: TemplateModel) -> list[int]:
+        """The learners who have templates, but none of `model`: those a switch to
+        `model` must re-encode or re-enrol (nothing is decrypted)."""
+        _model(model)
+        has = _of_model(select(face_templates.c.learner_id), model)
+        stmt = (
+            select(face_templates.c.learner_id)
+            .distinct()
+            .where(face_templates.c.learner_id.not_in(has))
+            .order_by("learner_id")
+        )
+        with self._db.read() as conn:
             return [int(r[0]) for r in conn.execute(stmt)]
 
     def delete_for_learner(self, learner_id: int) -> int:
@@ -125,22 +200,51 @@ class SqlTemplateStore:
                 f"template {r.id} was encrypted with key {r.key_id}, but the configured "
                 f"template key is {self._key_id} (wrong security.template_key?)"
             )
+        model = TemplateModel(r.engine, r.model_hash)
         try:
             plain = self._aead.decrypt(
-                bytes(r.nonce), bytes(r.ciphertext), _associated_data(r.id, r.learner_id)
+                bytes(r.nonce),
+                bytes(r.ciphertext),
+                _associated_data(r.aad_version, r.id, r.learner_id, model),
             )
-        except InvalidTag:
+        except (InvalidTag, InvalidInput):
             raise TemplateKeyError(
-                f"template {r.id} failed authentication: the row was altered or moved "
-                "to another learner"
+                f"template {r.id} failed authentication: the row was altered, moved "
+                "to another learner or relabelled with another model"
             ) from None
         vector = np.frombuffer(plain, dtype=_DTYPE).astype(np.float64)
         vector.flags.writeable = False
-        return Template(r.id, r.learner_id, vector, r.created_at, r.evidence_sha256)
+        return Template(r.id, r.learner_id, vector, r.created_at, r.evidence_sha256, model)
 
 
-def _associated_data(template_id: int, learner_id: int) -> bytes:
-    return f"face_templates:v1:{template_id}:{learner_id}".encode("ascii")
+def _associated_data(
+    version: int, template_id: int, learner_id: int, model: TemplateModel
+) -> bytes:
+    if version == AAD_V1:
+        return f"face_templates:v1:{template_id}:{learner_id}".encode("ascii")
+    if version == AAD_V2:
+        return (
+            f"face_templates:v2:{template_id}:{learner_id}:{model.engine}:{model.model_hash}"
+        ).encode("ascii")
+    raise InvalidInput(f"unknown associated-data version {version}")
+
+
+def _model(model: Any) -> TemplateModel:
+    if not isinstance(model, TemplateModel):
+        raise InvalidInput("a template's model must be a TemplateModel")
+    if not isinstance(model.engine, str) or not _ENGINE.fullmatch(model.engine):
+        raise InvalidInput("a model's engine must be 1-16 characters of a-z 0-9 _ -")
+    sha256_hex(model.model_hash, "model_hash")
+    return model
+
+
+def _of_model(stmt: Any, model: TemplateModel | None) -> Any:
+    if model is None:
+        return stmt
+    _model(model)
+    return stmt.where(
+        face_templates.c.engine == model.engine, face_templates.c.model_hash == model.model_hash
+    )
 
 
 def _vector(vector: Any) -> np.ndarray[Any, np.dtype[np.float64]]:

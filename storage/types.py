@@ -81,14 +81,38 @@ class Consent:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateModel:
+    """The face model that made a template: the engine's name (e.g. "sface", "dlib")
+    and the SHA-256 (hex) of its recognition weights. Encodings of two models are
+    never compared, so every template records its model."""
+
+    engine: str
+    model_hash: str
+
+    @property
+    def key(self) -> str:
+        """Short form for messages: engine and the first 12 hex of the hash."""
+        return f"{self.engine}:{self.model_hash[:12]}"
+
+
+# Every template stored before models were recorded (schema revision 0006) was made
+# by the dlib engine with face_recognition_models 0.3.0's ResNet: this is its model.
+LEGACY_DLIB_MODEL = TemplateModel(
+    "dlib", "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Template:
-    """A decrypted face template. Kept apart from identity data at rest."""
+    """A decrypted face template and the model that made it. Kept apart from
+    identity data at rest."""
 
     id: int
     learner_id: int
     vector: Vector
     created_at: datetime
     evidence_sha256: str | None
+    model: TemplateModel
 
 
 @dataclass(frozen=True, slots=True)

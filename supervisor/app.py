@@ -43,6 +43,7 @@ from supervisor.runtime.redis import open_redis
 from supervisor.subsidy.service import SubsidyService
 from supervisor.subsidy.summary_refresh import SummaryRefresher
 from supervisor.web import STATIC_DIR
+from verification.engines import check_models
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A missing or altered face model file stops the service here, naming the file
+        # and the package to install; never another engine in its place.
+        await asyncio.to_thread(check_models, settings.face)
         if migrate:
             await asyncio.to_thread(upgrade, settings.database.url)
         storage = await asyncio.to_thread(

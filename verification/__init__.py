@@ -1,4 +1,5 @@
 """Face verification: pure, synchronous, CPU-bound functions on numpy arrays.
 
-No web, database or video imports. Build a `DlibFaceEngine` once per process.
+No web, database or video imports. Build an engine once per process with
+`verification.engines.make_engine(face_settings)`.
 """

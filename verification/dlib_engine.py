@@ -5,6 +5,9 @@ mapped back to the original), with a costlier second pass only when the first
 finds nothing. Landmarks (5 points) and the 128-d ResNet encoding run on the
 original pixels. Models load in the constructor: build one engine per process
 (for example in a process pool's initializer), never at import.
+
+The model is identified by the SHA-256 of the encoder's weights file, computed at
+load; distances are Euclidean.
 """
 
 from __future__ import annotations
@@ -19,23 +22,28 @@ import numpy as np
 from config import FaceSettings
 from verification import quality
 from verification.exceptions import EnrolmentRejected, ModelsUnavailable
-from verification.matching import as_matrix, decide, nearest
-from verification.models import ModelFiles, locate_models
+from verification.matching import decide, nearest, own_templates
+from verification.models import ModelFiles, file_sha256, locate_models
 from verification.quality import Grey
 from verification.types import (
     CheckKind,
     CheckResult,
     FaceBox,
     FaceEncoding,
+    FaceModel,
     FrameResult,
     Image,
     Matrix,
+    Metric,
     QualityIssue,
     QualityMeasures,
+    TemplateSet,
     Timings,
     Vector,
     Verdict,
 )
+
+ENGINE_NAME = "dlib"
 
 # Images at most this long on their longer side are tried once more, padded, when
 # no face is found: tight crops (a face filling the picture, as in ID photos)
@@ -50,6 +58,17 @@ NEAR_FACE_PX = 100
 # dlib's ResNet input: a 150x150 chip aligned on 5 landmarks, 25% padding.
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+# Classroom detection (`detect_all`): dlib's frontal HOG detector scans an 80x80
+# window; measured on classroom-like frames (bench/rollcall_bench.py), it finds
+# faces of about 64 px and more.
+DETECTOR_MIN_FACE_PX = 64
+MIN_SCALE, MAX_SCALE = 0.25, 4.0
+
+
+def detect_scale(min_face_px: int) -> float:
+    """Scale of the classroom detection copy that brings `min_face_px` faces to the
+    HOG detector's size."""
+    return min(max(DETECTOR_MIN_FACE_PX / float(min_face_px), MIN_SCALE), MAX_SCALE)
 
 
 def _ms(t0: float) -> float:
@@ -73,6 +92,17 @@ class DlibFaceEngine:
             self._encoder = dlib.face_recognition_model_v1(str(files.encoder))
         except RuntimeError as exc:  # dlib reports unreadable model files this way
             raise ModelsUnavailable(f"cannot load face models: {exc}") from exc
+        self._model = FaceModel(ENGINE_NAME, file_sha256(files.encoder), Metric.euclidean)
+
+    @property
+    def model(self) -> FaceModel:
+        """dlib's ResNet, identified by the SHA-256 of its weights; Euclidean distances."""
+        return self._model
+
+    @property
+    def threshold(self) -> float:
+        """The match threshold in force (`face.match_threshold`)."""
+        return self.settings.match_threshold
 
     # -- detection -------------------------------------------------------
 
@@ -153,11 +183,72 @@ class DlibFaceEngine:
             for b in found
         ]
 
+    def detect_all(self, image: Image, min_face_px: int, score_min: float) -> list[FaceBox]:
+        """Every face of at least about `min_face_px` (frame px) with a HOG score of at
+        least `score_min`, largest first (classroom roll call): one pass on a grey copy
+        scaled by `detect_scale`, where the naive pipeline doubles an RGB frame."""
+        grey = _grey(image)
+        scale = detect_scale(min_face_px)
+        h, w = grey.shape[:2]
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
+        small = cv2.resize(grey, size, interpolation=interp) if scale != 1.0 else grey
+        rects, scores, _ = self._detector.run(small, 0, score_min)
+        boxes = [
+            FaceBox(
+                left=round(r.left() / scale),
+                top=round(r.top() / scale),
+                right=round((r.right() + 1) / scale),
+                bottom=round((r.bottom() + 1) / scale),
+                score=round(float(sc), 4),
+            )
+            for r, sc in zip(rects, scores, strict=True)
+        ]
+        boxes.sort(key=lambda b: b.area, reverse=True)
+        return boxes
+
     def landmarks(self, image: Image, box: FaceBox, points: int = 5) -> list[tuple[int, int]]:
         """5- or 68-point landmarks of one face, (x, y) in frame coordinates."""
         predictor = self._sp68 if points == 68 else self._sp5
         shape = predictor(image, _rect(box))
         return [(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)]
+
+    def measure_face(
+        self, image: Image, box: FaceBox, occlusion: bool = False, grey: Grey | None = None
+    ) -> tuple[QualityMeasures, list[tuple[int, int]]]:
+        """Quality measures of one face and the 5 landmarks they used; the lower
+        face's occlusion is measured when `occlusion` is set (identity, enrolment)."""
+        points = self.landmarks(image, box, 5)
+        g = grey if grey is not None else _grey(image)
+        return self._measures(image, g, box, points, occlusion), points
+
+    def _measures(
+        self,
+        image: Image,
+        grey: Grey,
+        box: FaceBox,
+        points: list[tuple[int, int]],
+        occlusion: bool,
+    ) -> QualityMeasures:
+        measures = quality.measure(grey, box, points)
+        if not occlusion:
+            return measures
+        skin, uniformity = quality.occlusion(image, _eye_centres(points))
+        return QualityMeasures(
+            measures.face_width_px,
+            measures.sharpness,
+            measures.brightness,
+            measures.edge_distance_px,
+            None if skin is None else round(skin, 4),
+            round(uniformity, 4),
+        )
+
+    def encode_faces(self, image: Image, boxes: Sequence[FaceBox]) -> Matrix:
+        """One encoding per box (5-point landmarks, one pass each), rows in order."""
+        out = np.zeros((len(boxes), 128), dtype=np.float64)
+        for i, box in enumerate(boxes):
+            out[i] = self._encode(image, self._sp5(image, _rect(box)), 1)
+        return out
 
     # -- one frame ---------------------------------------------------------
 
@@ -165,9 +256,10 @@ class DlibFaceEngine:
         """Is exactly one usable face there? No encoding."""
         return self._frame(image, CheckKind.presence, None)
 
-    def identity(self, image: Image, templates: Matrix) -> FrameResult:
-        """Is the one usable face in the frame the learner of `templates` (1:1, any template)?"""
-        return self._frame(image, CheckKind.identity, as_matrix(templates))
+    def identity(self, image: Image, templates: Matrix | TemplateSet) -> FrameResult:
+        """Is the one usable face in the frame the learner of `templates` (1:1, any
+        template)? Raises `TemplateModelMismatch` for another model's templates."""
+        return self._frame(image, CheckKind.identity, own_templates(self._model, templates))
 
     def _frame(self, image: Image, kind: CheckKind, templates: Matrix | None) -> FrameResult:
         s = self.settings
@@ -199,7 +291,7 @@ class DlibFaceEngine:
         points = [(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)]
         landmarks_ms = _ms(t)
         t = time.perf_counter()
-        measures, issues = self._quality(grey, box, points)
+        measures, issues = self._quality(image, grey, box, points, templates is not None)
         quality_ms = _ms(t)
         if issues:
             return FrameResult(
@@ -250,9 +342,14 @@ class DlibFaceEngine:
         )
 
     def _quality(
-        self, grey: Grey, box: FaceBox, points: list[tuple[int, int]]
+        self,
+        image: Image,
+        grey: Grey,
+        box: FaceBox,
+        points: list[tuple[int, int]],
+        occlusion: bool,
     ) -> tuple[QualityMeasures, tuple[QualityIssue, ...]]:
-        measures = quality.measure(grey, box, points)
+        measures = self._measures(image, grey, box, points, occlusion)
         return measures, quality.gates(measures, box, points, grey.shape[:2], self.settings)
 
     def _encode(self, image: Image, shape: dlib.full_object_detection, jitters: int) -> Vector:
@@ -262,12 +359,15 @@ class DlibFaceEngine:
     # -- several frames ----------------------------------------------------
 
     def check(
-        self, kind: CheckKind, frames: Sequence[Image], templates: Matrix | None = None
+        self,
+        kind: CheckKind,
+        frames: Sequence[Image],
+        templates: Matrix | TemplateSet | None = None,
     ) -> CheckResult:
         """Decide one check over several frames (best of k), stopping at the first pass."""
         if kind is CheckKind.identity and templates is None:
             raise ValueError("an identity check needs the learner's templates")
-        matrix = as_matrix(templates) if templates is not None else None
+        matrix = own_templates(self._model, templates) if templates is not None else None
         results: list[FrameResult] = []
         for image in frames:
             result = self._frame(image, kind, matrix if kind is CheckKind.identity else None)
@@ -279,7 +379,8 @@ class DlibFaceEngine:
     # -- encodings -----------------------------------------------------
 
     def enrol(self, image: Image, jitters: int | None = None) -> FaceEncoding:
-        """A template from an enrolment photo: exactly one face passing every gate.
+        """A template from an enrolment photo: exactly one face passing every gate
+        (the occlusion gate included).
 
         Raises `EnrolmentRejected` naming the verdict and the failed gates.
         """
@@ -294,7 +395,7 @@ class DlibFaceEngine:
         box = boxes[0]
         shape = self._sp5(image, _rect(box))
         points = [(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)]
-        measures, issues = self._quality(grey, box, points)
+        measures, issues = self._quality(image, grey, box, points, True)
         if issues:
             raise EnrolmentRejected(
                 Verdict.low_quality.value,
@@ -324,7 +425,7 @@ class DlibFaceEngine:
         for box in self._detect_grey(grey):
             shape = self._sp5(image, _rect(box))
             points = [(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)]
-            measures, issues = self._quality(grey, box, points)
+            measures, issues = self._quality(image, grey, box, points, True)
             out.append(FaceEncoding(box, self._encode(image, shape, jitters), measures, issues))
         return out
 
@@ -340,7 +441,7 @@ class DlibFaceEngine:
         box = boxes[0]
         shape = self._sp5(image, _rect(box))
         points = [(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)]
-        measures, issues = self._quality(grey, box, points)
+        measures, issues = self._quality(image, grey, box, points, True)
         if template:
             vector = self.template_vector(image, shape, self.settings.enrol_jitters)
         else:
@@ -350,6 +451,13 @@ class DlibFaceEngine:
 
 def _grey(image: Image) -> Grey:
     return np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
+
+
+def _eye_centres(points: Sequence[tuple[int, int]]) -> list[tuple[float, float]]:
+    """The two eye centres from dlib's 5 points (two corners per eye, then the nose)."""
+    p = np.asarray(points[:4], dtype=np.float64)
+    a, b = p[0:2].mean(axis=0), p[2:4].mean(axis=0)
+    return [(float(a[0]), float(a[1])), (float(b[0]), float(b[1]))]
 
 
 def _rect(box: FaceBox) -> dlib.rectangle:

@@ -45,6 +45,39 @@ class ModelsUnavailable(VerificationError):
     """The face model files could not be found or loaded."""
 
 
+class ModelFileRejected(ModelsUnavailable):
+    """A model file is missing or is not the file this code was measured with (its
+    SHA-256 differs). Names the file and the package that ships the right one; the
+    engine refuses to start rather than run on other weights or fall back to
+    another engine."""
+
+    def __init__(self, path: str, package: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.package = package
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ModelFileRejected, (self.path, self.package, self.message))
+
+
+class TemplateModelMismatch(VerificationError):
+    """Templates of one face model were offered to an engine of another: their
+    distances would mean nothing. The learner's templates must be re-encoded (from
+    the retained enrolment photo) or the learner re-enrolled."""
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(
+            f"templates of model {got} cannot be compared by an engine of model {expected}; "
+            "re-encode the templates or re-enrol the learner"
+        )
+        self.expected = expected
+        self.got = got
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TemplateModelMismatch, (self.expected, self.got))
+
+
 class EnrolmentRejected(VerificationError):
     """A photo cannot become a template; `verdict` and `issues` say why."""
 

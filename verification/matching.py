@@ -1,6 +1,8 @@
 """Distances, 1:1 decisions over several templates and frames, and 1:N search.
 
-Pure numpy. Encodings are 128-d float64 rows; distance is Euclidean.
+Pure numpy. Encodings are 128-d float64 rows; the distance is the metric of the
+model that made them (`Metric`): Euclidean (dlib, the default here) or 1 - cosine
+(SFace). Both encodings of a distance must come from the same model.
 """
 
 from __future__ import annotations
@@ -9,13 +11,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from verification.exceptions import TemplateModelMismatch
 from verification.types import (
     CheckKind,
     CheckResult,
+    FaceModel,
     FrameResult,
     Identification,
     Matrix,
+    Metric,
     SearchHit,
+    TemplateSet,
     Vector,
     Verdict,
 )
@@ -33,26 +39,46 @@ def as_matrix(templates: Matrix | Sequence[Vector]) -> Matrix:
     return m
 
 
-def distances(vector: Vector, templates: Matrix) -> Vector:
-    """Euclidean distance from one encoding to every row of `templates`."""
+def own_templates(model: FaceModel, templates: Matrix | TemplateSet) -> Matrix:
+    """The template matrix for an engine of `model`; raises `TemplateModelMismatch`
+    for a `TemplateSet` of another model. A bare matrix is trusted to be `model`'s."""
+    if isinstance(templates, TemplateSet):
+        if templates.model != model:
+            raise TemplateModelMismatch(model.key, templates.model.key)
+        return as_matrix(templates.vectors)
+    return as_matrix(templates)
+
+
+def distances(vector: Vector, templates: Matrix, metric: Metric = Metric.euclidean) -> Vector:
+    """Distance from one encoding to every row of `templates` under `metric`."""
+    if metric is Metric.cosine:
+        norms = np.linalg.norm(templates, axis=1) * float(np.linalg.norm(vector))
+        cos = (templates @ vector) / np.maximum(norms, 1e-12)
+        return np.asarray(1.0 - cos, dtype=np.float64)
     diff = templates - vector
     return np.sqrt(np.einsum("ij,ij->i", diff, diff))
 
 
-def nearest(vector: Vector, templates: Matrix) -> tuple[int, float]:
+def nearest(
+    vector: Vector, templates: Matrix, metric: Metric = Metric.euclidean
+) -> tuple[int, float]:
     """Index of and distance to the nearest template (the learner may have several)."""
-    d = distances(vector, templates)
+    d = distances(vector, templates, metric)
     i = int(np.argmin(d))
     return i, float(d[i])
 
 
 def search(
-    vector: Vector, templates: Matrix, k: int = 5, max_distance: float | None = None
+    vector: Vector,
+    templates: Matrix,
+    k: int = 5,
+    max_distance: float | None = None,
+    metric: Metric = Metric.euclidean,
 ) -> list[SearchHit]:
     """The `k` nearest templates (vectorised), optionally only those within `max_distance`."""
     if templates.shape[0] == 0:
         return []
-    d = distances(vector, templates)
+    d = distances(vector, templates, metric)
     k = min(k, d.shape[0])
     idx = np.argpartition(d, k - 1)[:k]
     idx = idx[np.argsort(d[idx], kind="stable")]
@@ -68,6 +94,7 @@ def identify(
     labels: Sequence[int],
     threshold: float,
     margin: float,
+    metric: Metric = Metric.euclidean,
 ) -> Identification:
     """Which label (learner) one face belongs to, or None.
 
@@ -79,7 +106,7 @@ def identify(
         raise ValueError("one label per template row is required")
     if templates.shape[0] == 0:
         return Identification(None, None, None)
-    d = distances(vector, templates)
+    d = distances(vector, templates, metric)
     per_label: dict[int, float] = {}
     for lab, dist in zip(labels, d.tolist(), strict=True):
         if dist < per_label.get(lab, np.inf):

@@ -1,11 +1,12 @@
 """Roll call in a classroom frame: every face found, identified within the class roster.
 
 Unlike a learner's check (one face, the single-learner fast path) a classroom frame
-holds many small faces. Detection runs once, on a grey copy scaled so that the
-smallest face to find (`RollCallParams.min_face_px`) reaches the size the HOG
-detector finds reliably (`DETECTOR_MIN_FACE_PX`): 1.6x for 40-px faces, where the
-naive pipeline doubles an RGB frame. Every usable face is encoded once and
-identified against the roster as a whole (`assign`):
+holds many small faces. Detection runs once, at the scale the engine needs to find
+the smallest face to find (`RollCallParams.min_face_px`; `FaceEngine.detect_all`:
+for dlib a grey copy at 1.6x for 40-px faces, where the naive pipeline doubles an
+RGB frame). Faces that are cut off, too small or covered (a mask) are counted but
+not identified. Every other face is encoded once and identified against the roster
+as a whole (`assign`), with the engine's distance metric:
 
 - one face per learner and one learner per face (Hungarian assignment on the
   distance matrix, `scipy.optimize.linear_sum_assignment`, with "nobody" as an
@@ -18,7 +19,10 @@ identified against the roster as a whole (`assign`):
 Over several frames of one camera (a roll call samples a few, a second apart),
 a face whose box overlaps a face identified in the previous frame keeps that
 identity without being encoded again: nobody swaps seats in a second, and the
-encoding (about 75 ms per face here) dominates the cost.
+encoding (about 75 ms per face with dlib, 25 ms with SFace) dominates the cost.
+
+The roster's templates must be of the engine's model (`TemplateSet` is checked;
+a bare matrix is taken to be).
 """
 
 from __future__ import annotations
@@ -27,19 +31,20 @@ import time
 from collections.abc import Sequence
 
 import cv2
-import dlib
 import numpy as np
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
 from config import FaceSettings
 from verification import quality
-from verification.dlib_engine import DlibFaceEngine
-from verification.matching import as_matrix, distances
+from verification.dlib_engine import detect_scale
+from verification.matching import distances, own_templates
+from verification.protocols import FaceEngine
 from verification.types import (
     FaceBox,
     FaceStatus,
     Image,
     Matrix,
+    Metric,
     QualityIssue,
     RollCallFace,
     RollCallFrame,
@@ -47,27 +52,25 @@ from verification.types import (
     RollCallResult,
     RollCallTimings,
     Sighting,
+    TemplateSet,
 )
 
-# dlib's frontal HOG detector scans an 80x80 window; measured on classroom-like
-# frames (bench/rollcall_bench.py), it finds faces of about 64 px and more.
-DETECTOR_MIN_FACE_PX = 64
-MIN_SCALE, MAX_SCALE = 0.25, 4.0
+__all__ = ["RollCaller", "assign", "detect_scale", "iou", "label_distances"]
+
 # Faces this much smaller than min_face_px are counted but not identified: an
 # encoding of a 25-px face says little about who it is.
 UNUSABLE_FRACTION = 0.75
-# Quality issues that make a face unusable for identification in a classroom.
-_UNUSABLE = (QualityIssue.face_cut_off, QualityIssue.face_too_small)
+# Quality issues that make a face unusable for identification in a classroom. A
+# masked face is not identified either: its encoding is mostly the mask's.
+_UNUSABLE = (QualityIssue.face_cut_off, QualityIssue.face_too_small, QualityIssue.face_occluded)
 _INF = float("inf")
 
 
-def detect_scale(min_face_px: int) -> float:
-    """Scale of the detection copy that brings `min_face_px` faces to the detector's size."""
-    return min(max(DETECTOR_MIN_FACE_PX / float(min_face_px), MIN_SCALE), MAX_SCALE)
-
-
 def label_distances(
-    vectors: Matrix, templates: Matrix, labels: Sequence[int]
+    vectors: Matrix,
+    templates: Matrix,
+    labels: Sequence[int],
+    metric: Metric = Metric.euclidean,
 ) -> tuple[Matrix, list[int]]:
     """(faces x learners) distance matrix, each learner's distance being that of their
     nearest template, and the learners (labels) in column order."""
@@ -77,7 +80,7 @@ def label_distances(
     column = {lab: j for j, lab in enumerate(order)}
     out = np.full((vectors.shape[0], len(order)), _INF, dtype=np.float64)
     for i in range(vectors.shape[0]):
-        d = distances(vectors[i], templates)
+        d = distances(vectors[i], templates, metric)
         for lab, dist in zip(labels, d.tolist(), strict=True):
             j = column[lab]
             if dist < out[i, j]:
@@ -150,43 +153,19 @@ def iou(a: FaceBox, b: FaceBox) -> float:
 
 
 class RollCaller:
-    """Roll call with the models of a `DlibFaceEngine` (one copy per process)."""
+    """Roll call with the models of one `FaceEngine` (one copy per process)."""
 
-    def __init__(self, engine: DlibFaceEngine) -> None:
+    def __init__(self, engine: FaceEngine) -> None:
         self.engine = engine
-        # The engine's loaded models, shared rather than loaded a second time.
-        self._detector = engine._detector
-        self._sp5 = engine._sp5
-        self._encoder = engine._encoder
 
     def detect(self, image: Image, params: RollCallParams) -> list[FaceBox]:
         """Every face in the frame (largest first), found at the classroom scale."""
-        return self._detect(_grey(image), params)
-
-    def _detect(self, grey: quality.Grey, params: RollCallParams) -> list[FaceBox]:
-        scale = detect_scale(params.min_face_px)
-        h, w = grey.shape[:2]
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
-        small = cv2.resize(grey, size, interpolation=interp) if scale != 1.0 else grey
-        rects, scores, _ = self._detector.run(small, 0, params.score_min)
-        boxes = [
-            FaceBox(
-                left=round(r.left() / scale),
-                top=round(r.top() / scale),
-                right=round((r.right() + 1) / scale),
-                bottom=round((r.bottom() + 1) / scale),
-                score=round(float(sc), 4),
-            )
-            for r, sc in zip(rects, scores, strict=True)
-        ]
-        boxes.sort(key=lambda b: b.area, reverse=True)
-        return boxes
+        return self.engine.detect_all(image, params.min_face_px, params.score_min)
 
     def call(
         self,
         frames: Sequence[Image],
-        templates: Matrix,
+        templates: Matrix | TemplateSet,
         labels: Sequence[int],
         params: RollCallParams,
     ) -> RollCallResult:
@@ -194,7 +173,10 @@ class RollCaller:
         templates (`labels[i]` is the learner of row i; a learner may have several)."""
         if not frames:
             raise ValueError("a roll call needs at least one frame")
-        matrix = as_matrix(templates) if len(labels) else np.zeros((0, 128))
+        if len(labels):
+            matrix = own_templates(self.engine.model, templates)
+        else:
+            matrix = np.zeros((0, 128))
         gates = self.engine.settings.model_copy(
             update={"min_face_px": max(1, round(params.min_face_px * UNUSABLE_FRACTION))}
         )
@@ -225,10 +207,9 @@ class RollCaller:
         previous: tuple[RollCallFace, ...],
     ) -> RollCallFrame:
         t = time.perf_counter()
-        grey = _grey(image)
-        boxes = self._detect(grey, params)
+        boxes = self.engine.detect_all(image, params.min_face_px, params.score_min)
         detect_ms = _ms(t)
-        h, w = grey.shape[:2]
+        h, w = image.shape[:2]
         faces: list[RollCallFace | None] = [None] * len(boxes)
         # Carry identities of the previous frame to overlapping boxes, best overlap
         # first, each previous face at most once.
@@ -254,35 +235,30 @@ class RollCaller:
             used_prev.add(pi)
         taken = {f.label for f in faces if f is not None and f.label is not None}
         t = time.perf_counter()
-        todo: list[tuple[int, dlib.full_object_detection, tuple[QualityIssue, ...]]] = []
+        grey = _grey(image)
+        todo: list[tuple[int, tuple[QualityIssue, ...]]] = []
         for bi, box in enumerate(boxes):
             if faces[bi] is not None:
                 continue
-            shape = self._sp5(image, _rect(box))
-            points = [(shape.part(k).x, shape.part(k).y) for k in range(shape.num_parts)]
-            measures = quality.measure(grey, box, points)
+            measures, points = self.engine.measure_face(image, box, occlusion=True, grey=grey)
             issues = quality.gates(measures, box, points, (h, w), gates)
             if any(i in _UNUSABLE for i in issues):
                 faces[bi] = RollCallFace(box, FaceStatus.unusable, None, None, None, issues)
             else:
-                todo.append((bi, shape, issues))
+                todo.append((bi, issues))
         landmarks_ms = _ms(t)
         t = time.perf_counter()
-        vectors = np.zeros((len(todo), 128), dtype=np.float64)
-        for k, (_, shape, _) in enumerate(todo):
-            vectors[k] = np.asarray(
-                self._encoder.compute_face_descriptor(image, shape, 1), dtype=np.float64
-            )
+        vectors = self.engine.encode_faces(image, [boxes[bi] for bi, _ in todo])
         encode_ms = _ms(t)
         t = time.perf_counter()
         if todo:
-            matrix, order = label_distances(vectors, templates, labels)
+            matrix, order = label_distances(vectors, templates, labels, self.engine.model.metric)
             free = np.array([lab not in taken for lab in order], dtype=bool)
             # Learners already present in this frame (carried) are not candidates for
             # another face, but a face close to one of them is not a stranger either.
             candidates = np.where(free[None, :], matrix, _INF)
             decided = assign(candidates, params.threshold, params.margin)
-            for k, (bi, _, issues) in enumerate(todo):
+            for k, (bi, issues) in enumerate(todo):
                 status, col, dist, runner = decided[k]
                 label = order[col] if col is not None else None
                 if status is FaceStatus.unknown and matrix.size:
@@ -308,7 +284,3 @@ def _ms(t0: float) -> float:
 
 def _grey(image: Image) -> quality.Grey:
     return np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
-
-
-def _rect(box: FaceBox) -> dlib.rectangle:
-    return dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)

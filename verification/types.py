@@ -1,7 +1,10 @@
 """Values that cross the verification boundary. Frozen; no cv2, dlib or web imports.
 
 Images are RGB `uint8` arrays of shape (height, width, 3). Face encodings are
-128-d float64 vectors from dlib's ResNet; distances are Euclidean between them.
+128-d float64 vectors; what a distance between two of them means depends on the
+model that made them (`FaceModel`): Euclidean between dlib's ResNet encodings,
+1 - cosine between SFace features (which the SFace engine stores L2-normalised).
+Encodings of two different models are never compared.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class QualityIssue(StrEnum):
     too_dark = "too_dark"
     too_bright = "too_bright"
     face_cut_off = "face_cut_off"
+    # The lower half of the face is covered (a mask, a scarf): identity checks and
+    # enrolment only; a presence check does not need the mouth and chin.
+    face_occluded = "face_occluded"
 
     @property
     def advice(self) -> str:
@@ -55,18 +61,61 @@ _ADVICE = {
     QualityIssue.too_dark: "Turn on a light or face a window.",
     QualityIssue.too_bright: "Move away from strong light behind or in front of you.",
     QualityIssue.face_cut_off: "Move so that your whole face is inside the picture.",
+    QualityIssue.face_occluded: "Please take off your mask.",
 }
+
+
+class Metric(StrEnum):
+    """How the distance between two encodings of one model is measured."""
+
+    euclidean = "euclidean"  # |a - b|, dlib's ResNet encodings
+    cosine = "cosine"  # 1 - a.b / (|a| |b|), in [0, 2]; SFace features
+
+
+@dataclass(frozen=True, slots=True)
+class FaceModel:
+    """Which model made an encoding: the engine's name and the SHA-256 (hex) of its
+    recognition weights. Templates record it; encodings of two models never meet."""
+
+    engine: str
+    model_hash: str
+    metric: Metric
+
+    @property
+    def key(self) -> str:
+        """Short form for messages and logs: engine and the first 12 hex of the hash."""
+        return f"{self.engine}:{self.model_hash[:12]}"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSet:
+    """A learner's templates (rows of `vectors`) with the model that made them.
+
+    Engines refuse a set of another model (`TemplateModelMismatch`) instead of
+    comparing across models; a bare matrix is taken to be the engine's own model.
+    """
+
+    model: FaceModel
+    vectors: Matrix
 
 
 @dataclass(frozen=True, slots=True)
 class FaceBox:
-    """A face in original-frame pixel coordinates (may extend past the frame)."""
+    """A face in original-frame pixel coordinates (may extend past the frame).
+
+    Both engines report a box of the same geometry (dlib HOG's: about brow to chin,
+    ear to ear), so that size gates and classroom settings mean the same with
+    either. `points` are the detector's own five landmarks when it has them
+    (YuNet: the eyes on the image's left and right, the nose tip, the mouth
+    corners on the image's left and right; frame px); None for dlib.
+    """
 
     left: int
     top: int
     right: int
     bottom: int
-    score: float  # HOG detector confidence; higher is surer
+    score: float  # detector confidence, higher is surer: HOG score (dlib), 0-1 (YuNet)
+    points: tuple[tuple[float, float], ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def width(self) -> int:
@@ -87,6 +136,10 @@ class QualityMeasures:
     sharpness: float  # variance of the Laplacian of the face resized to 128x128 grey
     brightness: float  # mean grey level 0-255 of the face region
     edge_distance_px: int  # smallest distance of a landmark to the frame edge (<0: outside)
+    # Occlusion of the lower face (verification/quality.py: `occlusion`), measured for
+    # identity checks and enrolment only; None where not measured or not applicable.
+    lower_skin: float | None = None  # share of skin-coloured pixels at mouth and chin, 0-1
+    lower_uniformity: float | None = None  # share of mouth-and-chin pixels of one colour, 0-1
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +180,8 @@ class FrameResult:
     threshold: float | None
     template_index: int | None  # which template was nearest
     timings: Timings
-    # The face's 128-d encoding (identity checks that got that far), for callers
+    # The face's 128-d encoding (identity checks that got that far; the engine's own
+    # model, so distances to it use that model's metric), for callers
     # that compare it with other learners too; not part of the verdict.
     encoding: Vector | None = field(default=None, compare=False, repr=False)
 
@@ -415,12 +469,13 @@ class FaceStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RollCallParams:
-    """Thresholds of one roll call. Distances are Euclidean between 128-d encodings."""
+    """Thresholds of one roll call, in the units of the engine that runs it (its
+    distance metric and its detector's score: `FaceSettings.engine_thresholds`)."""
 
     threshold: float  # a face within this distance of a learner may be that learner
     margin: float  # ... only if no other learner, and no other face, is within margin
     min_face_px: int  # smallest face width (frame px) to find; sets the detection scale
-    score_min: float  # HOG detection score below which a detection is ignored
+    score_min: float  # detection score below which a detection is ignored
     carry_iou: float = 0.4  # box overlap that carries an identity to the next frame
 
 

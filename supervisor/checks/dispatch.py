@@ -119,8 +119,8 @@ class CheckDispatcher:
         if result is None:
             return await self._defer(job, "timeout")
         if result.status is ResultStatus.image_error:
-            if result.reason == "not_enrolled":
-                raise Conflict(result.message or "not enrolled", reason="not_enrolled")
+            if result.reason in ("not_enrolled", "reenrolment_needed"):
+                raise Conflict(result.message or "not enrolled", reason=result.reason)
             err = InvalidInput(result.message or "not an image", reason=result.reason)
             err.status = 413 if result.reason == "image_too_large" else 415
             raise err

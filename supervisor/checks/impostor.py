@@ -22,12 +22,12 @@ import numpy as np
 
 from config import Settings
 from storage import Storage
-from storage.types import LedgerEvent
+from storage.types import LedgerEvent, TemplateModel
 from supervisor.checks.flags import raise_flag
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.rules.flags import EvidenceRef, view
-from verification.matching import as_matrix, nearest
+from verification.matching import as_matrix, distances, nearest
 from verification.protocols import FaceEngine
 from verification.types import Vector
 
@@ -38,21 +38,25 @@ KIND = "check_impostor"
 
 @dataclass
 class InstitutionTemplates:
-    """Per-worker cache of each institution's templates: institution -> (time, matrix, ids)."""
+    """Per-worker cache of each institution's templates of one face model:
+    (institution, model) -> (time, matrix, learner ids)."""
 
     ttl_s: float
-    cache: dict[int, tuple[float, Any, list[int]]] = field(default_factory=dict)
+    cache: dict[tuple[int, str], tuple[float, Any, list[int]]] = field(default_factory=dict)
 
-    def get(self, storage: Storage, institution_id: int) -> tuple[Any, list[int]]:
-        found = self.cache.get(institution_id)
+    def get(
+        self, storage: Storage, institution_id: int, model: TemplateModel
+    ) -> tuple[Any, list[int]]:
+        key = (institution_id, model.key)
+        found = self.cache.get(key)
         now = time.monotonic()
         if found is not None and now - found[0] < self.ttl_s:
             return found[1], found[2]
         members = {lr.id for lr in storage.registry.list_learners(institution_id)}
-        templates = [t for t in storage.templates.all() if t.learner_id in members]
+        templates = [t for t in storage.templates.all(model) if t.learner_id in members]
         matrix = as_matrix([t.vector for t in templates]) if templates else None
         ids = [t.learner_id for t in templates]
-        self.cache[institution_id] = (now, matrix, ids)
+        self.cache[key] = (now, matrix, ids)
         return matrix, ids
 
 
@@ -79,7 +83,10 @@ def search_after_check(
         if not isinstance(check, ev.CheckRecorded) or check.faces != 1:
             return None
         learner = storage.registry.get_learner(learner_id)
-        matrix, ids = cache.get(storage, learner.institution_id)
+        face = engine.model
+        matrix, ids = cache.get(
+            storage, learner.institution_id, TemplateModel(face.engine, face.model_hash)
+        )
         if matrix is None or all(i == learner_id for i in ids):
             return None
         if probe is None:
@@ -90,11 +97,11 @@ def search_after_check(
         own_rows = [n for n, i in enumerate(ids) if i == learner_id]
         other_rows = [n for n, i in enumerate(ids) if i != learner_id]
         others = matrix[other_rows]
-        index, other_distance = nearest(probe, others)
+        index, other_distance = nearest(probe, others, face.metric)
         own_distance = (
-            float(np.min(np.linalg.norm(matrix[own_rows] - probe, axis=1))) if own_rows else None
+            float(np.min(distances(probe, matrix[own_rows], face.metric))) if own_rows else None
         )
-        threshold = settings.face.match_threshold
+        threshold = engine.threshold
         if other_distance > threshold or (
             own_distance is not None and own_distance <= other_distance
         ):

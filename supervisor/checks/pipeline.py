@@ -28,7 +28,8 @@ from datetime import UTC, datetime, timedelta
 
 from config import Settings
 from storage import Storage
-from storage.types import LedgerEvent
+from storage.exceptions import TemplateModelMismatch
+from storage.types import LedgerEvent, TemplateModel
 from supervisor.checks.evidence import keep_frame
 from supervisor.checks.impostor import InstitutionTemplates, search_after_check
 from supervisor.checks.jobs import CheckJob, CheckResult, ResultStatus
@@ -42,7 +43,7 @@ from verification.exceptions import ImageError
 from verification.imageio import encode_jpeg
 from verification.matching import as_matrix
 from verification.protocols import FaceEngine
-from verification.types import ChallengeKind, CheckKind, Image
+from verification.types import ChallengeKind, CheckKind, Image, TemplateSet
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,20 @@ class CheckPipeline:
         # 3. Verify.
         templates = None
         if job.kind is CheckKind.identity:
-            found = storage.templates.for_learner(job.learner_id)
+            model = self.engine.model
+            try:
+                found = storage.templates.for_check(
+                    job.learner_id, TemplateModel(model.engine, model.model_hash)
+                )
+            except TemplateModelMismatch as exc:
+                # Enrolled under another face model only: never compared across models.
+                return self._answer(
+                    job,
+                    ResultStatus.image_error,
+                    reason="reenrolment_needed",
+                    message=f"the learner's face was enrolled with another model ({exc}); "
+                    "enrol again, or have the templates re-encoded",
+                )
             if not found:
                 return self._answer(
                     job,
@@ -92,7 +106,7 @@ class CheckPipeline:
                     reason="not_enrolled",
                     message="the learner has no enrolled face",
                 )
-            templates = as_matrix([t.vector for t in found])
+            templates = TemplateSet(model, as_matrix([t.vector for t in found]))
         try:
             images = decode_frames(self.settings.images, job.frames)
         except ImageError as exc:

@@ -23,7 +23,7 @@ from config import FaceSettings, ImageSettings
 from verification.engines import make_engine
 from verification.imageio import decode_image, encode_jpeg
 from verification.protocols import FaceEngine
-from verification.types import FaceEncoding, Image
+from verification.types import FaceEncoding, FaceModel, Image
 
 
 class Overloaded(Exception):
@@ -34,6 +34,7 @@ class Overloaded(Exception):
 class EnrolOutcome:
     encoding: FaceEncoding
     evidence_jpeg: bytes
+    model: FaceModel  # the model that made the encoding
 
 
 # -- worker side (runs in the pool's processes) ------------------------------
@@ -65,7 +66,7 @@ def _job_enrol(data: bytes) -> EnrolOutcome:
     assert _engine is not None
     image = _decode(data)
     encoding = _engine.enrol(image)
-    return EnrolOutcome(encoding, encode_jpeg(image, _jpeg_quality))
+    return EnrolOutcome(encoding, encode_jpeg(image, _jpeg_quality), _engine.model)
 
 
 def _job_validate(frames: Sequence[bytes]) -> int:
@@ -73,8 +74,9 @@ def _job_validate(frames: Sequence[bytes]) -> int:
     return len(decode_frames(_images, frames))
 
 
-def _job_ping() -> bool:
-    return _engine is not None
+def _job_ping() -> FaceModel:
+    assert _engine is not None
+    return _engine.model
 
 
 # -- event-loop side ---------------------------------------------------------
@@ -99,6 +101,8 @@ class VerificationPool:
         self._in_flight = 0
         self._executor: ProcessPoolExecutor | None = None
         self.shed = 0  # jobs refused because the pool was full
+        # The face model the pool's engine makes and compares (known once started).
+        self.model: FaceModel | None = None
 
     async def start(self) -> None:
         # spawn, not fork: the parent runs threads (the ledger writer, the loop's
@@ -110,8 +114,10 @@ class VerificationPool:
             initializer=_init_worker,
             initargs=(self._face, self._images, self._jpeg_quality),
         )
-        # Load the models in every worker now rather than on the first learner's check.
-        await asyncio.gather(*(self._run(_job_ping) for _ in range(self._processes)))
+        # Load the models in every worker now rather than on the first learner's check; a
+        # missing or altered model file stops the service here, naming the file.
+        models = await asyncio.gather(*(self._run(_job_ping) for _ in range(self._processes)))
+        self.model = models[0]
 
     async def stop(self) -> None:
         if self._executor is not None:

@@ -60,8 +60,7 @@ def _job_roll_call(
     engine = pool_module._engine
     assert engine is not None, "the pool initializer builds the engine"
     if _caller is None or _caller.engine is not engine:
-        # RollCaller still names dlib's engine; the SFace engine work makes it generic.
-        _caller = RollCaller(engine)  # type: ignore[arg-type]
+        _caller = RollCaller(engine)
     result = _caller.call(frames, templates, labels, params)
     kept = frames_to_keep(result, keep)
     quality = pool_module._jpeg_quality

@@ -25,7 +25,7 @@ import numpy as np
 from capture.exceptions import SourceDown
 from capture.protocols import FrameSource
 from capture.types import FrameSample
-from storage.types import ClassMode, LedgerEvent, TrainingClass
+from storage.types import ClassMode, LedgerEvent, TemplateModel, TrainingClass
 from supervisor.checks.evidence import keep_frame
 from supervisor.checks.flags import raise_flag
 from supervisor.checks.pool import Overloaded
@@ -85,14 +85,19 @@ async def observe(
 ) -> Observation:
     """Sample every camera, identify the faces against the roster, keep the evidence."""
     s = ctx.settings
+    limits = s.face.engine_thresholds()
     params = RollCallParams(
-        s.face.match_threshold,
-        s.face.identify_margin,
+        limits.match_threshold,
+        limits.identify_margin,
         s.classroom.min_face_px,
-        s.face.detection_score_min,
+        limits.detection_score_min,
     )
+    # Templates of the pool engine's model only: a learner enrolled under another model
+    # only is not enrolled for this roll call (re-encode or re-enrol).
+    face = ctx.pool.model
+    model = TemplateModel(face.engine, face.model_hash) if face is not None else None
     templates = await asyncio.gather(
-        *(ctx.db(ctx.storage.templates.for_learner, lid) for lid in roster)
+        *(ctx.db(ctx.storage.templates.for_learner, lid, model) for lid in roster)
     )
     labels: list[int] = []
     rows: list[np.ndarray] = []

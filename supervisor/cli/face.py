@@ -1,4 +1,8 @@
-"""`supervisor verify` and `supervisor calibrate`: face checks from the command line."""
+"""`supervisor verify` and `supervisor calibrate`: face checks from the command line.
+
+Both run the configured face engine (`face.engine`), or the one `--engine` names, in
+the units of its model (SFace: 1 - cosine; dlib: Euclidean).
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,22 @@ import numpy as np
 from tqdm import tqdm
 
 from config import FaceSettings, Settings
-from verification.calibration import pair_distances, rate_at, rate_table, threshold_for_fmr
-from verification.dlib_engine import DlibFaceEngine
+from config.settings import FaceEngineName
+from verification.calibration import (
+    fnmr_at_fmr,
+    group_of,
+    group_pairs,
+    group_rates,
+    pair_distances,
+    rate_at,
+    rate_table,
+    threshold_for_fmr,
+)
+from verification.engines import make_engine, model_of
 from verification.exceptions import EnrolmentRejected, ImageError
 from verification.imageio import decode_image
 from verification.matching import as_matrix
+from verification.protocols import FaceEngine
 from verification.types import CheckKind
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
@@ -35,7 +50,7 @@ def load_image_file(path: Path, settings: Settings) -> np.ndarray:
 
 def run_verify(settings: Settings, reference: Path, probes: list[Path]) -> int:
     """Print one JSON object per probe; exit 0 when all probes could be checked."""
-    engine = DlibFaceEngine(settings.face)
+    engine = make_engine(settings.face)
     try:
         template = engine.enrol(load_image_file(reference, settings))
     except (OSError, ImageError, EnrolmentRejected) as exc:
@@ -57,7 +72,8 @@ def run_verify(settings: Settings, reference: Path, probes: list[Path]) -> int:
                     "probe": str(probe),
                     "verdict": result.verdict.value,
                     "distance": frame.distance,
-                    "threshold": settings.face.match_threshold,
+                    "threshold": engine.threshold,
+                    "engine": engine.model.engine,
                     "issues": [i.value for i in frame.issues],
                     "faces": frame.faces_found,
                 }
@@ -71,6 +87,7 @@ def run_verify(settings: Settings, reference: Path, probes: list[Path]) -> int:
 class ManifestRow:
     path: Path
     identity: str
+    group: str | None = None  # the `group=` token of the row's notes, if any
 
 
 def read_manifest(dataset: Path) -> list[ManifestRow]:
@@ -88,19 +105,21 @@ def read_manifest(dataset: Path) -> list[ManifestRow]:
             path = dataset / row["path"]
             if row["faces_expected"].strip() != "1" or path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            rows.append(ManifestRow(path, row["identity"].strip()))
+            rows.append(
+                ManifestRow(path, row["identity"].strip(), group_of(row.get("notes") or ""))
+            )
     return rows
 
 
 # One engine per worker process, built by the pool initializer.
-_worker_engine: DlibFaceEngine | None = None
+_worker_engine: FaceEngine | None = None
 _worker_settings: Settings | None = None
 
 
 def _init_worker(settings: Settings) -> None:
     global _worker_engine, _worker_settings
     _worker_settings = settings
-    _worker_engine = DlibFaceEngine(settings.face)
+    _worker_engine = make_engine(settings.face)
 
 
 def _encode_row(path: Path) -> tuple[np.ndarray, np.ndarray] | str:
@@ -132,12 +151,22 @@ def run_calibrate(
     threshold: float | None,
     target_fmr: float,
     processes: int | None,
+    engine: FaceEngineName | None = None,
 ) -> int:
+    """Error rates on a labelled folder, overall and per `group=` of the manifest's notes
+    (with the impostor pairs across groups), at the threshold in force and at the
+    threshold that holds the false match rate to `target_fmr`."""
+    if engine is not None:
+        settings = settings.model_copy(
+            update={"face": settings.face.model_copy(update={"engine": engine})}
+        )
+    model = model_of(settings.face)
     rows = read_manifest(dataset)
     if not rows:
         print(f"error: no single-face images listed in {dataset / 'manifest.csv'}", file=sys.stderr)
         return 2
     ids: list[str] = []
+    groups: list[str | None] = []
     refs: list[np.ndarray] = []
     probes: list[np.ndarray] = []
     failed: list[tuple[ManifestRow, str]] = []
@@ -153,6 +182,7 @@ def run_calibrate(
             failed.append((row, result))
             continue
         ids.append(row.identity)
+        groups.append(row.group)
         refs.append(result[0])
         probes.append(result[1])
     for row, why in failed:
@@ -160,9 +190,13 @@ def run_calibrate(
     if len(set(ids)) < 2:
         print("error: at least two identities with encodable images are needed", file=sys.stderr)
         return 2
-    pairs = pair_distances(ids, np.array(refs), np.array(probes))
-    in_force = settings.face.match_threshold if threshold is None else threshold
+    metric = model.metric
+    references, probe_rows = np.array(refs), np.array(probes)
+    pairs = pair_distances(ids, references, probe_rows, metric=metric)
+    configured = settings.face.engine_thresholds().match_threshold
+    in_force = configured if threshold is None else threshold
     grid = sorted({round(t, 2) for t in np.arange(0.40, 0.701, 0.02)} | {in_force})
+    print(f"engine: {model.engine} ({model.key}, {metric.value} distances)")
     print(f"images encoded: {len(ids)}   failed to encode: {len(failed)}")
     print(
         f"genuine pairs: {pairs.genuine.size} (median distance {np.median(pairs.genuine):.3f}, "
@@ -182,6 +216,35 @@ def run_calibrate(
         f"recommended threshold for a false match rate of at most {target_fmr:.3%}: "
         f"{recommended:.4f} (FNMR {rec.fnmr:.2%}, FMR {rec.fmr:.3%})"
     )
+    target = fnmr_at_fmr(pairs, target_fmr)
+    print(
+        f"FNMR at a false match rate of at most {target_fmr:.3%}: {target.fnmr:.2%} "
+        f"({target.false_non_matches}/{target.genuine_pairs}) at {target.threshold:.4f}"
+    )
+    by_group: dict[str, object] = {}
+    if any(g is not None for g in groups):
+        print(
+            f"{'group':>14}  {'FNMR':>8} {'(count)':>12}  {'FMR':>8} {'(count)':>16}"
+            f"  {'FNMR at target FMR':>20}"
+        )
+        for g in group_rates(group_pairs(ids, groups, references, probe_rows, metric),
+                             in_force, target_fmr):  # fmt: skip
+            a = g.at_threshold
+            at = g.at_target
+            fnm = f"({a.false_non_matches}/{a.genuine_pairs})"
+            fm = f"({a.false_matches}/{a.impostor_pairs})"
+            tgt = f"{at.fnmr:.2%} at {at.threshold:.3f}" if at is not None else "-"
+            print(f"{g.group:>14}  {a.fnmr:>8.2%} {fnm:>12}  {a.fmr:>8.3%} {fm:>16}  {tgt:>20}")
+            by_group[g.group] = {
+                "genuine_pairs": a.genuine_pairs,
+                "impostor_pairs": a.impostor_pairs,
+                "false_non_matches": a.false_non_matches,
+                "false_matches": a.false_matches,
+                "fnmr": round(a.fnmr, 6),
+                "fmr": round(a.fmr, 6),
+                "fnmr_at_target_fmr": round(at.fnmr, 6) if at is not None else None,
+                "threshold_at_target_fmr": at.threshold if at is not None else None,
+            }
     final = rate_at(pairs, in_force)
     print(
         json.dumps(
@@ -192,6 +255,10 @@ def run_calibrate(
                 "fnmr": round(final.fnmr, 6),
                 "fmr": round(final.fmr, 6),
                 "failed_to_encode": len(failed),
+                "engine": model.engine,
+                "target_fmr": target_fmr,
+                "fnmr_at_target_fmr": round(target.fnmr, 6),
+                "groups": by_group,
             }
         )
     )
@@ -199,4 +266,11 @@ def run_calibrate(
 
 
 def face_settings_with_threshold(face: FaceSettings, threshold: float | None) -> FaceSettings:
-    return face if threshold is None else face.model_copy(update={"match_threshold": threshold})
+    """The face settings with the configured engine's match threshold overridden."""
+    if threshold is None:
+        return face
+    if face.engine is FaceEngineName.sface:
+        return face.model_copy(
+            update={"sface": face.sface.model_copy(update={"match_threshold": threshold})}
+        )
+    return face.model_copy(update={"match_threshold": threshold})

@@ -8,11 +8,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from config import Settings, SettingsError, load_settings, settings_table
+from config.settings import FaceEngineName
 from supervisor.cli.backup import add_backup_parser
 from supervisor.cli.classes import add_class_parser
 from supervisor.cli.inspect import add_evidence_commands, add_ledger_commands
 from supervisor.cli.privacy import add_privacy_parser
 from supervisor.cli.subsidy import add_subsidy_parsers
+from supervisor.cli.templates import add_templates_parser
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -33,7 +35,10 @@ def _cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
     if args.jitters is not None:
         face = settings.face.model_copy(update={"enrol_jitters": args.jitters})
         settings = settings.model_copy(update={"face": face})
-    return run_calibrate(settings, args.dataset, args.threshold, args.target_fmr, args.processes)
+    engine = FaceEngineName(args.engine) if args.engine else None
+    return run_calibrate(
+        settings, args.dataset, args.threshold, args.target_fmr, args.processes, engine
+    )
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -118,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--processes", type=int, default=None, help="encoding processes")
     p.add_argument("--jitters", type=int, default=None, help="template jitters override")
+    p.add_argument(
+        "--engine",
+        choices=[e.value for e in FaceEngineName],
+        default=None,
+        help="measure this engine instead of the configured one (face.engine)",
+    )
     p.set_defaults(handler=_cmd_calibrate)
 
     p = sub.add_parser("serve", help="run the HTTP service")
@@ -166,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_class_parser(sub)
     add_backup_parser(sub)
     add_privacy_parser(sub)
+    add_templates_parser(sub)
     add_subsidy_parsers(sub)
     return parser
 

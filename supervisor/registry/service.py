@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from storage.types import Consent, Course, DeliveryMode, Institution, Learner, Role, Template, Token
+from storage.types import (
+    Consent,
+    Course,
+    DeliveryMode,
+    Institution,
+    Learner,
+    Role,
+    Template,
+    TemplateModel,
+    Token,
+)
 from supervisor.auth import (
     READ_ALL,
     Principal,
@@ -218,16 +226,18 @@ class RegistryService:
         except ImageError as exc:  # not an image, or too large: 415/413, nothing stored
             raise image_refusal(exc.reason, exc.message) from None
         vector = outcome.encoding.vector
+        # Templates record the model that made them; duplicates are searched among the
+        # same model's templates only (encodings of two models never meet).
+        model = TemplateModel(outcome.model.engine, outcome.model.model_hash)
         others = [
             t
-            for t in await self.ctx.db(self.ctx.storage.templates.all)
+            for t in await self.ctx.db(self.ctx.storage.templates.all, model)
             if t.learner_id != learner.id
         ]
         if others:
-            threshold = self.ctx.settings.face.duplicate_threshold
-            hits = await self.ctx.db(
-                search, vector, as_matrix([t.vector for t in others]), 3, threshold
-            )
+            threshold = self.ctx.settings.face.engine_thresholds().duplicate_threshold
+            matrix = as_matrix([t.vector for t in others])
+            hits = await self.ctx.db(search, vector, matrix, 3, threshold, outcome.model.metric)
             if hits:
                 other = others[hits[0].index]
                 evidence = await self.ctx.db(
@@ -275,7 +285,7 @@ class RegistryService:
             self.ctx.retain_until(),
         )
         template = await self.ctx.db(
-            self.ctx.storage.templates.add, learner.id, vector, evidence.sha256
+            self.ctx.storage.templates.add, learner.id, vector, evidence.sha256, model
         )
         width = outcome.encoding.box.width
         await self.ctx.append(
@@ -289,9 +299,3 @@ class RegistryService:
             ],
         )
         return Enrolment(template, evidence.sha256, width)
-
-    async def templates_matrix(self, learner_id: int) -> np.ndarray | None:
-        found = await self.ctx.db(self.ctx.storage.templates.for_learner, learner_id)
-        if not found:
-            return None
-        return as_matrix([t.vector for t in found])

@@ -100,6 +100,9 @@ def make_settings(tmp: Path, database_url: str, **overrides: object) -> Settings
         "redis": {"embedded_path": str(tmp / "redis.db")},
         "liveness": NO_LIVENESS,
         "policy": FAST_POLICY,
+        # Every test learner studies from 127.0.0.1: the crowded-address signal is tested
+        # where it is asked for (the "institution tries to cheat" tests).
+        "subsidy": {"max_learners_per_address": 10_000},
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ fingerprint itself), until `retain_until`, when retention deletes the row: it is
 personal data, not part of the ledger.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-06
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 from storage.coltypes import UTCDateTime
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -464,6 +464,7 @@ const ADVICE = {
   too_dark: "Turn on a light or face a window.",
   too_bright: "Move away from strong light behind or in front of you.",
   face_cut_off: "Move so that your whole face is inside the picture.",
+  face_occluded: "Please take off your mask.",
 };
 function adviceFor(issue) { return ADVICE[issue] || issue; }
 

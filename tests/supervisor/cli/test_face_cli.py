@@ -58,13 +58,14 @@ def test_verify_refuses_a_reference_without_a_face(
     assert "no face" in capsys.readouterr().err
 
 
-def _dataset(root: Path) -> Path:
+def _dataset(root: Path, groups: bool = False) -> Path:
     rows = []
     for name, image in (("astronaut", imagegen.astronaut()), ("hopper", imagegen.grace_hopper())):
         for i, copy in enumerate([image, *imagegen.augmented_copies(image)[:3]]):
             rel = f"{name}/{i}.jpg"
             _write(root / rel, imagegen.jpeg_bytes(copy))
             rows.append((rel, name, "1"))
+    notes = {"astronaut": "group=first; a note", "hopper": "group=second"} if groups else {}
     _write(root / "nonface/1.png", imagegen.png_bytes(imagegen.non_face_images()[1]))
     rows.append(("nonface/1.png", "nonface", "0"))
     _write(root / "broken/1.jpg", b"\xff\xd8\xff garbage")
@@ -75,7 +76,7 @@ def _dataset(root: Path) -> Path:
         writer = csv.writer(fh)
         writer.writerow(["path", "identity", "faces_expected", "notes"])
         for row in rows:
-            writer.writerow([*row, ""])
+            writer.writerow([*row, notes.get(row[1], "")])
     return root
 
 
@@ -93,10 +94,34 @@ def test_calibrate_prints_a_rate_table_and_a_final_json_line(
     assert final["impostor_pairs"] == 2 * 4 * 4
     assert final["fmr"] == 0.0 and final["fnmr"] == 0.0
     assert final["failed_to_encode"] == 2  # the broken file and the blank one
-    assert final["threshold"] == 0.53
+    # The configured engine's threshold, in its own units (SFace: 1 - cosine).
+    assert final["engine"] == "sface" and final["threshold"] == 0.57
+    assert final["groups"] == {}  # no group= notes in this manifest
     assert any("<- in force" in line for line in lines)
     assert any(line.startswith("recommended threshold") for line in lines)
     assert "encoding" in captured.err  # the progress bar
+
+
+def test_calibrate_reports_each_group_and_another_engine_on_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = _dataset(tmp_path / "ds", groups=True)
+    args = ["calibrate", "--dataset", str(dataset), "--jitters", "1", "--target-fmr", "0.01"]
+    assert main([*args, "--engine", "dlib"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    final = json.loads(out[-1])
+    assert final["engine"] == "dlib" and final["threshold"] == 0.53
+    groups = final["groups"]
+    # Each group holds one identity here: 4 x 3 genuine pairs and no impostor pair of
+    # its own; the impostor pairs are all across the two groups.
+    assert set(groups) == {"first", "second", "cross-group"}
+    assert groups["first"]["genuine_pairs"] == 12 and groups["first"]["impostor_pairs"] == 0
+    assert groups["cross-group"]["impostor_pairs"] == 2 * 4 * 4
+    assert groups["cross-group"]["false_matches"] == 0
+    assert groups["first"]["fnmr_at_target_fmr"] is None  # no impostors to hold to a rate
+    assert final["target_fmr"] == 0.01 and final["fnmr_at_target_fmr"] == 0.0
+    assert any(line.strip().startswith("cross-group") for line in out)
+    assert any(line.startswith("FNMR at a false match rate") for line in out)
 
 
 def test_calibrate_threshold_option_is_the_one_reported(
@@ -104,10 +129,11 @@ def test_calibrate_threshold_option_is_the_one_reported(
 ) -> None:
     dataset = _dataset(tmp_path / "ds")
     assert (
-        main(["calibrate", "--dataset", str(dataset), "--jitters", "1", "--threshold", "0.05"]) == 0
+        main(["calibrate", "--dataset", str(dataset), "--jitters", "1", "--threshold", "0.001"])
+        == 0
     )
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert final["threshold"] == 0.05
+    assert final["threshold"] == 0.001
     assert final["fnmr"] > 0.5  # nearly every genuine pair fails at such a strict threshold
 
 
