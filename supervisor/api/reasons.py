@@ -78,6 +78,7 @@ REASON_MESSAGES: dict[str, str] = {
     "no_pending_check": N_("No check is waiting for these pictures."),
     "too_many_frames": N_("Too many pictures in one upload."),
     "alternative_not_approved": N_("In-person attendance has not been approved."),
+    "no_request": N_("The learner has not asked for another way to verify attendance."),
     "not_in_person": N_("This session is not attended in person."),
     "not_staff": N_("Only institution staff may confirm presence."),
     # -- institutions, catalogue, subsidy -------------------------------------------------
