@@ -31,22 +31,15 @@ def install(app: FastAPI) -> None:
     app.mount(DOCS_ASSETS_URL, StaticFiles(directory=assets_dir()), name="docs-assets")
     title = app.title
 
+    def page(request: Request, template: str) -> Response:
+        return render(
+            request, template, title=title, openapi_url=app.openapi_url, assets=DOCS_ASSETS_URL
+        )
+
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> Response:
-        return render(
-            request,
-            "docs_swagger.html",
-            title=title,
-            openapi_url=app.openapi_url,
-            assets=DOCS_ASSETS_URL,
-        )
+        return page(request, "docs_swagger.html")
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> Response:
-        return render(
-            request,
-            "docs_redoc.html",
-            title=title,
-            openapi_url=app.openapi_url,
-            assets=DOCS_ASSETS_URL,
-        )
+        return page(request, "docs_redoc.html")
