@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
-.PHONY: run test check lint typecheck pytest bench clean
+.PHONY: run test check lint typecheck pytest bench clean messages
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,13 @@ test: check pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Message catalogues: extract the English message ids from the code and the templates
+# and merge them into each language's .po (translate the new, empty entries there).
+# No compile step: the service compiles each .po in memory at first use.
+messages: $(VENV)/.installed-test
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --omit-header --sort-output \
+		-o supervisor/i18n/locales/messages.pot .
+	$(BIN)/pybabel update -i supervisor/i18n/locales/messages.pot -d supervisor/i18n/locales \
+		-l zh_CN --no-fuzzy-matching --ignore-obsolete
+	rm supervisor/i18n/locales/messages.pot

@@ -1,14 +1,32 @@
-"""Settings of the web layer's protections: headers, CSRF and rate limits."""
+"""Settings of the web layer: what people read (language, time zone) and its
+protections (headers, CSRF, rate limits)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class WebSettings(BaseModel):
-    """Security headers, CSRF protection of cookie sign-in, and rate limits."""
+    """Language and time zone of pages, messages and exports; security headers, CSRF
+    protection of cookie sign-in, and rate limits."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_language: Literal["zh-CN", "en"] = Field(
+        "zh-CN",
+        description="Language of pages, API messages and exports when the request names "
+        "none it supports (no `lang` switch, no `sv_lang` cookie, no usable "
+        "Accept-Language): zh-CN (Simplified Chinese) or en.",
+    )
+    timezone: str = Field(
+        "Asia/Shanghai",
+        description="IANA time zone in which people read times: pages, exports, reports "
+        "and the CLI (shown with the UTC offset). The ledger and the JSON API stay in "
+        "UTC; months of reports and claims follow `subsidy.timezone`.",
+    )
 
     hsts_seconds: int = Field(
         31_536_000,
@@ -67,3 +85,11 @@ class WebSettings(BaseModel):
     redis_prefix: str = Field(
         "sv:rl:", min_length=1, max_length=64, description="Key prefix of rate-limit counters."
     )
+
+    @model_validator(mode="after")
+    def _valid_zone(self) -> Self:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        return self

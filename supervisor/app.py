@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
@@ -20,8 +20,12 @@ from supervisor.api import errors
 from supervisor.api.middleware import security
 from supervisor.api.middleware.access import AccessLogMiddleware
 from supervisor.api.middleware.body_limit import BodyLimitMiddleware
+from supervisor.api.middleware.language import LanguageMiddleware
 from supervisor.api.middleware.security import CSRFMiddleware, SecurityHeadersMiddleware
+from supervisor.api.pages import common as pages_common
+from supervisor.api.pages import docs as pages_docs
 from supervisor.api.pages import inspect as pages_inspect
+from supervisor.api.pages import public as pages_public
 from supervisor.api.ratelimit import RateLimiter
 from supervisor.api.routes import classes as routes_classes
 from supervisor.api.routes import inspect as routes_inspect
@@ -34,6 +38,7 @@ from supervisor.checks.pool import VerificationPool
 from supervisor.checks.queue import CheckQueue
 from supervisor.checks.worker import EmbeddedWorkers
 from supervisor.context import Context
+from supervisor.i18n import Language, LocalTime, Speech
 from supervisor.online.live import LiveManager
 from supervisor.online.recorder import SessionRecorder
 from supervisor.online.sessions import SessionService
@@ -138,14 +143,24 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         ),
         lifespan=lifespan,
         responses=security.COMMON_RESPONSES,
+        # Served offline by supervisor.api.pages.docs instead of FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
+    default_language = Language(settings.web.default_language)
+    app.state.speech = Speech(
+        default_language, LocalTime(settings.web.timezone), pages_common.FILTERS
+    )
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(CSRFMiddleware, settings=settings.web)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.images.max_upload_bytes * 4 + MULTIPART_OVERHEAD,
     )
+    # Outside the middlewares that refuse requests, so that their refusals speak the
+    # request's language too.
+    app.add_middleware(LanguageMiddleware, default=default_language)
     # Added last, so outermost: every response, refusals from the middlewares included.
     app.add_middleware(SecurityHeadersMiddleware, settings=settings.web)
     app.include_router(routes_registry.router)
@@ -158,6 +173,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_inspect.public)
     app.include_router(pages_inspect.router)
     app.include_router(routes_subsidy.router)
+    app.include_router(pages_public.router)
+    pages_docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get(
@@ -199,7 +216,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         return FileResponse(STATIC_DIR / "learner.html")
 
     @app.get("/operator", include_in_schema=False)
-    async def operator_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "operator.html")
+    async def operator_page(request: Request) -> Response:
+        return pages_common.render(request, "operator.html")
 
     return app

@@ -23,7 +23,9 @@ LEAVES = ("capture", "verification", "storage", "config")
 # import each other.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("errors", "metrics", "web", "runtime"),
-    ("auth",),
+    # i18n reads the templates folder of `web` (its page environments) and is read by
+    # every room that speaks to a person: subsidy (exports, the report), api, cli.
+    ("auth", "i18n"),
     ("ledger",),
     ("rules",),
     ("checks",),

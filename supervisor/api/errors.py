@@ -1,6 +1,7 @@
 """Domain and storage errors to HTTP responses: a 4xx/5xx with a machine-readable reason.
 
-Body: {"reason": "...", "message": "...", ...details}.
+Body: {"reason": "...", "message": "...", ...details}. `reason` is a stable English
+identifier; `message` follows the request's language (`localized_message`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storage import exceptions as se
+from supervisor.api.reasons import REASON_MESSAGES
+from supervisor.api.speech import language_of
 from supervisor.errors import ServiceError
+from supervisor.i18n import N_, Language, translator
 
 log = logging.getLogger(__name__)
 
@@ -51,40 +55,72 @@ STORAGE_ERRORS: list[tuple[type[se.StorageError], int, str]] = [
 ]
 
 
-def error_response(status: int, reason: str, message: str, /, **details: Any) -> JSONResponse:
-    return JSONResponse({"reason": reason, "message": message, **details}, status_code=status)
+def localized_message(
+    language: Language, reason: str, english: str, details: dict[str, Any] | None = None
+) -> str:
+    """The message of a refusal in `language`: `english` (the message the code raised)
+    in English; elsewhere the catalogue's message for `reason` filled with `details`,
+    or `english` when the reason has none or a parameter is missing."""
+    template = REASON_MESSAGES.get(reason)
+    if language is Language.en or template is None:
+        return english
+    try:
+        return translator(language)(template, **(details or {}))
+    except (KeyError, IndexError, ValueError):
+        return english
+
+
+def error_response(
+    request: Request, status: int, reason: str, message: str, /, **details: Any
+) -> JSONResponse:
+    """The error body, its message in the request's language (`message` is English)."""
+    text = localized_message(language_of(request), reason, message, details)
+    return JSONResponse({"reason": reason, "message": text, **details}, status_code=status)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
-        response = error_response(exc.status, exc.reason, exc.message, **exc.details)
+    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
+        response = error_response(request, exc.status, exc.reason, exc.message, **exc.details)
         if "retry_after_s" in exc.details:  # 429 and friends: when to try again
             response.headers["Retry-After"] = str(exc.details["retry_after_s"])
         return response
 
     @app.exception_handler(se.StorageError)
-    async def _storage(_: Request, exc: se.StorageError) -> JSONResponse:
+    async def _storage(request: Request, exc: se.StorageError) -> JSONResponse:
         for cls, status, reason in STORAGE_ERRORS:
             if isinstance(exc, cls):
                 if status >= 500:
                     log.error("storage fault: %s", exc)
-                    return error_response(status, reason, "the service cannot use its storage")
-                return error_response(status, reason, str(exc))
+                    return error_response(
+                        request, status, reason, "the service cannot use its storage"
+                    )
+                return error_response(request, status, reason, str(exc))
         log.error("storage error: %s", exc)
-        return error_response(500, "storage_error", "the record could not be read or written")
+        return error_response(
+            request, 500, "storage_error", "the record could not be read or written"
+        )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
             {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
             for e in exc.errors()
         ]
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-        return error_response(422, "invalid_input", summary or "invalid request", problems=problems)
+        language = language_of(request)
+        fields = "、".join(dict.fromkeys(str(p["field"]) for p in problems))
+        if language is Language.en or not fields:
+            return error_response(
+                request, 422, "invalid_input", summary or "invalid request", problems=problems
+            )
+        # Naming the wrong fields says more than the generic message of the reason.
+        message = translator(language)(N_("Please check these fields: {fields}"), fields=fields)
+        body = {"reason": "invalid_input", "message": message, "problems": problems}
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         reasons = {
             400: "bad_request",
             401: "unauthenticated",
@@ -93,6 +129,7 @@ def install(app: FastAPI) -> None:
             413: "body_too_large",
         }
         return error_response(
+            request,
             exc.status_code,
             reasons.get(exc.status_code, "http_error"),
             str(exc.detail),

@@ -14,13 +14,26 @@ from typing import Any
 
 from config import Settings
 from supervisor.cli.common import open_migrated
+from supervisor.i18n import Language, LocalTime, Speech
 
 
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
+def _write(text: str | bytes, output: Path | None) -> None:
+    if isinstance(text, bytes):
+        if output is None:
+            sys.stdout.buffer.write(text)
+        else:
+            output.write_bytes(text)
+    elif output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         output.write_text(text, encoding="utf-8")
+
+
+def _speech(settings: Settings, args: argparse.Namespace) -> tuple[Speech, Language]:
+    """The language of the files (`--lang`, else `web.default_language`) and the zone
+    their times are shown in (`web.timezone`)."""
+    language = Language(args.lang or settings.web.default_language)
+    return Speech(language, LocalTime(settings.web.timezone)), language
 
 
 def _aware(text: str) -> datetime:
@@ -36,7 +49,8 @@ def _courses(storage: Any) -> dict[int, Any]:
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     from supervisor.rules.months import month_bounds
-    from supervisor.subsidy.report import monthly_report, report_csv, report_html
+    from supervisor.subsidy.exports import Writer, report_tables
+    from supervisor.subsidy.report import monthly_report, report_html
     from supervisor.subsidy.scan import scan
 
     tz = settings.subsidy.timezone
@@ -51,17 +65,22 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         report = monthly_report(
             snap, institutions, courses, args.month, start, end, tz, args.institution
         )
+    speech, language = _speech(settings, args)
+    writer = Writer(speech.translator(language), speech.clock)
     if args.format == "csv":
-        _write(report_csv(report), args.output)
+        _write(writer.csv(report_tables(report, writer.t, speech.clock)[0]), args.output)
+    elif args.format == "xlsx":
+        _write(writer.xlsx(report_tables(report, writer.t, speech.clock)), args.output)
     elif args.format == "html":
-        _write(report_html(report), args.output)
+        _write(report_html(report, speech, language), args.output)
     else:
         _write(json.dumps(report, ensure_ascii=False, indent=1), args.output)
     return 0
 
 
 def _claims(settings: Settings, args: argparse.Namespace) -> int:
-    from supervisor.subsidy.report import claims, claims_csv
+    from supervisor.subsidy.exports import Writer, claims_table
+    from supervisor.subsidy.report import claims
     from supervisor.subsidy.scan import scan
 
     if args.until <= args.start:
@@ -72,8 +91,12 @@ def _claims(settings: Settings, args: argparse.Namespace) -> int:
         learners = {lr.id: lr for lr in storage.registry.list_learners(None)}
         snap = scan(storage, settings, args.until, use_summaries=not args.recompute)
         rows = claims(snap, courses, learners, args.institution, args.start, args.until)
+    speech, language = _speech(settings, args)
+    writer = Writer(speech.translator(language), speech.clock)
     if args.format == "csv":
-        _write(claims_csv(rows), args.output)
+        _write(writer.csv(claims_table(rows, writer.t)), args.output)
+    elif args.format == "xlsx":
+        _write(writer.xlsx([claims_table(rows, writer.t)]), args.output)
     else:
         _write(json.dumps([r.as_dict() for r in rows], ensure_ascii=False, indent=1), args.output)
     return 0
@@ -132,6 +155,10 @@ def _summaries(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+_LANG = (
+    "language of csv, xlsx and html output (default: web.default_language); times are "
+    "shown in web.timezone"
+)
 _RECOMPUTE = (
     "fold every chain from its events, ignoring the stored chain summaries (an "
     "independent recomputation; slower)"
@@ -147,8 +174,9 @@ def add_subsidy_parsers(sub: Any) -> None:
     p = report.add_parser("monthly", help="per institution and course, for a month")
     p.add_argument("--month", required=True, help="YYYY-MM (in subsidy.timezone)")
     p.add_argument("--institution", type=int, default=None)
-    p.add_argument("--format", choices=("json", "csv", "html"), default="json")
+    p.add_argument("--format", choices=("json", "csv", "xlsx", "html"), default="json")
     p.add_argument("--output", type=Path, default=None)
+    p.add_argument("--lang", choices=[x.value for x in Language], default=None, help=_LANG)
     p.add_argument("--recompute", action="store_true", help=_RECOMPUTE)
     p.set_defaults(handler=_report)
 
@@ -156,8 +184,9 @@ def add_subsidy_parsers(sub: Any) -> None:
     p.add_argument("--from", dest="start", type=_aware, required=True, help="ISO 8601, aware")
     p.add_argument("--until", type=_aware, required=True, help="ISO 8601, aware, exclusive")
     p.add_argument("--institution", type=int, default=None)
-    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
     p.add_argument("--output", type=Path, default=None)
+    p.add_argument("--lang", choices=[x.value for x in Language], default=None, help=_LANG)
     p.add_argument("--recompute", action="store_true", help=_RECOMPUTE)
     p.set_defaults(handler=_claims)
 

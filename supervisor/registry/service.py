@@ -29,6 +29,7 @@ from supervisor.context import Context
 from supervisor.errors import CheckRefused, Conflict, InvalidInput, image_refusal
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
+from supervisor.registry.consent import base_version
 from supervisor.registry.identity import id_number_problem, normalise_id_number
 from supervisor.registry.status import ensure_may_register
 from supervisor.rules.flags import EvidenceRef
@@ -163,7 +164,9 @@ class RegistryService:
                 reason="form_not_expected",
             )
         current = self.ctx.settings.security.consent_text_version
-        if text_version != current:
+        # Consent to a translation of the version in force (2026-11-v1-zh-CN) is consent
+        # to that version; the ledger records the one read, which names its language.
+        if base_version(text_version) != current:
             raise Conflict(
                 f"consent was given to text version {text_version!r}; the current text is "
                 f"{current!r}",

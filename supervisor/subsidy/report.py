@@ -17,17 +17,14 @@ turned into UTC instants. Rules:
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jinja2 import Environment, select_autoescape
-
 from storage.types import Course, Institution, Learner
+from supervisor.i18n import Language, Speech
 from supervisor.ledger.events import iso
 from supervisor.registry.identity import mask_id_number
 from supervisor.rules.eligibility import Eligibility
@@ -74,26 +71,6 @@ class ClaimRow:
                 for s in e.sessions
             ],
         }
-
-
-CLAIM_COLUMNS = (
-    "institution_id",
-    "course_id",
-    "course_name",
-    "learner_id",
-    "learner_name",
-    "id_number",
-    "eligible",
-    "amount",
-    "reasons",
-    "credited_hours",
-    "online_hours",
-    "classroom_hours",
-    "required_hours",
-    "assessed_at",
-    "flags",
-    "sessions",
-)
 
 
 def claimed(
@@ -144,19 +121,6 @@ def claims(
             )
         )
     return rows
-
-
-def claims_csv(rows: Sequence[ClaimRow]) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(CLAIM_COLUMNS)
-    for r in rows:
-        d = r.as_dict()
-        d["reasons"] = ";".join(d["reasons"])
-        d["flags"] = ";".join(str(f) for f in d["flags"])
-        d["sessions"] = ";".join(s["chain_id"] for s in d["sessions"])
-        w.writerow([d[c] for c in CLAIM_COLUMNS])
-    return out.getvalue()
 
 
 # -- the monthly report ---------------------------------------------------------------
@@ -267,78 +231,19 @@ def monthly_report(
     }
 
 
-REPORT_COLUMNS = (
-    "month",
-    "institution_id",
-    "institution",
-    "course_id",
-    "course",
-    "delivery_mode",
-    "learners",
-    "sessions",
-    "classroom_chains",
-    "credited_hours",
-    "checks",
-    "passed_checks",
-    "pass_rate",
-    "claims",
-    "eligible_learners",
-    "subsidy_total",
-    "institution_flags_open",
-    "institution_flags_confirmed",
-    "institution_flags_dismissed",
-)
-
-
-def report_csv(report: dict[str, Any]) -> str:
-    """One row per institution and course; the institution's flag counts repeat on each."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(REPORT_COLUMNS)
-    for inst in report["institutions"]:
-        counts = {"open": 0, "confirmed": 0, "dismissed": 0}
-        for by_status in inst["flags"].values():
-            for k, v in by_status.items():
-                counts[k] = counts.get(k, 0) + v
-        for c in inst["courses"]:
-            w.writerow(
-                [
-                    report["month"],
-                    inst["institution_id"],
-                    inst["name"],
-                    c["course_id"],
-                    c["course_name"],
-                    c["delivery_mode"],
-                    c["learners"],
-                    c["sessions"],
-                    c["classroom_chains"],
-                    c["credited_hours"],
-                    c["checks"],
-                    c["passed_checks"],
-                    "" if c["pass_rate"] is None else c["pass_rate"],
-                    c["claims"],
-                    c["eligible_learners"],
-                    c["subsidy_total"],
-                    counts["open"],
-                    counts["confirmed"],
-                    counts["dismissed"],
-                ]
-            )
-    return out.getvalue()
-
-
 # -- HTML: server-rendered, charts as inline SVG, no script, no external assets ------
 
 _TEMPLATE = WEB_DIR / "templates" / "monthly_report.html"
 
 
-def _bars(rows: list[dict[str, Any]], key: str, title: str, fmt: str) -> str:
-    """A horizontal bar chart as inline SVG (escaped text, no script)."""
+def _bars(rows: list[dict[str, Any]], key: str, title: str, unit: str) -> str:
+    """A horizontal bar chart as inline SVG (escaped text, no script); `unit` is `pct`
+    (values are fractions, shown as percentages) or the unit after each value."""
     from markupsafe import Markup, escape
 
     values = [(str(r["course_name"]), float(r[key] or 0.0)) for r in rows]
     top = max((v for _, v in values), default=0.0) or 1.0
-    if fmt == "pct":
+    if unit == "pct":
         top = 1.0
     bar_h, label_w, width = 22, 220, 640
     height = bar_h * len(values) + 30
@@ -350,7 +255,7 @@ def _bars(rows: list[dict[str, Any]], key: str, title: str, fmt: str) -> str:
     for n, (name, v) in enumerate(values):
         y = 10 + n * bar_h
         w = max(0.0, (width - label_w - 80) * v / top)
-        text = f"{v * 100:.1f}%" if fmt == "pct" else fmt % v
+        text = f"{v * 100:.1f}%" if unit == "pct" else f"{v:.1f} {unit}"
         parts.append(
             f'<text x="0" y="{y + 14}">{escape(name[:30])}</text>'
             f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 6}" fill="#3b7dd8"/>'
@@ -360,11 +265,16 @@ def _bars(rows: list[dict[str, Any]], key: str, title: str, fmt: str) -> str:
     return Markup("".join(parts))
 
 
-_ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-
-
-def report_html(report: dict[str, Any]) -> str:
-    return _ENV.from_string(_TEMPLATE.read_text(encoding="utf-8")).render(r=report, bars=_bars)
+def report_html(report: dict[str, Any], speech: Speech, language: Language) -> str:
+    """The report as a page in `language`: month bounds and times in the display zone."""
+    return speech.render(
+        language,
+        _TEMPLATE.name,
+        r=report,
+        bars=_bars,
+        start=datetime.fromisoformat(report["from"]),
+        end=datetime.fromisoformat(report["until"]),
+    )
 
 
 def report_csp() -> str:

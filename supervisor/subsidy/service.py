@@ -55,6 +55,15 @@ from supervisor.subsidy.scan import Snapshot, learner_snapshot, scan
 
 
 @dataclass(frozen=True, slots=True)
+class PublicCourse:
+    """A course of the published catalogue, with its institution (and its status)."""
+
+    course: Course
+    rules: CourseRules
+    institution: Institution
+
+
+@dataclass(frozen=True, slots=True)
 class FlagDetail:
     view: FlagView
     decisions: tuple[FlagDecision, ...]
@@ -128,6 +137,34 @@ class SubsidyService:
     ) -> list[tuple[Institution, InstitutionRecord]]:
         """Expelled institutions, for public exposure (no token)."""
         return await self.ctx.db(self.store.institutions_with_status, status)
+
+    async def public_catalogue(
+        self, text: str = "", status: InstitutionStatus | None = None
+    ) -> tuple[list[Institution], list[PublicCourse]]:
+        """The published catalogue, public (no token): institutions with their status,
+        and the courses whose rules are published, so that workers can choose. `text`
+        keeps what names it (case-insensitive) in a course name, an occupation or an
+        institution name; `status` keeps the institutions with that status."""
+        institutions = await self.ctx.db(self.registry.list_institutions)
+        found = await self.ctx.db(self.registry.list_courses, None)
+        rules = await self.ctx.db(self.store.all_course_rules)
+        needle = text.strip().casefold()
+        by_id = {i.id: i for i in institutions if status is None or i.status is status}
+        courses = []
+        for c in found:
+            r = rules.get(c.id)
+            inst = by_id.get(c.institution_id)
+            if r is None or r.status is not PublicationStatus.published or inst is None:
+                continue
+            if needle and not any(
+                needle in x.casefold() for x in (c.name, r.occupation, inst.name)
+            ):
+                continue
+            courses.append(PublicCourse(c, r, inst))
+        listed = [i for i in by_id.values() if not needle or needle in i.name.casefold()] + [
+            p.institution for p in courses
+        ]
+        return sorted(set(listed), key=lambda i: i.id), courses
 
     # -- the catalogue ----------------------------------------------------------------
 

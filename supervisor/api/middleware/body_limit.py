@@ -7,10 +7,10 @@ passes the limit. Both answer 413 with the API's error body.
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from supervisor.api.middleware.security import refuse
 
 
 class BodyTooLarge(HTTPException):
@@ -34,10 +34,13 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _refuse(send, 400, "bad_request", "invalid Content-Length header")
+                    await refuse(
+                        send, 400, "bad_request", "invalid Content-Length header", scope=scope
+                    )
                     return
                 if declared > self.max_bytes:
-                    await _refuse(send, 413, "body_too_large", BodyTooLarge(self.max_bytes).detail)
+                    detail = BodyTooLarge(self.max_bytes).detail
+                    await refuse(send, 413, "body_too_large", detail, scope=scope)
                     return
         received = 0
         started = False
@@ -62,19 +65,4 @@ class BodyLimitMiddleware:
         except BodyTooLarge as exc:
             if started:
                 raise
-            await _refuse(send, 413, "body_too_large", exc.detail)
-
-
-async def _refuse(send: Send, status: int, reason: str, message: str) -> None:
-    body = json.dumps({"reason": reason, "message": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+            await refuse(send, 413, "body_too_large", exc.detail, scope=scope)

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.web import WebSettings
-from supervisor.api.errors import ErrorBody
+from supervisor.api.errors import ErrorBody, localized_message
+from supervisor.i18n import Language
 
 # Refusals any route can give beyond its own: a malformed body (400), rate limits
 # (429) and storage or queue outages (503). Documented once, app-wide, so the
@@ -53,20 +54,23 @@ def content_security_policy(extra_connect: str = "") -> str:
     )
 
 
-# FastAPI's interactive API docs (Swagger UI, ReDoc) are pages FastAPI generates
-# with an inline bootstrap script and assets from a CDN. They are the one place
-# the policy is loosened; they carry no token or cookie of their own.
+# The API documentation (Swagger UI, ReDoc; supervisor.api.pages.docs) runs only
+# scripts of this origin, like every page, but its libraries set styles inline (ReDoc's
+# styled-components writes <style> elements) and ReDoc searches in a blob: worker.
+# Styles cannot run code; these two pages carry no token or cookie of their own.
 DOCS_PATHS = ("/docs", "/redoc")
 DOCS_POLICY = "; ".join(
     (
         "default-src 'self'",
-        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
-        "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
-        "font-src 'self' https://fonts.gstatic.com",
-        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "font-src 'self' data:",
+        "img-src 'self' data:",
         "worker-src 'self' blob:",
+        "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",
+        "form-action 'self'",
         "frame-ancestors 'none'",
     )
 )
@@ -75,7 +79,7 @@ DOCS_POLICY = "; ".join(
 def security_headers(
     settings: WebSettings, *, https: bool, path: str = "/"
 ) -> list[tuple[bytes, bytes]]:
-    docs = path == DOCS_PATHS[0] or path.startswith(DOCS_PATHS[0] + "/") or path == DOCS_PATHS[1]
+    docs = path in DOCS_PATHS
     policy = DOCS_POLICY if docs else content_security_policy()
     headers = [
         (b"content-security-policy", policy.encode()),
@@ -188,7 +192,7 @@ class CSRFMiddleware:
             return
         problem = self.problem(scope, cookies)
         if problem is not None:
-            await refuse(send, 403, "csrf", problem)
+            await refuse(send, 403, "csrf", problem, scope=scope)
             return
         await self.app(scope, receive, send)
 
@@ -215,9 +219,14 @@ async def refuse(
     reason: str,
     message: str,
     headers: list[tuple[bytes, bytes]] | None = None,
+    scope: Scope | None = None,
 ) -> None:
-    """Answer directly from a middleware with the API's error body."""
-    body = json.dumps({"reason": reason, "message": message}).encode()
+    """Answer directly from a middleware with the API's error body; with `scope`, the
+    message is in the language `LanguageMiddleware` chose for the request."""
+    language = (scope or {}).get("state", {}).get("language")
+    if isinstance(language, Language):
+        message = localized_message(language, reason, message)
+    body = json.dumps({"reason": reason, "message": message}, ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",

@@ -13,60 +13,31 @@ import hashlib
 import hmac
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import jinja2
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 
 from storage import exceptions as se
 from storage.types import Role
 from supervisor.api.deps import get_ctx
 from supervisor.api.errors import STORAGE_ERRORS
+from supervisor.api.pages.common import error_text, render
 from supervisor.api.routes.inspect import frames_of, get_rooms, serve_frame
+from supervisor.api.speech import speech_of, translator_of
 from supervisor.auth import Principal
 from supervisor.errors import InvalidInput, ServiceError, Unauthenticated, WrongRole
+from supervisor.i18n import N_
 from supervisor.inspect.replay import Replay
 from supervisor.inspect.search import SearchQuery
-from supervisor.registry.identity import mask_id_number
-from supervisor.web import WEB_DIR
 
 COOKIE = "sv_workspace"
 router = APIRouter(prefix="/inspect", include_in_schema=False)
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
-
-
-def _hms(seconds: float | None) -> str:
-    s = int(seconds or 0)
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def _when(at: datetime | None) -> str:
-    return "" if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-_env.filters["hms"] = _hms
-_env.filters["when"] = _when
-_env.filters["mask"] = mask_id_number
-
 
 def csrf_token(secret: str) -> str:
     return hashlib.sha256(b"workspace-csrf:" + secret.encode()).hexdigest()[:32]
-
-
-def render(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-    html = _env.get_template(name).render(**ctx)
-    return HTMLResponse(
-        html,
-        status_code=status,
-        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
-    )
 
 
 async def _principal(request: Request) -> tuple[Principal, str] | None:
@@ -104,13 +75,17 @@ async def _page(request: Request, body: Page, form: dict[str, Any] | None = None
             raise WrongRole("the form is stale or not from this workspace", reason="csrf")
         return await body(request, p, base)
     except ServiceError as exc:
+        message = error_text(request, exc.reason, exc.message, **exc.details)
         return render(
-            "inspect_error.html", exc.status, reason=exc.reason, message=exc.message, **base
+            request, "inspect_error.html", exc.status, reason=exc.reason, message=message, **base
         )
     except se.StorageError as exc:
         for cls, status, reason in STORAGE_ERRORS:
             if isinstance(exc, cls) and status < 500:
-                return render("inspect_error.html", status, reason=reason, message=str(exc), **base)
+                message = error_text(request, reason, str(exc))
+                return render(
+                    request, "inspect_error.html", status, reason=reason, message=message, **base
+                )
         raise
 
 
@@ -119,7 +94,7 @@ async def _page(request: Request, body: Page, form: dict[str, Any] | None = None
 
 @router.get("/login")
 async def login_page(request: Request) -> Response:
-    return render("inspect_login.html", error="")
+    return render(request, "inspect_login.html", error="")
 
 
 @router.post("/login")
@@ -128,10 +103,13 @@ async def login(request: Request) -> Response:
     secret = str(form.get("token", "")).strip()
     ctx = get_ctx(request)
     token = await ctx.db(ctx.storage.registry.resolve_token, secret) if secret else None
+    t = translator_of(request)
     if token is None:
-        return render("inspect_login.html", 401, error="The token is unknown or revoked.")
+        error = t(N_("The token is unknown or revoked."))
+        return render(request, "inspect_login.html", 401, error=error)
     if token.role is Role.learner:
-        return render("inspect_login.html", 403, error="Learners have no inspector's workspace.")
+        error = t(N_("Learners have no inspector's workspace."))
+        return render(request, "inspect_login.html", 403, error=error)
     resp = RedirectResponse("/inspect", status_code=303)
     resp.set_cookie(
         COOKIE,
@@ -155,14 +133,16 @@ async def logout(request: Request) -> Response:
 # -- search ----------------------------------------------------------------------------
 
 
-def _date(value: str, what: str) -> datetime | None:
+def _date(request: Request, value: str, what: str) -> datetime | None:
+    """A date typed on a page: a day (or time) in the display zone, `web.timezone`,
+    unless it names its own offset."""
     if not value:
         return None
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{what} is not a date (YYYY-MM-DD)") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=speech_of(request).clock.zone)
 
 
 def _int(value: str, what: str) -> int | None:
@@ -202,14 +182,14 @@ async def search_page(request: Request) -> Response:
                 fields["learner"][:100],
                 _int(fields["institution_id"], "institution"),
                 _int(fields["course_id"], "course"),
-                _date(fields["date_from"], "from"),
-                _date(fields["date_to"], "to"),
+                _date(request, fields["date_from"], "from"),
+                _date(request, fields["date_to"], "to"),
                 fields["outcome"][:32],
                 fields["flagged"],
                 fields["kind"],
             )
             rows = await get_rooms(request).search.search(p, q)
-        return render("inspect_search.html", rows=rows, f=fields, **base)
+        return render(request, "inspect_search.html", rows=rows, f=fields, **base)
 
     return await _page(request, body)
 
@@ -250,7 +230,9 @@ async def _replay(request: Request, kind: str, ident: str) -> Response:
             if not ident.isdigit():
                 raise InvalidInput("not a class id")
             r = await svc.replay_class(p, int(ident))
-        return render("inspect_replay.html", r=r, tl=_timeline(r), kind=kind, ident=ident, **base)
+        return render(
+            request, "inspect_replay.html", r=r, tl=_timeline(r), kind=kind, ident=ident, **base
+        )
 
     return await _page(request, body)
 
@@ -305,7 +287,9 @@ async def spot_checks_page(request: Request) -> Response:
         draws = await get_rooms(request).spot_checks.draws(p)
         ctx = get_ctx(request)
         institutions = await ctx.db(ctx.storage.registry.list_institutions)
-        return render("inspect_spot_checks.html", draws=draws, institutions=institutions, **base)
+        return render(
+            request, "inspect_spot_checks.html", draws=draws, institutions=institutions, **base
+        )
 
     return await _page(request, body)
 
@@ -317,8 +301,8 @@ async def spot_check_draw(request: Request) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
         svc = get_rooms(request).spot_checks
         institution = _int(str(form.get("institution_id", "")), "institution")
-        start = _date(str(form.get("period_start", "")), "period start")
-        end = _date(str(form.get("period_end", "")), "period end")
+        start = _date(request, str(form.get("period_start", "")), "period start")
+        end = _date(request, str(form.get("period_end", "")), "period end")
         size = _int(str(form.get("size", "")), "sample size")
         if institution is None or start is None or end is None or size is None:
             raise InvalidInput("institution, period and sample size are required")
@@ -336,7 +320,7 @@ async def draw_page(request: Request, draw_id: str) -> Response:
         await get_rooms(request).workspace.log(
             p, "view_draw", institution_id=d.event.institution_id, detail=draw_id
         )
-        return render("inspect_draw.html", d=d, **base)
+        return render(request, "inspect_draw.html", d=d, **base)
 
     return await _page(request, body)
 
@@ -368,7 +352,7 @@ async def flags_page(request: Request) -> Response:
 
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
         await get_rooms(request).workspace.log(p, "view_flags")
-        return render("inspect_flags.html", **base)
+        return render(request, "inspect_flags.html", **base)
 
     return await _page(request, body)
 
@@ -381,7 +365,7 @@ async def access_log_page(request: Request) -> Response:
         ctx = get_ctx(request)
         learner = _int(request.query_params.get("learner_id", ""), "learner")
         rows = await ctx.db(ctx.storage.access_log.entries, learner_id=learner, limit=500)
-        return render("inspect_access_log.html", rows=rows, learner=learner or "", **base)
+        return render(request, "inspect_access_log.html", rows=rows, learner=learner or "", **base)
 
     return await _page(request, body)
 

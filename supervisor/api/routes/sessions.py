@@ -20,6 +20,7 @@ from supervisor.api.schemas.common import (
     SessionOut,
     SessionSummaryOut,
 )
+from supervisor.api.speech import TranslatorDep
 from supervisor.auth import require_role
 from supervisor.errors import InvalidInput
 from supervisor.online.clients import Client
@@ -55,6 +56,7 @@ async def start_session(
     course_id: Annotated[int, Form(ge=1)],
     frame: SignInFrames,
     request: Request,
+    t: TranslatorDep,
     mode: Annotated[Literal["webrtc", "upload"], Form()] = "upload",
     device: Annotated[
         str | None,
@@ -75,7 +77,7 @@ async def start_session(
     data = [await read_upload(request, f) for f in frame]
     address = request.client.host if request.client is not None else "unknown"
     state, check = await sessions.start(p, course_id, data, mode, Client(address[:64], device))
-    return SessionCheckOut(session=SessionOut.of(state, 0.0), check=CheckOut.of(check))
+    return SessionCheckOut(session=SessionOut.of(state, 0.0), check=CheckOut.of(check, t))
 
 
 @router.get("/sessions", response_model=list[SessionSummaryOut])

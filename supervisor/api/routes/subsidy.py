@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from storage.types import FlagStatus, InstitutionStatus
 from supervisor.api.deps import PrincipalDep
@@ -27,14 +27,18 @@ from supervisor.api.schemas.subsidy import (
     FlagDetailOut,
     FlagOut,
     InstitutionRecordOut,
+    PublicCatalogueOut,
     PublicInstitutionOut,
     RulesIn,
     StatementIn,
     StatementOut,
     StatusIn,
 )
+from supervisor.api.speech import LanguageDep, speech_of
 from supervisor.errors import InvalidInput
-from supervisor.subsidy.report import claims_csv, report_csp, report_csv, report_html
+from supervisor.i18n import Language, Speech
+from supervisor.subsidy.exports import XLSX_MEDIA_TYPE, Writer, claims_table, report_tables
+from supervisor.subsidy.report import report_csp, report_html
 from supervisor.subsidy.service import FlagDetail, SubsidyService
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -50,7 +54,21 @@ def get_subsidy(request: Request) -> SubsidyService:
 
 
 SubsidyDep = Annotated[SubsidyService, Depends(get_subsidy)]
-Format = Literal["json", "csv"]
+SpeechDep = Annotated[Speech, Depends(speech_of)]
+Format = Literal["json", "csv", "xlsx"]
+
+
+def _writer(speech: Speech, language: Language) -> Writer:
+    return Writer(speech.translator(language), speech.clock)
+
+
+def _file(data: str | bytes, media_type: str, name: str) -> Response:
+    """An export as a download (the client's language and zone are in its headers)."""
+    return Response(
+        data.encode("utf-8") if isinstance(data, str) else data,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 # -- institutions -----------------------------------------------------------------------
@@ -62,9 +80,24 @@ Format = Literal["json", "csv"]
     tags=["public"],
 )
 async def expelled_institutions(svc: SubsidyDep) -> list[PublicInstitutionOut]:
-    """Institutions expelled from the scheme, with reason and date (public, no token)."""
+    """Institutions expelled from the scheme, with reason and date (public, no token;
+    also a page at `/public/expelled`)."""
     found = await svc.public_list(InstitutionStatus.expelled)
     return [PublicInstitutionOut.of(i, r) for i, r in found]
+
+
+@router.get("/public/catalogue", response_model=PublicCatalogueOut, tags=["public"])
+async def public_catalogue(
+    svc: SubsidyDep,
+    q: Annotated[
+        str, Query(max_length=100, description="Text in a course, occupation or institution.")
+    ] = "",
+    status: InstitutionStatus | None = None,
+) -> PublicCatalogueOut:
+    """The published catalogue (public, no token): institutions with their status and
+    the courses whose rules are published; also a page at `/public/catalogue`."""
+    institutions, courses = await svc.public_catalogue(q, status)
+    return PublicCatalogueOut.of(institutions, courses)
 
 
 @router.get(
@@ -225,14 +258,18 @@ async def eligibility(
     response_model=None,
     responses={
         200: {
-            "description": "The claims as JSON (a list of rows) or CSV (`format=csv`).",
-            "content": {"application/json": {}, "text/csv": {}},
+            "description": "The claims as JSON (a list of rows), CSV (`format=csv`: UTF-8 "
+            "with a byte-order mark, headers in the request's language) or a spreadsheet "
+            "(`format=xlsx`, with totals).",
+            "content": {"application/json": {}, "text/csv": {}, XLSX_MEDIA_TYPE: {}},
         }
     },
 )
 async def claim_list(
     p: PrincipalDep,
     svc: SubsidyDep,
+    speech: SpeechDep,
+    language: LanguageDep,
     start: Annotated[datetime, Query(alias="from", description="Period start (aware).")],
     end: Annotated[datetime, Query(alias="until", description="Period end, exclusive.")],
     institution_id: Annotated[int | None, Query(ge=1)] = None,
@@ -240,12 +277,17 @@ async def claim_list(
     recompute: Annotated[bool, Query(description=RECOMPUTE)] = False,
 ) -> Response:
     """Claims of a period: learners whose assessment was taken in it, eligible or not,
-    each with the chains its hours come from. JSON or CSV."""
+    each with the chains its hours come from. JSON, CSV or xlsx."""
     start = checked_time(start, "from")
     end = checked_time(end, "until")
     rows = await svc.claims(p, institution_id, start, end, recompute)
-    if format == "csv":
-        return PlainTextResponse(claims_csv(rows), media_type="text/csv; charset=utf-8")
+    if format in ("csv", "xlsx"):
+        writer = _writer(speech, language)
+        table = claims_table(rows, writer.t)
+        name = f"claims-{speech.clock.date(start)}"
+        if format == "csv":
+            return _file(writer.csv(table), "text/csv; charset=utf-8", f"{name}.csv")
+        return _file(writer.xlsx([table]), XLSX_MEDIA_TYPE, f"{name}.xlsx")
     import json
 
     return Response(
@@ -260,27 +302,43 @@ async def claim_list(
     response_model=None,
     responses={
         200: {
-            "description": "The report as JSON, CSV (`format=csv`) or an HTML page "
-            "(`format=html`).",
-            "content": {"application/json": {}, "text/csv": {}, "text/html": {}},
+            "description": "The report as JSON, CSV (`format=csv`), a spreadsheet "
+            "(`format=xlsx`) or an HTML page (`format=html`); the files and the page in the "
+            "request's language, times in `web.timezone`.",
+            "content": {
+                "application/json": {},
+                "text/csv": {},
+                XLSX_MEDIA_TYPE: {},
+                "text/html": {},
+            },
         }
     },
 )
 async def monthly(
     p: PrincipalDep,
     svc: SubsidyDep,
+    speech: SpeechDep,
+    language: LanguageDep,
     month: Annotated[str, Query(description="YYYY-MM in `subsidy.timezone`.")],
     institution_id: Annotated[int | None, Query(ge=1)] = None,
-    format: Literal["json", "csv", "html"] = "json",
+    format: Literal["json", "csv", "xlsx", "html"] = "json",
     recompute: Annotated[bool, Query(description=RECOMPUTE)] = False,
 ) -> Response:
     """Per institution and course: learners, sessions, credited hours, checks and pass
     rates, flags by kind and status, eligible learners and subsidy total."""
     report = await svc.report(p, month, institution_id, recompute)
+    writer = _writer(speech, language)
     if format == "csv":
-        return PlainTextResponse(report_csv(report), media_type="text/csv; charset=utf-8")
+        csv_text = writer.csv(report_tables(report, writer.t, speech.clock)[0])
+        return _file(csv_text, "text/csv; charset=utf-8", f"monthly-report-{month}.csv")
+    if format == "xlsx":
+        data = writer.xlsx(report_tables(report, writer.t, speech.clock))
+        return _file(data, XLSX_MEDIA_TYPE, f"monthly-report-{month}.xlsx")
     if format == "html":
-        return HTMLResponse(report_html(report), headers={"Content-Security-Policy": report_csp()})
+        return HTMLResponse(
+            report_html(report, speech, language),
+            headers={"Content-Security-Policy": report_csp()},
+        )
     import json
 
     return Response(json.dumps(report, ensure_ascii=False), media_type="application/json")

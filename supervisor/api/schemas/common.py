@@ -21,11 +21,12 @@ from storage.types import (
     VerifyReport,
 )
 from supervisor.errors import InvalidInput
+from supervisor.i18n import Language, Translator, translator
+from supervisor.i18n.advice import advice
 from supervisor.ledger.events import CheckRecorded
 from supervisor.registry.identity import mask_id_number
 from supervisor.rules.crediting import Credit
 from supervisor.rules.session_state import SessionState
-from verification.types import QualityIssue
 
 
 class In(BaseModel):
@@ -178,7 +179,8 @@ class CheckOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, c: CheckRecorded) -> CheckOut:
+    def of(cls, c: CheckRecorded, t: Translator | None = None) -> CheckOut:
+        """`t`: the language of the advice (the route's `TranslatorDep`); English without."""
         return cls(
             check_id=c.check_id,
             kind=c.check_kind,
@@ -189,7 +191,7 @@ class CheckOut(BaseModel):
             distance=c.distance,
             threshold=c.threshold,
             issues=list(c.issues),
-            advice=[QualityIssue(i).advice for i in c.issues if i in QualityIssue.__members__],
+            advice=advice(t or translator(Language.en), c.issues),
             faces=c.faces,
             evidence_sha256=c.evidence_sha256,
             evidence_error=c.evidence_error,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from supervisor.api.schemas.common import In
 from supervisor.ledger.events import iso
 from supervisor.rules.eligibility import Eligibility
 from supervisor.rules.flags import FlagView
+from supervisor.subsidy.service import PublicCourse
 
 
 class CreditCodeIn(In):
@@ -74,6 +76,66 @@ class PublicInstitutionOut(BaseModel):
             status=r.status,
             reason=r.reason,
             effective_at=r.effective_at,
+        )
+
+
+class PublicCourseOut(BaseModel):
+    course_id: int
+    name: str
+    delivery_mode: str
+    required_hours: float
+    occupation: str
+    skill_level: int
+    subsidy_kind: SubsidyKind
+    subsidy_amount: float = Field(description="Yuan per learner or per hour.")
+    subsidy_cap: float | None = Field(description="Yuan (per_hour).")
+    valid_from: datetime | None
+    valid_until: datetime | None
+    institution_id: int
+    institution_name: str
+    institution_status: InstitutionStatus
+
+
+class PublicInstitutionStatusOut(BaseModel):
+    institution_id: int
+    name: str
+    status: InstitutionStatus
+
+
+class PublicCatalogueOut(BaseModel):
+    """The published catalogue: every course with published rules, and institutions."""
+
+    institutions: list[PublicInstitutionStatusOut]
+    courses: list[PublicCourseOut]
+
+    @classmethod
+    def of(
+        cls, institutions: Sequence[Institution], courses: Sequence[PublicCourse]
+    ) -> PublicCatalogueOut:
+        return cls(
+            institutions=[
+                PublicInstitutionStatusOut(institution_id=i.id, name=i.name, status=i.status)
+                for i in institutions
+            ],
+            courses=[
+                PublicCourseOut(
+                    course_id=p.course.id,
+                    name=p.course.name,
+                    delivery_mode=p.course.delivery_mode.value,
+                    required_hours=p.course.required_hours,
+                    occupation=p.rules.occupation,
+                    skill_level=p.rules.skill_level,
+                    subsidy_kind=p.rules.subsidy_kind,
+                    subsidy_amount=p.rules.subsidy_amount,
+                    subsidy_cap=p.rules.subsidy_cap,
+                    valid_from=p.rules.valid_from,
+                    valid_until=p.rules.valid_until,
+                    institution_id=p.institution.id,
+                    institution_name=p.institution.name,
+                    institution_status=p.institution.status,
+                )
+                for p in courses
+            ],
         )
 
 

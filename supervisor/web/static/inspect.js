@@ -3,6 +3,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+// Messages and times in the page's language and zone (i18n.js, loaded before this).
+const { t, time } = window.svI18n;
 const TOKEN_KEY = "sv_workspace_token";
 
 function loginPage() {
@@ -26,34 +28,34 @@ function replayPage() {
     marks.forEach((m) => m.classList.toggle("current", Number(m.dataset.n) === current));
     $("frame-pos").textContent = `${current + 1} / ${rows.length}`;
     const verdict = $("frame-verdict");
-    verdict.textContent = d.verdict;
+    verdict.textContent = d.verdictLabel || d.verdict;
     verdict.className = "verdict " + (rows[current].classList.contains("v-pass") ? "v-pass" : "v-fail");
     $("frame-when").textContent = d.when;
-    $("frame-distance").textContent = d.distance ? `distance ${d.distance}` + (d.threshold ? ` (threshold ${d.threshold})` : "") : "";
-    $("frame-issues").textContent = d.issues ? `quality: ${d.issues}` : "";
+    $("frame-distance").textContent = d.distance ? t("inspect.distance", { distance: d.distance }) + (d.threshold ? " " + t("inspect.threshold", { threshold: d.threshold }) : "") : "";
+    $("frame-issues").textContent = d.issues ? t("inspect.quality", { issues: d.issues }) : "";
     $("frame-detail").textContent = d.detail;
     const img = $("frame"), state = $("frame-state");
     if (d.sha && d.status === "retained") {
-      state.textContent = "loading frame…";
+      state.textContent = t("inspect.frame_loading");
       img.hidden = false;
-      img.onerror = () => { img.hidden = true; state.textContent = "the frame could not be shown (altered or missing: see Integrity)"; state.className = "small bad"; };
-      img.onload = () => { state.textContent = `frame ${d.sha.slice(0, 16)}…`; state.className = "small"; };
+      img.onerror = () => { img.hidden = true; state.textContent = t("inspect.frame_unshown"); state.className = "small bad"; };
+      img.onload = () => { state.textContent = t("inspect.frame", { hash: d.sha.slice(0, 16) }); state.className = "small"; };
       img.src = `/inspect/frames/${kind}/${encodeURIComponent(ident)}/${d.sha}`;
     } else {
       img.removeAttribute("src");
       img.hidden = true;
       state.className = "small";
-      state.textContent = d.sha ? `frame ${d.status} (its hash remains: ${d.sha.slice(0, 16)}…)` : "no frame kept for this check";
+      state.textContent = d.sha ? t("inspect.frame_gone", { status: d.status, hash: d.sha.slice(0, 16) }) : t("inspect.no_frame");
     }
   }
 
-  function stop() { if (timer) { clearInterval(timer); timer = null; $("play").textContent = "▶ Play"; } }
+  function stop() { if (timer) { clearInterval(timer); timer = null; $("play").textContent = "▶ " + t("inspect.play"); } }
   if (rows.length) {
     $("prev").addEventListener("click", () => { stop(); show(current - 1); });
     $("next").addEventListener("click", () => { stop(); show(current + 1); });
     $("play").addEventListener("click", () => {
       if (timer) { stop(); return; }
-      $("play").textContent = "❚❚ Pause";
+      $("play").textContent = "❚❚ " + t("inspect.pause");
       timer = setInterval(() => { if (current >= rows.length - 1) stop(); else show(current + 1); }, 800);
     });
     rows.forEach((r, i) => r.addEventListener("click", (e) => { if (e.target.tagName !== "A") { stop(); show(i); } }));
@@ -73,14 +75,14 @@ function replayPage() {
       if (bad.length) {
         out.className = "bad";
         out.dataset.state = "altered";
-        out.textContent = "EVIDENCE FRAMES ALTERED OR MISSING: " + bad.map(([h, s]) => `${h.slice(0, 16)}… ${s}`).join("; ");
+        out.textContent = t("inspect.frames_bad", { list: bad.map(([h, s]) => `${h.slice(0, 16)}… ${t("frame_state." + s)}`).join("; ") });
       } else {
         out.className = "ok";
         out.dataset.state = "intact";
-        out.textContent = `Evidence frames: ${ok} retained frame(s) match their hashes; ${purged} purged (hash kept).`;
+        out.textContent = t("inspect.frames_ok", { ok, purged });
       }
     })
-    .catch((e) => { out.className = "bad"; out.dataset.state = "error"; out.textContent = `Evidence frames could not be checked: ${e.message}`; });
+    .catch((e) => { out.className = "bad"; out.dataset.state = "error"; out.textContent = t("inspect.frames_error", { error: e.message }); });
 }
 
 function cell(text) { const td = document.createElement("td"); td.textContent = text == null ? "" : String(text); return td; }
@@ -89,29 +91,29 @@ function flagsPage() {
   const state = $("flags-state");
   const token = sessionStorage.getItem(TOKEN_KEY);
   const body = $("flags").querySelector("tbody");
-  if (!token) { state.textContent = "Sign in again in this tab to read the flags queue."; state.dataset.state = "no-token"; return; }
+  if (!token) { state.textContent = t("flags.no_token"); state.dataset.state = "no-token"; return; }
   const headers = { Authorization: `Bearer ${token}` };
 
   function load() {
     fetch("/api/v1/flags?status=open", { headers })
       .then((r) => {
-        if (r.status === 404) { state.dataset.state = "missing"; throw new Error("the flags API is not available on this service"); }
+        if (r.status === 404) { state.dataset.state = "missing"; throw new Error(t("flags.missing")); }
         if (!r.ok) throw new Error(`HTTP ${r.status}`);
         return r.json();
       })
       .then((flags) => {
         body.innerHTML = "";
         state.dataset.state = "loaded";
-        state.textContent = `${flags.length} open flag(s)`;
+        state.textContent = t("flags.count", { n: flags.length });
         for (const f of flags) {
           const tr = document.createElement("tr");
           tr.dataset.flag = f.id;
-          for (const t of [f.id, f.kind, f.institution_id, f.learner_id, f.raised_at, f.summary]) tr.appendChild(cell(t));
+          for (const text of [f.id, t(`flag.${f.kind}`), f.institution_id, f.learner_id, time(f.raised_at), f.summary]) tr.appendChild(cell(text));
           const td = document.createElement("td");
-          const note = document.createElement("input"); note.placeholder = "note"; note.maxLength = 2000; note.className = "flag-note";
+          const note = document.createElement("input"); note.placeholder = t("flags.note"); note.maxLength = 2000; note.className = "flag-note";
           td.appendChild(note);
           for (const status of ["confirmed", "dismissed"]) {
-            const b = document.createElement("button"); b.type = "button"; b.textContent = status === "confirmed" ? "Confirm" : "Dismiss";
+            const b = document.createElement("button"); b.type = "button"; b.textContent = t(status === "confirmed" ? "flags.confirm" : "flags.dismiss");
             b.className = `flag-${status}`;
             b.addEventListener("click", () => decide(f.id, status, note.value));
             td.appendChild(b);
@@ -128,15 +130,15 @@ function flagsPage() {
       method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify({ status, note }),
     }).then((r) => r.json().then((b) => {
       if (!r.ok) throw new Error(b.message || `HTTP ${r.status}`);
-      state.className = "ok"; state.textContent = `flag ${id} ${status}`; load();
+      state.className = "ok"; state.textContent = t(`flags.decided_${status}`, { id }); load();
     })).catch((e) => { state.className = "bad"; state.textContent = e.message; });
   }
   load();
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", () => window.svI18n.ready.then(() => {
   const page = document.body.dataset.page;
   if (page === "login") loginPage();
   else if (page === "replay") replayPage();
   else if (page === "flags") flagsPage();
-});
+}));

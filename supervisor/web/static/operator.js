@@ -1,8 +1,11 @@
 // The operators' live view: a server-sent-events stream read with fetch(), so the
-// token travels in the Authorization header and never in a URL.
+// token travels in the Authorization header and never in a URL. Messages and times
+// come from i18n.js (the page's language and `web.timezone`).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const { t, time } = window.svI18n;
+const label = (group, code) => (code ? t(`${group}.${code}`) : "–");
 let controller = null;
 
 function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
@@ -13,11 +16,11 @@ function fmt(seconds) {
 }
 
 function render(snap) {
-  $("updated").textContent = new Date(snap.at).toLocaleTimeString();
+  $("updated").textContent = time(snap.at);
   $("count").textContent = snap.sessions.length;
   $("flags").textContent = snap.flags_open;
   const q = snap.queue || {};
-  $("queue").textContent = q.error ? q.error : `${q.length} queued, lag ${q.lag_seconds}s`;
+  $("queue").textContent = q.error ? q.error : t("operator.queue", { length: q.length, lag: q.lag_seconds });
   $("workers").textContent = q.workers_alive ?? "–";
   const body = $("sessions").querySelector("tbody");
   body.innerHTML = "";
@@ -25,14 +28,15 @@ function render(snap) {
     const tr = document.createElement("tr");
     tr.dataset.session = s.session_id;
     tr.className = `state-${s.state}`;
-    for (const t of [s.learner_name, s.session_id.slice(0, 8), s.mode || "–", s.note ? `${s.state} (${s.note})` : s.state,
-      s.last_verdict || "–", fmt(s.credited_seconds), new Date(s.updated_at).toLocaleTimeString()]) tr.appendChild(cell(t));
+    const state = label("state", s.state);
+    for (const text of [s.learner_name, s.session_id.slice(0, 8), s.mode || "–", s.note ? `${state} (${s.note})` : state,
+      label("verdict", s.last_verdict), fmt(s.credited_seconds), time(s.updated_at)]) tr.appendChild(cell(text));
     body.appendChild(tr);
   }
   const list = $("flag-list"); list.innerHTML = "";
   for (const f of snap.flags) {
     const li = document.createElement("li");
-    li.textContent = `#${f.id} ${f.kind} — learner ${f.learner_id} — ${new Date(f.created_at).toLocaleString()}`;
+    li.textContent = t("operator.flag", { id: f.id, kind: label("flag", f.kind), learner: f.learner_id, at: time(f.created_at) });
     list.appendChild(li);
   }
   document.body.dataset.sessions = String(snap.sessions.length);
@@ -50,7 +54,7 @@ async function stream(token, institution) {
     throw new Error(body.message || `HTTP ${res.status}`);
   }
   $("signin").hidden = true; $("live").hidden = false;
-  $("stream-state").textContent = "live";
+  $("stream-state").textContent = t("operator.stream_live");
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -65,10 +69,10 @@ async function stream(token, institution) {
       if (data) render(JSON.parse(data));
     }
   }
-  $("stream-state").textContent = "closed";
+  $("stream-state").textContent = t("operator.stream_closed");
 }
 
-window.addEventListener("DOMContentLoaded", () => {
+window.addEventListener("DOMContentLoaded", () => window.svI18n.ready.then(() => {
   $("signin-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     $("signin-error").textContent = "";
@@ -84,4 +88,4 @@ window.addEventListener("DOMContentLoaded", () => {
     if (params.get("institution")) $("institution").value = params.get("institution");
     stream(token, $("institution").value).catch((e) => { $("signin-error").textContent = e.message; });
   }
-});
+}));

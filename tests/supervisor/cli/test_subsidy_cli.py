@@ -39,9 +39,11 @@ def test_report_claims_eligibility_and_fraud_scan(
 
     assert main([*base, "report", "monthly", "--month", "2026-10", "--format", "csv"]) == 0
     report_csv = capsys.readouterr().out
-    rows = list(csv.DictReader(io.StringIO(report_csv)))
+    # Chinese headers (web.default_language), a totals row last.
+    rows = list(csv.DictReader(io.StringIO(report_csv.removeprefix("\ufeff"))))
+    rows, total = rows[:-1], rows[-1]
     assert len(rows) == 12  # 6 institutions x 2 courses
-    assert sum(int(r["sessions"]) for r in rows) == 360
+    assert sum(int(r["线上学习次数"]) for r in rows) == 360 == int(total["线上学习次数"])
     # The report read the chain summaries the first one stored; recomputing every chain
     # from its events gives the same report.
     assert main([*base, "summaries", "refresh"]) == 0

@@ -85,12 +85,14 @@ def test_scope_operator_of_another_institution_and_learner_are_refused(svc: Serv
     assert r.status_code == 403
     # Pages: the learner cannot sign in; the foreign operator sees a 403 page.
     r = svc.client.post("/inspect/login", data={"token": w.learner})
-    assert r.status_code == 403 and "Learners have no" in r.text
+    # In the default language, Chinese; the reason stays a code.
+    assert r.status_code == 403 and "学员不能使用监管工作台" in r.text
     r = svc.client.post("/inspect/login", data={"token": foreign_op}, follow_redirects=False)
     assert r.status_code == 303
     cookie = r.cookies["sv_workspace"]
     r = svc.client.get(f"/inspect/sessions/{sid}", cookies={"sv_workspace": cookie})
-    assert r.status_code == 403 and "another institution" in r.text
+    assert r.status_code == 403 and 'data-reason="other_institution"' in r.text
+    assert "这属于其他机构" in r.text
     svc.client.cookies.clear()
 
 
@@ -434,7 +436,7 @@ def test_tampering_is_shown_in_the_replay_and_by_the_commands(
     )
     svc.client.cookies.clear()
     assert page.status_code == 200
-    assert "HASH CHAIN BROKEN" in page.text and "event seq 5" in page.text
+    assert "哈希链已断裂" in page.text and "第 5 条记录" in page.text
     assert 'data-state="sealed_mismatch"' in page.text
 
     # A careful forger rewrites an event AND recomputes every later hash: the chain
@@ -515,7 +517,7 @@ def test_pages_escape_what_they_show_and_forms_need_the_csrf_value(svc: Service)
         },
         cookies=cookies,
     )
-    assert r.status_code == 403 and "stale" in r.text
+    assert r.status_code == 403 and 'data-reason="csrf"' in r.text and "表单已过期" in r.text
     assert svc.event_count() == before
     svc.client.cookies.clear()
 

@@ -190,8 +190,9 @@ def test_eligibility_reasons_then_eligible_with_claims_and_report(service: Servi
     assert "*" in rows[0]["id_number"]
     r = service.call("GET", "/api/v1/claims", w.operator, params={**period, "format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    table = [x for x in csv.DictReader(io.StringIO(r.text)) if x["course_id"] == str(course)]
-    assert table[0]["eligible"] == "True" and table[0]["sessions"] == f"session:{sid}"
+    text = r.content.decode("utf-8-sig")  # after the byte-order mark Excel needs
+    table = [x for x in csv.DictReader(io.StringIO(text)) if x["课程编号"] == str(course)]
+    assert table[0]["是否符合补贴条件"] == "是" and table[0]["学习记录"] == f"session:{sid}"
     # An operator sees only their institution; a learner no claims.
     other = _other_operator(service)
     assert service.call("GET", "/api/v1/claims", other, params=period).status_code == 403
@@ -243,8 +244,8 @@ def test_eligibility_reasons_then_eligible_with_claims_and_report(service: Servi
         params={"month": month, "format": "csv"},
     )
     assert r.status_code == 200
-    table = list(csv.DictReader(io.StringIO(r.text)))
-    assert {x["institution_id"] for x in table} == {str(w.institution_id)}
+    table = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert {x["机构编号"] for x in table if x["月份"] != "合计"} == {str(w.institution_id)}
     # Months that `int()` would read but that name no month the folds count in.
     for bad in ("2026-13", " 2026-1", "2026-+1", "２０２６-10", "2026-10 ", "26-10"):
         r = service.call("GET", "/api/v1/reports/monthly", inspector, params={"month": bad})

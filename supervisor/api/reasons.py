@@ -1,0 +1,138 @@
+"""A message for a person per refusal `reason`, for the languages other than English.
+
+The `reason` codes are stable English identifiers that programs act on; the English
+`message` of an error is the one the code raised (the most specific). In another
+language the message is this table's text for the reason, translated through the
+catalogue and filled with the error's details (`{name}` parameters), or the English
+message when the reason has no entry here or a parameter is missing.
+`tests/supervisor/test_i18n.py` holds that every reason raised in the code has one.
+"""
+
+from __future__ import annotations
+
+from supervisor.i18n import N_
+
+REASON_MESSAGES: dict[str, str] = {
+    # -- general --------------------------------------------------------------------
+    "bad_request": N_("The request is malformed."),
+    "unauthenticated": N_("Please sign in: the token is missing, unknown or revoked."),
+    "forbidden": N_("You are not allowed to do this."),
+    "wrong_role": N_("Your role does not allow this."),
+    "other_institution": N_("This belongs to another institution."),
+    "not_your_data": N_("You may only see your own data."),
+    "unknown_id": N_("Nothing was found with this id."),
+    "not_found": N_("This page or record does not exist."),
+    "method_not_allowed": N_("This action is not allowed here."),
+    "conflict": N_("This conflicts with the current record."),
+    "duplicate": N_("This already exists."),
+    "invalid_state": N_("This cannot be done in the current state."),
+    "invalid_input": N_("Some of what was entered is not valid; please check and try again."),
+    "body_too_large": N_("The upload is too large."),
+    "unavailable": N_("The service is busy; please try again shortly."),
+    "storage_unavailable": N_("The service cannot reach its database; please try again later."),
+    "storage_error": N_("The record could not be read or written."),
+    "storage_misconfigured": N_("The service cannot use its storage."),
+    "template_key_error": N_("The service cannot use its storage."),
+    "schema_outdated": N_("The service is being upgraded; please try again later."),
+    "ledger_busy": N_("The record is busy; please try again."),
+    "evidence_purged": N_("The evidence frame was deleted after its retention period."),
+    "http_error": N_("The request could not be served."),
+    "csrf": N_("This form is out of date or did not come from this site; reload the page."),
+    "rate_limited": N_("Too many requests; please wait {retry_after_s} seconds."),
+    "too_many_auth_failures": N_(
+        "Too many failed sign-ins from this address; please wait {retry_after_s} seconds."
+    ),
+    "too_many_uploads": N_("Too many photos sent; please wait {retry_after_s} seconds."),
+    "naive_datetime": N_("A time must name its time zone (e.g. +08:00)."),
+    "time_out_of_range": N_("The time is out of range."),
+    "invalid_month": N_("The month must be written as YYYY-MM."),
+    # -- images and face checks -------------------------------------------------------
+    "not_an_image": N_("The file is not a photo that can be read (JPEG or PNG)."),
+    "image_too_large": N_("The photo is too large; send a smaller one."),
+    "no_face": N_("No face was found. Face the camera in good light."),
+    "multiple_faces": N_("More than one face was found. Only you should be in the picture."),
+    "low_quality": N_("The photo is not clear enough. Follow the advice and try again."),
+    "mismatch": N_("The face does not match the enrolled learner."),
+    "duplicate_identity": N_(
+        "This face is already enrolled under another identity; the case has been flagged."
+    ),
+    "no_consent": N_("Biometric consent has not been given."),
+    "consent_already_given": N_("Biometric consent has already been given."),
+    "consent_version_outdated": N_(
+        "The consent text has changed; please read and agree to version {current_version}."
+    ),
+    "check_deferred": N_("The check could not be run right now; please try again shortly."),
+    "overloaded": N_("Face checks are busy right now; please try again shortly."),
+    "bad_result": N_("The result of the check could not be read; please try again."),
+    "failed": N_("The check could not be completed."),
+    # -- learners, sessions, live study ---------------------------------------------------
+    "invalid_id_number": N_("The resident ID number is not valid (check its last digit)."),
+    "invalid_name": N_("The name is empty."),
+    "not_enrolled": N_("The learner is not enrolled (in this course, or has no enrolled face)."),
+    "already_enrolled": N_("The learner is already enrolled in this course."),
+    "duplicate_learner": N_("A learner is listed twice."),
+    "session_ended": N_("This study session has already ended."),
+    "session_already_open": N_("A study session is already open for this learner."),
+    "in_person_session": N_("This session is attended in person, not online."),
+    "not_live": N_("This session is not supervised live."),
+    "no_pending_check": N_("No check is waiting for these pictures."),
+    "too_many_frames": N_("Too many pictures in one upload."),
+    "alternative_not_approved": N_("In-person attendance has not been approved."),
+    "no_request": N_("The learner has not asked for another way to verify attendance."),
+    "not_in_person": N_("This session is not attended in person."),
+    "not_staff": N_("Only institution staff may confirm presence."),
+    # -- institutions, catalogue, subsidy -------------------------------------------------
+    "institution_suspended": N_("The institution is suspended; training cannot start."),
+    "institution_expelled": N_("The institution has been expelled from the subsidy scheme."),
+    "invalid_credit_code": N_("The unified social credit code is not valid."),
+    "reason_required": N_("Please give a reason."),
+    "same_status": N_("The institution already has this status."),
+    "cap_required": N_("A per-hour subsidy needs a cap."),
+    "no_rules": N_("The course has no catalogue rules yet."),
+    "rules_frozen": N_("The rules are published and can no longer be changed."),
+    "not_published": N_("Only published rules can be withdrawn."),
+    "future_date": N_("The date cannot be in the future."),
+    "invalid_period": N_("The period must end after it starts."),
+    "invalid_status": N_("A decision either confirms or dismisses."),
+    "decided_by_inspector": N_("An inspector has decided this flag; it cannot be overturned."),
+    # -- classes (classroom training and assessments) -------------------------------------
+    "course_not_classroom": N_("Classes are only for classroom or blended courses."),
+    "invalid_schedule": N_("The class schedule is not valid (it must end after it starts)."),
+    "learner_other_institution": N_("The learner belongs to another institution."),
+    "already_on_roster": N_("The learner is already on the roster."),
+    "roster_too_large": N_("The roster is too large."),
+    "roster_frozen": N_("The roster cannot change once supervision has started."),
+    "invalid_camera_url": N_("The camera address is not valid."),
+    "file_source_refused": N_("Video files cannot be used as cameras here."),
+    "duplicate_camera": N_("The class already has this camera."),
+    "too_many_cameras": N_("The class has too many cameras."),
+    "class_running": N_("Not while supervision of the class is running."),
+    "empty_roster": N_("A class cannot be filed with an empty roster."),
+    "filing_closed": N_("Filing is closed once supervision has started."),
+    "not_filed": N_("The class has not been filed yet."),
+    "filing_outdated": N_("The roster changed since the filing; please file again."),
+    "no_cameras": N_("The class has no camera."),
+    "class_over": N_("The class's schedule has ended."),
+    "too_early": N_("It is too early to start supervision of this class."),
+    "already_running": N_("Supervision of the class is already running."),
+    "not_running": N_("Supervision of the class is not running."),
+    # -- inspection -----------------------------------------------------------------------
+    "bad_hash": N_("A frame is named by 64 lowercase hexadecimal characters."),
+    "no_seal": N_("No seal has been made yet."),
+    "bad_period": N_("The period must end after it starts."),
+    "bad_sample_size": N_("The sample size is out of range."),
+    "bad_seed": N_("A seed is 1 to 128 characters."),
+    "bad_verdict": N_("The verdict is regular or irregular."),
+    "note_required": N_("An irregular verdict needs a note."),
+    "note_too_long": N_("The note is at most 2000 characters."),
+    "not_in_draw": N_("That session is not in this draw."),
+    # -- WebRTC ---------------------------------------------------------------------------
+    "invalid_sdp": N_("The video connection could not be set up (invalid offer)."),
+    "sdp_too_large": N_("The video connection could not be set up (offer too large)."),
+    "no_video": N_("The connection carries no video."),
+    "peer_exists": N_("This session already has a video connection."),
+    "too_many_peers": N_("Too many video connections right now; please try again shortly."),
+    "ice_failed": N_("The video connection failed; check the network and try again."),
+    "not_connected": N_("The video connection is not open."),
+    "capture_error": N_("The camera's pictures could not be read."),
+}
