@@ -125,8 +125,11 @@ async def get_consent(learner_id: int, p: PrincipalDep, reg: RegistryDep) -> Con
 async def give_consent(
     learner_id: int, body: ConsentIn, p: PrincipalDep, reg: RegistryDep
 ) -> ConsentOut:
-    """Record biometric consent to the current consent text version (the learner)."""
-    return ConsentOut.of(await reg.give_consent(p, learner_id, body.text_version))
+    """Record biometric consent to the current consent text version: the learner with their
+    own token, or bureau staff from a form signed in person (`signed_form_sha256`). An
+    institution's operator cannot (403 `learner_only`)."""
+    consent = await reg.give_consent(p, learner_id, body.text_version, body.signed_form_sha256)
+    return ConsentOut.of(consent)
 
 
 @router.delete("/learners/{learner_id}/consent", response_model=WithdrawalOut, tags=["consent"])

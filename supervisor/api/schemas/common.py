@@ -103,6 +103,12 @@ class LearnerOut(BaseModel):
 
 class ConsentIn(In):
     text_version: str = Field(min_length=1, max_length=64)
+    signed_form_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Bureau staff only, for consent given in person: the SHA-256 (lowercase "
+        "hex) of the scanned form the learner signed.",
+    )
 
 
 class ConsentOut(BaseModel):
