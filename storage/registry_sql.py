@@ -27,6 +27,7 @@ from storage.models import (
     courses,
     face_templates,
     flags,
+    institution_codes,
     institutions,
     learners,
     session_clients,
@@ -68,24 +69,43 @@ class SqlRegistryStore:
 
     # -- institutions and courses ---------------------------------------------------
 
-    def create_institution(self, name: str) -> Institution:
+    def create_institution(self, name: str, credit_code: str | None = None) -> Institution:
+        """A new institution, with its credit code when given (both unique: `Duplicate`
+        for a name, compared without case or extra spaces, or a code already taken)."""
         name = text(name, "institution name", 200)
+        code = text(credit_code, "credit code", 18) if credit_code is not None else None
+        folded = " ".join(name.split()).casefold()
         with self._db.write() as conn:
+            for other in conn.execute(select(institutions.c.name)):
+                if " ".join(other.name.split()).casefold() == folded:
+                    raise Duplicate(f"an institution named {name!r} already exists")
+            if code is not None and conn.execute(
+                select(institution_codes.c.institution_id).where(
+                    institution_codes.c.credit_code == code
+                )
+            ).first():
+                raise Duplicate("this credit code belongs to another institution")
             row = conn.execute(
                 insert(institutions)
                 .values(name=name, status=InstitutionStatus.active.value, created_at=_now())
                 .returning(*institutions.c)
             ).one()
-        return _institution(row)
+            if code is not None:
+                conn.execute(
+                    insert(institution_codes).values(institution_id=row.id, credit_code=code)
+                )
+        return _institution(row, code)
 
     def get_institution(self, institution_id: int) -> Institution:
         with self._db.read() as conn:
-            return _institution(_get(conn, institutions, institution_id, "institution"))
+            row = _get(conn, institutions, institution_id, "institution")
+            return _institution(row, _codes(conn, institution_id).get(institution_id))
 
     def list_institutions(self) -> list[Institution]:
         with self._db.read() as conn:
+            codes = _codes(conn)
             rows = conn.execute(select(institutions).order_by(institutions.c.id))
-            return [_institution(r) for r in rows]
+            return [_institution(r, codes.get(r.id)) for r in rows]
 
     def create_course(
         self, institution_id: int, name: str, required_hours: float, delivery_mode: DeliveryMode
@@ -541,8 +561,15 @@ def _active_consent(conn: Connection, learner_id: int, *, for_update: bool) -> R
     return conn.execute(stmt).first()
 
 
-def _institution(r: Row[Any]) -> Institution:
-    return Institution(r.id, r.name, InstitutionStatus(r.status), r.created_at)
+def _institution(r: Row[Any], credit_code: str | None = None) -> Institution:
+    return Institution(r.id, r.name, InstitutionStatus(r.status), r.created_at, credit_code)
+
+
+def _codes(conn: Connection, institution_id: int | None = None) -> dict[int, str]:
+    stmt = select(institution_codes)
+    if institution_id is not None:
+        stmt = stmt.where(institution_codes.c.institution_id == institution_id)
+    return {r.institution_id: r.credit_code for r in conn.execute(stmt)}
 
 
 def _course(r: Row[Any]) -> Course:

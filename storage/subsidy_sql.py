@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy import Row, delete, func, insert, or_, select, update
 
 from storage.engine import Database
 from storage.exceptions import Duplicate, InvalidInput, InvalidState, NotFound
@@ -79,6 +79,29 @@ class SqlSubsidyStore:
             ).first()
             if taken is not None:
                 raise Duplicate("this credit code belongs to another institution")
+            conn.execute(
+                insert(institution_codes).values(institution_id=institution_id, credit_code=code)
+            )
+            return _record(conn, institution_id)
+
+    def correct_credit_code(self, institution_id: int, credit_code: str) -> InstitutionRecord:
+        """Replace the institution's code (the bureau's correction, recorded in the ledger
+        by the caller); `Duplicate` when the code is another institution's."""
+        code = text(credit_code, "credit code", 18)
+        with self._db.write() as conn:
+            _get(conn, institutions, institution_id, "institution")
+            taken = conn.execute(
+                select(institution_codes.c.institution_id).where(
+                    institution_codes.c.credit_code == code
+                )
+            ).first()
+            if taken is not None and taken.institution_id != institution_id:
+                raise Duplicate("this credit code belongs to another institution")
+            conn.execute(
+                delete(institution_codes).where(
+                    institution_codes.c.institution_id == institution_id
+                )
+            )
             conn.execute(
                 insert(institution_codes).values(institution_id=institution_id, credit_code=code)
             )

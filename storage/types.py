@@ -44,6 +44,7 @@ class Institution:
     name: str
     status: InstitutionStatus
     created_at: datetime
+    credit_code: str | None = None  # unified social credit code (GB 32100), once recorded
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,32 @@ class InstitutionStatusChanged(ev.Event):
 
 
 @dataclass(frozen=True, slots=True)
+class InstitutionRegistered(ev.Event):
+    """The bureau files an institution under its name and unified social credit code."""
+
+    KIND: ClassVar[str] = "institution_registered"
+    institution_id: int
+    name: str
+    credit_code: str
+    registered_by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CreditCodeCorrected(ev.Event):
+    """The bureau corrects an institution's credit code, with a reason; the earlier code
+    stays in the ledger."""
+
+    KIND: ClassVar[str] = "credit_code_corrected"
+    institution_id: int
+    previous: str | None
+    credit_code: str
+    reason: str
+    corrected_by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class LearnerEnrolled(ev.Event):
     KIND: ClassVar[str] = "course_enrolled"
     learner_id: int
@@ -144,6 +170,8 @@ KINDS: tuple[type[ev.Event], ...] = (
     CourseRulesPublished,
     CourseRulesWithdrawn,
     InstitutionStatusChanged,
+    InstitutionRegistered,
+    CreditCodeCorrected,
     LearnerEnrolled,
     AssessmentRecorded,
     FlagRaised,

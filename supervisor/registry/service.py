@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.exceptions import Duplicate
 from storage.types import (
     Consent,
     Course,
@@ -29,7 +30,9 @@ from supervisor.context import Context
 from supervisor.errors import CheckRefused, Conflict, InvalidInput, image_refusal
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
+from supervisor.ledger import subsidy as se
 from supervisor.registry.consent import base_version
+from supervisor.registry.credit_code import code_problem, normalise
 from supervisor.registry.identity import id_number_problem, normalise_id_number
 from supervisor.registry.status import ensure_may_register
 from supervisor.rules.flags import EvidenceRef
@@ -53,9 +56,27 @@ class RegistryService:
 
     # -- institutions and courses -------------------------------------------
 
-    async def create_institution(self, p: Principal, name: str) -> Institution:
+    async def create_institution(self, p: Principal, name: str, credit_code: str) -> Institution:
+        """File an institution (the bureau): its name and unified social credit code, both
+        unique, recorded in the institution's chain."""
         require_bureau(p)
-        return await self.ctx.db(self.store.create_institution, name)
+        problem = code_problem(credit_code)
+        if problem is not None:
+            raise InvalidInput(
+                f"unified social credit code {problem}", reason="invalid_credit_code"
+            )
+        code = normalise(credit_code)
+        name = " ".join(name.split())
+        if not name:
+            raise InvalidInput("the institution's name is empty", reason="invalid_name")
+        try:
+            inst = await self.ctx.db(self.store.create_institution, name, code)
+        except Duplicate as exc:
+            reason = "duplicate_credit_code" if "code" in str(exc) else "duplicate_name"
+            raise Conflict(str(exc), reason=reason) from None
+        event = se.InstitutionRegistered(inst.id, inst.name, code, p.actor, self.ctx.clock())
+        await self.ctx.append(se.institution_chain(inst.id), [codec.encode(event)])
+        return inst
 
     async def get_institution(self, p: Principal, institution_id: int) -> Institution:
         can_read_institution(p, institution_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from storage.exceptions import Duplicate
 from storage.types import (
     AssessmentResult,
     Course,
@@ -84,15 +85,39 @@ class SubsidyService:
         return await self.ctx.db(self.store.institution_record, institution_id)
 
     async def set_credit_code(
-        self, p: Principal, institution_id: int, code: str
+        self, p: Principal, institution_id: int, code: str, reason: str | None = None
     ) -> InstitutionRecord:
+        """Record the institution's credit code, or correct it (the bureau). A correction
+        needs a reason and is recorded in the institution's chain with the earlier code."""
         require_bureau(p)
         problem = code_problem(code)
         if problem is not None:
             raise InvalidInput(
                 f"unified social credit code {problem}", reason="invalid_credit_code"
             )
-        return await self.ctx.db(self.store.set_credit_code, institution_id, normalise(code))
+        code = normalise(code)
+        current = await self.ctx.db(self.store.institution_record, institution_id)
+        if current.credit_code == code:
+            raise Conflict("the institution already has this code", reason="same_credit_code")
+        if current.credit_code is not None and not (reason or "").strip():
+            raise InvalidInput(
+                "correcting a recorded credit code needs a reason", reason="reason_required"
+            )
+        async with self.ctx.lock(se.institution_chain(institution_id)):
+            try:
+                record = await self.ctx.db(self.store.correct_credit_code, institution_id, code)
+            except Duplicate as exc:
+                raise Conflict(str(exc), reason="duplicate_credit_code") from None
+            event = se.CreditCodeCorrected(
+                institution_id,
+                current.credit_code,
+                code,
+                (reason or "first recorded").strip(),
+                p.actor,
+                self.ctx.clock(),
+            )
+            await self.ctx.append(se.institution_chain(institution_id), [codec.encode(event)])
+        return record
 
     async def change_status(
         self,

@@ -14,7 +14,7 @@ import numpy as np
 
 from storage.types import Role
 from tests import imagegen
-from tests.supervisor.conftest import Service, _service, new_id_number
+from tests.supervisor.conftest import Service, _service, institution_body, new_id_number
 
 # Roll calls about every second (CPU per roll call is about half a second here),
 # cameras that give up quickly and come back quickly.
@@ -80,7 +80,9 @@ def make_class(
 ) -> Classroom:
     """A classroom course, a class starting now, and one learner per photo, each with
     consent and an enrolled face, on the roster; then the cameras and the filing."""
-    r = svc.call("POST", "/api/v1/institutions", svc.admin, json={"name": "Vocational school"})
+    r = svc.call(
+        "POST", "/api/v1/institutions", svc.admin, json=institution_body("Vocational school")
+    )
     assert r.status_code == 201, r.text
     inst = r.json()["id"]
     operator = svc.token(Role.operator, inst)

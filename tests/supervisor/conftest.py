@@ -109,6 +109,21 @@ def make_settings(tmp: Path, database_url: str, **overrides: object) -> Settings
 
 
 _serial = iter(range(1, 10**6))
+_codes = iter(range(1, 10**6))
+
+
+def new_credit_code() -> str:
+    """A valid, unique 18-character unified social credit code (GB 32100)."""
+    from supervisor.registry.credit_code import check_character
+
+    body = f"9111010{next(_codes):06d}MA0X"[:17]
+    return body + check_character(body)
+
+
+def institution_body(name: str) -> dict[str, str]:
+    """The body of POST /institutions: names and credit codes are unique, so each call
+    gets its own number after the name, and its own code."""
+    return {"name": f"{name} {next(_serial)}", "credit_code": new_credit_code()}
 
 
 def new_id_number(birth: str = "19900307") -> str:
@@ -210,7 +225,9 @@ class Service:
         return self.storage.ledger.verify(None).events
 
     def world(self, enrol: bool = True, photo: bytes | None = None) -> World:
-        r = self.call("POST", "/api/v1/institutions", self.admin, json={"name": "Test school"})
+        r = self.call(
+            "POST", "/api/v1/institutions", self.admin, json=institution_body("Test school")
+        )
         assert r.status_code == 201, r.text
         inst = r.json()["id"]
         operator = self.token(Role.operator, inst)

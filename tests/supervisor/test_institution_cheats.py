@@ -23,6 +23,7 @@ from tests.supervisor.conftest import (
     Service,
     StillFrames,
     _service,
+    institution_body,
     new_id_number,
 )
 
@@ -439,3 +440,51 @@ def test_bureau_staff_record_consent_given_in_person_with_the_forms_hash(
     assert '"form_sha256":"' + "b" * 64 + '"' in given.payload
     assert '"recorded_by":"bureau:' in given.payload
     assert svc.token(Role.inspector)  # inspectors exist too; they record no consent
+
+
+def test_institutions_are_filed_with_a_unique_name_and_code_corrected_only_with_a_reason(
+    service: Service,
+) -> None:
+    svc = service
+    body = institution_body("Filing school")
+    op = svc.world(enrol=False).operator
+    with unchanged(svc):
+        r = svc.call("POST", "/api/v1/institutions", svc.admin, json={"name": body["name"]})
+        refused(r, 422, "invalid_input")  # the code is required
+        bad = {**body, "credit_code": body["credit_code"][:-1] + "0"}
+        if bad["credit_code"] == body["credit_code"]:
+            bad["credit_code"] = body["credit_code"][:-1] + "1"
+        refused(svc.call("POST", "/api/v1/institutions", svc.admin, json=bad), 422)
+        refused(svc.call("POST", "/api/v1/institutions", op, json=body), 403, "wrong_role")
+    r = svc.call("POST", "/api/v1/institutions", svc.bureau, json=body)
+    assert r.status_code == 201, r.text
+    inst = r.json()["id"]
+    assert r.json()["credit_code"] == body["credit_code"]
+    listed = svc.call("GET", "/api/v1/institutions", svc.bureau).json()
+    assert {"id": inst, "credit_code": body["credit_code"]}.items() <= next(
+        i for i in listed if i["id"] == inst
+    ).items()
+    with unchanged(svc):
+        same_name = {**institution_body("x"), "name": body["name"].upper()}
+        refused(svc.call("POST", "/api/v1/institutions", svc.bureau, json=same_name), 409,
+                "duplicate_name")  # fmt: skip
+        same_code = {**institution_body("y"), "credit_code": body["credit_code"]}
+        refused(svc.call("POST", "/api/v1/institutions", svc.bureau, json=same_code), 409,
+                "duplicate_credit_code")  # fmt: skip
+    # A correction: the bureau, with a reason, recorded with the earlier code.
+    new_code = institution_body("z")["credit_code"]
+    url = f"/api/v1/institutions/{inst}/credit-code"
+    with unchanged(svc):
+        refused(svc.call("PUT", url, svc.bureau, json={"credit_code": new_code}), 422,
+                "reason_required")  # fmt: skip
+        op = svc.token(Role.operator, inst)
+        r = svc.call("PUT", url, op, json={"credit_code": new_code, "reason": "typo"})
+        refused(r, 403, "wrong_role")
+    r = svc.call(
+        "PUT", url, svc.bureau, json={"credit_code": new_code, "reason": "typo on the filing"}
+    )
+    assert r.status_code == 200 and r.json()["credit_code"] == new_code, r.text
+    chain = [e.kind for e in svc.storage.ledger.read_chain(f"institution:{inst}")]
+    assert chain == ["institution_registered", "credit_code_corrected"]
+    last = svc.storage.ledger.read_chain(f"institution:{inst}")[-1].payload
+    assert body["credit_code"] in last and "typo on the filing" in last

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from storage.types import Role
-from tests.supervisor.conftest import Service, _service, wait_js
+from tests.supervisor.conftest import Service, _service, institution_body, wait_js
 from tests.videogen import write_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -96,7 +96,9 @@ def test_docs_and_redoc_render_offline(
 def test_public_pages_in_chinese(
     svc: Service, browser_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
-    r = svc.call("POST", "/api/v1/institutions", svc.admin, json={"name": "红星职业技能培训学校"})
+    r = svc.call(
+        "POST", "/api/v1/institutions", svc.admin, json=institution_body("红星职业技能培训学校")
+    )
     inst = r.json()["id"]
     op = svc.token(Role.operator, inst)
     body = {"institution_id": inst, "name": "电工（四级）", "required_hours": 40}
@@ -106,7 +108,8 @@ def test_public_pages_in_chinese(
     rules.update(subsidy_amount=30, subsidy_cap=1200)
     assert svc.call("PUT", f"/api/v1/courses/{cid}/rules", op, json=rules).status_code == 200
     assert svc.call("POST", f"/api/v1/courses/{cid}/publish", op).status_code == 200
-    r = svc.call("POST", "/api/v1/institutions", svc.admin, json={"name": "虚假培训中心"})
+    r = body = institution_body("虚假培训中心")
+    r = svc.call("POST", "/api/v1/institutions", svc.admin, json=body)
     bad = r.json()["id"]
     status = {
         "status": "expelled",

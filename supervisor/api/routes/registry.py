@@ -49,7 +49,7 @@ async def create_institution(
     body: InstitutionIn, p: PrincipalDep, reg: RegistryDep
 ) -> InstitutionOut:
     """Register a training institution (admin)."""
-    return InstitutionOut.of(await reg.create_institution(p, body.name))
+    return InstitutionOut.of(await reg.create_institution(p, body.name, body.credit_code))
 
 
 @router.get("/institutions", response_model=list[InstitutionOut], tags=["institutions"])

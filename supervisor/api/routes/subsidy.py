@@ -119,8 +119,10 @@ async def institution_record(
 async def set_credit_code(
     institution_id: int, body: CreditCodeIn, p: PrincipalDep, svc: SubsidyDep
 ) -> InstitutionRecordOut:
-    """Record the unified social credit code (admin; validated with its check character)."""
-    return InstitutionRecordOut.of(await svc.set_credit_code(p, institution_id, body.credit_code))
+    """Record or correct the unified social credit code (the bureau; validated with its check
+    character). A correction needs a `reason`; both are ledger events."""
+    record = await svc.set_credit_code(p, institution_id, body.credit_code, body.reason)
+    return InstitutionRecordOut.of(record)
 
 
 @router.post(

@@ -34,7 +34,13 @@ class In(BaseModel):
 
 
 class InstitutionIn(In):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, description="Unique, whatever the case.")
+    credit_code: str = Field(
+        min_length=18,
+        max_length=40,
+        description="Unified social credit code (GB 32100), validated with its check "
+        "character; unique.",
+    )
 
 
 class InstitutionOut(BaseModel):
@@ -42,10 +48,17 @@ class InstitutionOut(BaseModel):
     name: str
     status: InstitutionStatus
     created_at: datetime
+    credit_code: str | None = Field(description="Unified social credit code (GB 32100).")
 
     @classmethod
     def of(cls, i: Institution) -> InstitutionOut:
-        return cls(id=i.id, name=i.name, status=i.status, created_at=i.created_at)
+        return cls(
+            id=i.id,
+            name=i.name,
+            status=i.status,
+            created_at=i.created_at,
+            credit_code=i.credit_code,
+        )
 
 
 class CourseIn(In):

@@ -31,6 +31,11 @@ class CreditCodeIn(In):
     credit_code: str = Field(
         min_length=1, max_length=40, description="Unified social credit code (GB 32100)."
     )
+    reason: str | None = Field(
+        None,
+        max_length=2000,
+        description="Why a recorded code is corrected (required then); kept in the ledger.",
+    )
 
 
 class StatusIn(In):

@@ -15,7 +15,7 @@ from config.web import WebSettings
 from storage.types import Role
 from supervisor.api.middleware.security import security_headers
 from supervisor.web import STATIC_DIR
-from tests.supervisor.conftest import HOPPER_FRAME, Service, _service
+from tests.supervisor.conftest import HOPPER_FRAME, Service, _service, institution_body
 
 WEB = {
     "auth_failures_per_window": 5,
@@ -191,7 +191,7 @@ def test_cookie_requests_need_origin_and_double_submit(svc: Service) -> None:
     )
     assert r.status_code == 200
     svc.client.cookies.clear()
-    r = svc.call("POST", "/api/v1/institutions", svc.admin, json={"name": "Bearer school"})
+    r = svc.call("POST", "/api/v1/institutions", svc.admin, json=institution_body("Bearer school"))
     assert r.status_code == 201
 
 

@@ -14,7 +14,7 @@ from storage.types import Role
 from supervisor.cli.main import main
 from tests.classgen import free_port
 from tests.supervisor.classroom_helpers import wait_for
-from tests.supervisor.conftest import Service, new_id_number
+from tests.supervisor.conftest import Service, institution_body, new_id_number
 
 
 def at(minutes: float) -> str:
@@ -22,7 +22,7 @@ def at(minutes: float) -> str:
 
 
 def institution(svc: Service, delivery: str = "classroom") -> tuple[int, str, int]:
-    r = svc.call("POST", "/api/v1/institutions", svc.admin, json={"name": "Skills centre"})
+    r = svc.call("POST", "/api/v1/institutions", svc.admin, json=institution_body("Skills centre"))
     inst = r.json()["id"]
     op = svc.token(Role.operator, inst)
     r = svc.call(

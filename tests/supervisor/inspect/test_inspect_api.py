@@ -21,7 +21,7 @@ from supervisor.inspect.spot_checks import draw_sample
 from tests import imagegen
 from tests.conftest import scratch_postgres_db
 from tests.storage.helpers import tamper
-from tests.supervisor.conftest import HOPPER_FRAME, Service, World, _service
+from tests.supervisor.conftest import HOPPER_FRAME, Service, World, _service, institution_body
 from tests.supervisor.inspect_helpers import record_session
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -498,7 +498,10 @@ def _toml(svc: Service) -> Path:
 
 def test_pages_escape_what_they_show_and_forms_need_the_csrf_value(svc: Service) -> None:
     r = svc.call(
-        "POST", "/api/v1/institutions", svc.admin, json={"name": "<img src=x onerror=alert(1)>"}
+        "POST",
+        "/api/v1/institutions",
+        svc.admin,
+        json=institution_body("<img src=x onerror=alert(1)>"),
     )
     inst = r.json()["id"]
     inspector = svc.token(Role.inspector)

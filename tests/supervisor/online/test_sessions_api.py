@@ -19,6 +19,7 @@ from tests.supervisor.conftest import (
     HOPPER_FRAME,
     Service,
     StillFrames,
+    institution_body,
     new_id_number,
 )
 
@@ -223,7 +224,7 @@ def test_refusals_name_their_reason_and_never_touch_the_ledger(service: Service)
     _refusal(r, 404, "unknown_id")
     _refusal(service.call("GET", "/api/v1/sessions/not-a-uuid", w.learner), 422, "invalid_input")
     _refusal(
-        service.call("POST", "/api/v1/institutions", w.operator, json={"name": "x"}),
+        service.call("POST", "/api/v1/institutions", w.operator, json=institution_body("x")),
         403,
         "wrong_role",
     )

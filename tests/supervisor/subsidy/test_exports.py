@@ -14,7 +14,7 @@ import pytest
 
 from storage.types import Role
 from supervisor.subsidy.exports import FORMULA_TRIGGERS, safe_text
-from tests.supervisor.conftest import Service, new_id_number
+from tests.supervisor.conftest import Service, institution_body, new_id_number
 
 # What issue 22 found raw in an export: a formula that opens a link, and DDE.
 EVIL_COURSE = '=HYPERLINK("http://evil.example/","点我")'
@@ -24,7 +24,7 @@ EVIL_NAME = "=cmd|' /C calc'!A0"
 def _claim(svc: Service) -> tuple[int, int, str]:
     """An institution whose course and learner carry formula-like names, the course
     published, the learner enrolled and assessed now: one claim (not eligible)."""
-    r = svc.call("POST", "/api/v1/institutions", svc.admin, json={"name": "+技校"})
+    r = svc.call("POST", "/api/v1/institutions", svc.admin, json=institution_body("+技校"))
     assert r.status_code == 201, r.text
     inst = r.json()["id"]
     operator = svc.token(Role.operator, inst)

@@ -21,6 +21,7 @@ from tests.supervisor.conftest import (
     Service,
     StillFrames,
     World,
+    institution_body,
     new_id_number,
 )
 
@@ -95,7 +96,7 @@ def _study(svc: Service, w: World, course: int, checks: int = 1) -> str:
 
 
 def _other_operator(svc: Service) -> str:
-    r = svc.call("POST", "/api/v1/institutions", svc.admin, json={"name": "Another school"})
+    r = svc.call("POST", "/api/v1/institutions", svc.admin, json=institution_body("Another school"))
     assert r.status_code == 201, r.text
     return svc.token(Role.operator, r.json()["id"])
 
