@@ -338,6 +338,8 @@ class ReplayRow:
     original: bool  # find_replay named the stored frame it came from
     phash_hit: bool
     identical_hit: bool
+    stored: str = ""
+    flagged: str = ""  # the stored frame find_replay named, if another one
 
 
 def same_face(stored: Stored, change: Change, box: FaceBox) -> bool:
@@ -366,7 +368,9 @@ def run_replays(
             ident = image.shape == s.image.shape and bool(np.array_equal(image, s.image))
             result = engine.presence(image)
             if result.box is None or not same_face(s, c, result.box):
-                rows.append(ReplayRow(c.name, c.group, source, "face lost", None, False, ph, ident))
+                rows.append(
+                    ReplayRow(c.name, c.group, source, "face lost", None, False, ph, ident, s.key)
+                )
                 continue
             marks = engine.landmarks(image, result.box, 5)
             probe = replay.probe_frame(image, result.box, marks)
@@ -376,8 +380,20 @@ def run_replays(
                 outcome = "gates"
             else:
                 outcome = "caught" if found.replayed else "missed"
+            other = "" if found.index in (None, i) else stored[found.index].key
             rows.append(
-                ReplayRow(c.name, c.group, source, outcome, exact, found.index == i, ph, ident)
+                ReplayRow(
+                    c.name,
+                    c.group,
+                    source,
+                    outcome,
+                    exact,
+                    found.index == i,
+                    ph,
+                    ident,
+                    s.key,
+                    other,
+                )
             )
         if (i + 1) % 50 == 0:
             print(f"  replays of {i + 1}/{len(stored)} stored frames done", file=sys.stderr)
@@ -452,6 +468,22 @@ def print_replays(rows: list[ReplayRow]) -> None:
                     f"{totals[p + 'named']}/{totals[p + 'caught']}"
                 )
         print()
+    missed = sorted((r for r in rows if r.outcome == "missed"), key=lambda r: -(r.exact or 1.0))
+    print(
+        f"Missed usable replays ({len(missed)}), worst first (change: stored frame, exact score):"
+    )
+    for r in missed[:30]:
+        exact = "not comparable" if r.exact is None else f"{r.exact:.5f}"
+        print(f"  {r.change}: {r.stored} {exact}")
+    others = Counter(
+        (r.stored.rsplit(":", 1)[0] if r.stored.startswith("video:") else r.stored, r.flagged)
+        for r in rows
+        if r.outcome == "caught" and r.flagged
+    )
+    print(f"Caught, but as a copy of another stored frame ({sum(others.values())}):")
+    for (a, b), n in others.most_common(12):
+        print(f"  {n:3d} x  {a} -> {b}")
+    print()
 
 
 # -- honest frames -----------------------------------------------------------------------------
