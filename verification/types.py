@@ -566,3 +566,54 @@ class RollCallResult:
         for f in self.frames:
             total = total + f.timings
         return total
+
+
+# -- replayed frames (verification/replay.py) -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FrameSignature:
+    """A compact signature of one frame's face, to recognise the frame again after
+    re-encoding, noise, small crops, rescaling and light changes.
+
+    `cells` holds GRID x GRID uint8 grey levels of the aligned, blurred inner face
+    (row-major), stretched over the cells inside the frame; `inside` one bit per
+    cell (numpy.packbits order). `iod_px` is the face's inter-ocular distance in
+    the frame, px (diagnostic). Stored as bytes by `replay.encode_signature` (296
+    bytes in format version 1). It is a very coarse face image: personal data, kept
+    beside the evidence frame and deleted with it or with the learner's data.
+    """
+
+    version: int
+    grid: int
+    iod_px: float
+    inside: bytes
+    cells: bytes
+
+
+class ReplayVerdict(StrEnum):
+    replayed = "replayed"  # a (near-)copy of a stored frame
+    distinct = "distinct"  # no stored frame is close enough
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayMatch:
+    """The replay decision for one new frame against stored signatures.
+
+    `score` is the lowest exact score found (the share of a stored face's variance
+    the best-aligned new frame leaves unexplained: 0 = the same pixels), `index`
+    the bank row it belongs to; both None when no stored frame was close enough to
+    be aligned. `examined` stored frames were aligned out of `compared`.
+    """
+
+    verdict: ReplayVerdict
+    score: float | None
+    index: int | None
+    threshold: float
+    examined: int
+    compared: int
+    elapsed_ms: float
+
+    @property
+    def replayed(self) -> bool:
+        return self.verdict is ReplayVerdict.replayed
