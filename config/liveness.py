@@ -38,6 +38,19 @@ class LivenessSettings(_Section):
     challenge_min_interval_s: float = Field(
         300.0, ge=0, le=86_400, description="Least time between two challenges of a session."
     )
+    replay_check: bool = Field(
+        True,
+        description="Refuse a check or sign-in frame that is the same picture as a frame kept "
+        "earlier (an enrolment photo or a check's evidence) of any learner of the "
+        "institution, re-encoded, cropped, scaled or noised (`replayed_frame`).",
+    )
+    replay_cache_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="Seconds a worker keeps an institution's frame signatures before reading "
+        "them again (its own new ones are added at once).",
+    )
     challenge_kinds: tuple[str, ...] = Field(
         ("turn_left", "turn_right", "look_up"),
         min_length=1,

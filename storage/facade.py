@@ -22,18 +22,21 @@ from storage.protocols import (
     LedgerStore,
     RegistryStore,
     SealStore,
+    SignatureStore,
     SubsidyStore,
     SummaryStore,
     TemplateStore,
 )
 from storage.registry_sql import SqlRegistryStore
+from storage.signatures_sql import SqlSignatureStore
 from storage.subsidy_sql import SqlSubsidyStore
 from storage.summaries_sql import SqlSummaryStore
 from storage.templates_sql import KEY_BYTES, SqlTemplateStore
 
 
 class Storage:
-    """The storage of one process: `.ledger`, `.registry`, `.templates`, `.evidence`,
+    """The storage of one process: `.ledger`, `.registry`, `.templates`, `.signatures`,
+    `.evidence`,
     `.classroom`, `.seals`, `.access_log`, `.subsidy`, `.summaries`, each typed by
     its protocol (`storage.protocols`), whatever implements it.
 
@@ -48,12 +51,14 @@ class Storage:
         registry: RegistryStore,
         templates: TemplateStore,
         evidence: EvidenceStore,
+        signatures: SignatureStore,
     ) -> None:
         self.db = db
         self.ledger = ledger
         self.registry = registry
         self.templates = templates
         self.evidence = evidence
+        self.signatures = signatures
         self.classroom: ClassroomStore = SqlClassroomStore(db)
         self.seals: SealStore = SqlSealStore(db)
         self.access_log: AccessLogStore = SqlAccessLog(db)
@@ -127,6 +132,7 @@ def open_storage(
             SqlRegistryStore(db),
             SqlTemplateStore(db, key),
             LocalEvidenceStore(db, evidence.directory),
+            SqlSignatureStore(db, key),
         )
     except BaseException:
         db.dispose()

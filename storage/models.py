@@ -152,6 +152,26 @@ class StudySessionRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class FrameSignatureRow(Base):
+    """A coarse signature of the face in a kept frame (enrolment photo or check evidence),
+    to find the same frame posted again (`verification.replay`). Derived from the face,
+    so biometric: AES-256-GCM ciphertext only, deleted with the templates on withdrawal
+    and kept no longer than its frame's retention."""
+
+    __tablename__ = "frame_signatures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    evidence_sha256: Mapped[str] = mapped_column(String(HASH_LEN))
+    kind: Mapped[str] = mapped_column(String(16))  # enrolment | check
+    key_id: Mapped[str] = mapped_column(String(16))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retain_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class SessionClientRow(Base):
     """Where a session was studied from: the client's network address and a keyed hash
     of its device fingerprint. Personal data, kept until `retain_until`."""
@@ -267,6 +287,7 @@ face_templates = cast(Table, FaceTemplateRow.__table__)
 api_tokens = cast(Table, ApiTokenRow.__table__)
 study_sessions = cast(Table, StudySessionRow.__table__)
 session_clients = cast(Table, SessionClientRow.__table__)
+frame_signatures = cast(Table, FrameSignatureRow.__table__)
 flags = cast(Table, FlagRow.__table__)
 evidence = cast(Table, EvidenceRow.__table__)
 ledger_events = cast(Table, LedgerEventRow.__table__)

@@ -38,6 +38,7 @@ from storage.types import (
     RosterEntry,
     Seal,
     SessionClient,
+    StoredSignature,
     StudySession,
     SubsidyKind,
     SupervisionRun,
@@ -208,6 +209,23 @@ class RegistryStore(Protocol):
         self, status: FlagStatus | None = None, institution_id: int | None = None
     ) -> list[Flag]: ...
     def decide_flag(self, flag_id: int, status: FlagStatus, by: str, note: str) -> Flag: ...
+
+
+class SignatureStore(Protocol):
+    """Signatures of kept frames (enrolment photos, check evidence), encrypted at rest,
+    to find the same frame posted again."""
+
+    def add(
+        self,
+        learner_id: int,
+        evidence_sha256: str,
+        kind: str,
+        signature: bytes,
+        retain_until: datetime,
+    ) -> StoredSignature: ...
+    def for_institution(self, institution_id: int, after_id: int = 0) -> list[StoredSignature]: ...
+    def delete_for_learner(self, learner_id: int) -> int: ...
+    def purge_expired(self, now: datetime) -> int: ...
 
 
 class TemplateStore(Protocol):

@@ -27,6 +27,7 @@ from storage.models import (
     courses,
     face_templates,
     flags,
+    frame_signatures,
     institution_codes,
     institutions,
     learners,
@@ -79,11 +80,14 @@ class SqlRegistryStore:
             for other in conn.execute(select(institutions.c.name)):
                 if " ".join(other.name.split()).casefold() == folded:
                     raise Duplicate(f"an institution named {name!r} already exists")
-            if code is not None and conn.execute(
-                select(institution_codes.c.institution_id).where(
-                    institution_codes.c.credit_code == code
-                )
-            ).first():
+            if (
+                code is not None
+                and conn.execute(
+                    select(institution_codes.c.institution_id).where(
+                        institution_codes.c.credit_code == code
+                    )
+                ).first()
+            ):
                 raise Duplicate("this credit code belongs to another institution")
             row = conn.execute(
                 insert(institutions)
@@ -214,9 +218,9 @@ class SqlRegistryStore:
         return _consent(row)
 
     def withdraw_consent(self, learner_id: int, at: datetime) -> tuple[Consent, int]:
-        """Withdraw the active consent and delete the learner's templates in one
-        transaction; returns the consent and the number of templates deleted.
-        Raises `NotFound` when there is no active consent."""
+        """Withdraw the active consent and delete the learner's templates and frame
+        signatures (both biometric) in one transaction; returns the consent and the
+        number of templates deleted. Raises `NotFound` when there is no active consent."""
         aware(at, "at")
         with self._db.write() as conn:
             active = _active_consent(conn, learner_id, for_update=True)
@@ -231,6 +235,9 @@ class SqlRegistryStore:
             deleted = conn.execute(
                 delete(face_templates).where(face_templates.c.learner_id == learner_id)
             ).rowcount
+            conn.execute(
+                delete(frame_signatures).where(frame_signatures.c.learner_id == learner_id)
+            )
         return _consent(row), int(deleted)
 
     def active_consent(self, learner_id: int) -> Consent | None:

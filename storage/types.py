@@ -141,6 +141,19 @@ class StudySession:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredSignature:
+    """The signature of a kept frame (`verification.replay`), decrypted."""
+
+    id: int
+    learner_id: int
+    institution_id: int
+    evidence_sha256: str
+    kind: str  # enrolment | check
+    signature: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SessionClient:
     """Where a session was studied from (personal data, kept until `retain_until`)."""
 

@@ -96,5 +96,5 @@ def redis_server_url() -> str:
 def faces_dir() -> Path:
     """The labelled set beside the checkout; tests that need it skip when absent."""
     if not (FACES_DIR / "manifest.csv").is_file():
-        pytest.skip(f"labelled face set not found at {FACES_DIR} (set SUPERVISOR_FACES_DIR)")
+        unavailable(f"labelled face set not found at {FACES_DIR} (set SUPERVISOR_FACES_DIR)")
     return FACES_DIR

@@ -35,10 +35,12 @@ from supervisor.checks.impostor import InstitutionTemplates, search_after_check
 from supervisor.checks.jobs import CheckJob, CheckResult, ResultStatus
 from supervisor.checks.liveness import FingerprintHistory, assess
 from supervisor.checks.pool import decode_frames
+from supervisor.checks.replay import ReplayGuard, raise_replay_flag
 from supervisor.checks.verdict import check_event
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.rules import session_state as sm
+from verification import replay
 from verification.exceptions import ImageError
 from verification.imageio import encode_jpeg
 from verification.matching import as_matrix
@@ -59,11 +61,22 @@ class CheckPipeline:
     worker: str = "pipeline"
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     impostors: InstitutionTemplates | None = None
+    replays: ReplayGuard | None = None
     views: sm.SessionViews = field(init=False)
 
     def __post_init__(self) -> None:
         gap = timedelta(seconds=self.settings.policy.max_credited_gap_s)
         self.views = sm.SessionViews(self.storage.ledger.read_chain, gap)
+        if self.replays is None and self.settings.liveness.replay_check:
+            self.replays = ReplayGuard(self.settings.liveness.replay_cache_s)
+        self._institutions: dict[int, int] = {}  # learner -> institution
+
+    def _institution(self, learner_id: int) -> int:
+        found = self._institutions.get(learner_id)
+        if found is None:
+            found = self.storage.registry.get_learner(learner_id).institution_id
+            self._institutions[learner_id] = found
+        return found
 
     def _answer(self, job: CheckJob, status: ResultStatus, **kw: str | None) -> CheckResult:
         return CheckResult(job.check_id, status, self.worker, **kw)
@@ -129,6 +142,21 @@ class CheckPipeline:
         now = self.clock()
         index = result.frame_index
         stamp = job.stamps[index] if len(job.stamps) == len(job.frames) else None
+        # A kept frame (of any learner of the institution) posted again?
+        probe = replayed = None
+        if self.replays is not None and result.decisive.faces_found == 1:
+            probe = self.replays.probe(self.engine, images[index], result.decisive.box)
+            if probe is not None:
+                replayed = self.replays.find(storage, self._institution(job.learner_id), probe)
+        copied = (
+            ev.ReplayRecord(
+                replayed.match.score or 0.0,
+                replayed.match.threshold,
+                replayed.copied.evidence_sha256,
+            )
+            if replayed is not None
+            else None
+        )
         # 5. The verdict; a sign-in that did not pass stops here, having recorded nothing.
         check = check_event(
             result,
@@ -140,8 +168,14 @@ class CheckPipeline:
             challenge=challenge,
             suspicion=job.suspicion,
             stamp=stamp,
+            replay=copied,
         )
         if job.start is not None and not check.passed:
+            if replayed is not None:
+                raise_replay_flag(
+                    storage, self._institution(job.learner_id), job.learner_id,
+                    f"signin:{job.check_id}", replayed, None, now,
+                )  # fmt: skip
             payload = codec.encode(check).payload
             return self._answer(job, ResultStatus.refused, kind=check.KIND, payload=payload)
         retain = now + timedelta(days=self.settings.evidence.retention_days)
@@ -165,6 +199,14 @@ class CheckPipeline:
         )
         stored = next((e for e in appended if e.kind == check.KIND), appended[0])
         # 7. Follow-ups.
+        if created and replayed is not None:
+            raise_replay_flag(
+                storage, self._institution(job.learner_id), job.learner_id, job.session_id,
+                replayed, stored, now,
+            )  # fmt: skip
+        if created and probe is not None and sha is not None and replayed is None:
+            # This frame's signature joins the kept ones, for the checks to come.
+            self.replays_keep(job, sha, probe, retain)
         if created and job.kind is CheckKind.identity and self.settings.subsidy.impostor_search:
             if self.impostors is None:
                 self.impostors = InstitutionTemplates(self.settings.subsidy.impostor_cache_s)
@@ -182,6 +224,18 @@ class CheckPipeline:
             )
         status = ResultStatus.recorded if created else ResultStatus.duplicate
         return self._recorded(job, stored, status)
+
+    def replays_keep(
+        self, job: CheckJob, sha: str, probe: replay.ReplayProbe, retain: datetime
+    ) -> None:
+        assert self.replays is not None
+        try:
+            self.replays.keep(
+                self.storage, job.learner_id, self._institution(job.learner_id), sha,
+                "check", probe, retain,
+            )  # fmt: skip
+        except Exception:  # noqa: BLE001 - the check is recorded; a lost signature only logs
+            log.exception("signature of check %s not kept", job.check_id)
 
     def _evidence(self, job: CheckJob, images: Sequence[Image], index: int) -> bytes:
         """The decisive frame as evidence: as the service encoded it, or, for an upload,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import FaceSettings, ImageSettings
+from verification import replay
 from verification.engines import make_engine
 from verification.imageio import decode_image, encode_jpeg
 from verification.protocols import FaceEngine
@@ -35,6 +36,9 @@ class EnrolOutcome:
     encoding: FaceEncoding
     evidence_jpeg: bytes
     model: FaceModel  # the model that made the encoding
+    # The photo's frame signature (`verification.replay`), to refuse it posted again as
+    # a check frame; None when its face gave no usable landmarks.
+    signature: bytes | None = None
 
 
 # -- worker side (runs in the pool's processes) ------------------------------
@@ -66,7 +70,14 @@ def _job_enrol(data: bytes) -> EnrolOutcome:
     assert _engine is not None
     image = _decode(data)
     encoding = _engine.enrol(image)
-    return EnrolOutcome(encoding, encode_jpeg(image, _jpeg_quality), _engine.model)
+    try:
+        marks = _engine.landmarks(image, encoding.box, 5)
+        signature: bytes | None = replay.encode_signature(
+            replay.frame_signature(image, encoding.box, marks)
+        )
+    except ValueError:
+        signature = None
+    return EnrolOutcome(encoding, encode_jpeg(image, _jpeg_quality), _engine.model, signature)
 
 
 def _job_validate(frames: Sequence[bytes]) -> int:

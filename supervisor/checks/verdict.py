@@ -27,6 +27,7 @@ from verification.types import (
 )
 
 SPOOF = "spoof"
+REPLAYED = "replayed_frame"
 CHALLENGE_FAILED = "challenge_failed"
 CHALLENGE_TIMED_OUT = "challenge_timed_out"
 
@@ -59,10 +60,15 @@ def challenge_record(result: ChallengeResult) -> ev.ChallengeRecord:
 
 
 def judge(
-    result: CheckResult, liveness: LivenessResult | None, challenge: ChallengeResult | None
+    result: CheckResult,
+    liveness: LivenessResult | None,
+    challenge: ChallengeResult | None,
+    replayed: bool = False,
 ) -> tuple[str, bool]:
-    """The check's verdict and whether it passed, liveness applied."""
+    """The check's verdict and whether it passed, a replay and liveness applied."""
     verdict, passed = result.verdict.value, result.passed
+    if passed and replayed:
+        return REPLAYED, False
     if passed and liveness is not None and liveness.verdict is LivenessVerdict.spoof:
         verdict, passed = SPOOF, False
     if passed and challenge is not None and challenge.outcome is not ChallengeOutcome.passed:
@@ -84,10 +90,12 @@ def check_event(
     challenge: ChallengeResult | None = None,
     suspicion: tuple[str, ...] = (),
     stamp: FrameStamp | None = None,
+    replay: ev.ReplayRecord | None = None,
 ) -> ev.CheckRecorded:
-    """The ledger event of a decided check; `stamp` is the decisive frame's capture time."""
+    """The ledger event of a decided check; `stamp` is the decisive frame's capture time,
+    `replay` what it copies when it is a kept frame posted again."""
     frame = result.decisive
-    verdict, passed = judge(result, liveness, challenge)
+    verdict, passed = judge(result, liveness, challenge, replay is not None)
     return ev.CheckRecorded(
         check_id=check_id or uuid.uuid4().hex,
         check_kind=result.kind.value,
@@ -109,4 +117,5 @@ def check_event(
         captured_at=stamp.captured_at if stamp is not None else None,
         pts=stamp.pts if stamp is not None else None,
         time_base=stamp.time_base if stamp is not None else None,
+        replay=replay,
     )

@@ -43,6 +43,7 @@ def _cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
                 "templates": {str(k): v for k, v in report.templates.items()},
                 "access_log_entries": report.access_log_entries,
                 "session_clients": report.session_clients,
+                "frame_signatures": report.frame_signatures,
             }
         )
     )

@@ -9,14 +9,14 @@ before the data is returned.
 from __future__ import annotations
 
 from storage.types import Learner, Role, StudySession, TrainingClass
-from supervisor.auth import Principal, can_read_institution, require_role
+from supervisor.auth import READ_ALL, Principal, can_read_institution, require_role
 from supervisor.context import Context
 from supervisor.ledger import classroom as cev
 
 
 def require_workspace(p: Principal) -> None:
     """Admins, inspectors and operators; `WrongRole` for anyone else."""
-    require_role(p, Role.admin, Role.inspector, Role.operator)
+    require_role(p, *READ_ALL, Role.operator)
 
 
 class Workspace:

@@ -86,6 +86,17 @@ class LivenessRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplayRecord:
+    """A check frame found to be a kept frame posted again (`verification.replay`):
+    how closely it registers onto the kept frame (0 = the same pixels), the threshold,
+    and the kept frame's evidence hash."""
+
+    score: float
+    threshold: float
+    copied_evidence_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChallengeRecord:
     """An active challenge answered in a check's frames (verification.types.ChallengeResult,
     rounded to 5 decimals). Angles in degrees, relative to the pose at the prompt."""
@@ -151,6 +162,8 @@ class CheckRecorded(Event):
     captured_at: datetime | None = optional()
     pts: int | None = optional()
     time_base: str | None = optional()
+    # The frame is a kept frame posted again (verdict `replayed_frame`).
+    replay: ReplayRecord | None = optional()
 
 
 @dataclass(frozen=True, slots=True)

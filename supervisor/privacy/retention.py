@@ -28,6 +28,7 @@ class PurgeReport:
     templates: dict[int, int]  # learner id -> templates deleted
     access_log_entries: int
     session_clients: int = 0  # sessions' client address and device hash records
+    frame_signatures: int = 0  # signatures of kept frames whose frames are past retention
 
 
 def templates_due(storage: Storage, settings: Settings, now: datetime) -> dict[int, datetime]:
@@ -65,4 +66,5 @@ def purge(storage: Storage, settings: Settings, now: datetime) -> PurgeReport:
     cutoff = now - timedelta(days=settings.privacy.access_log_days)
     entries = storage.access_log.purge_before(cutoff)
     clients = storage.registry.purge_session_clients(now)
-    return PurgeReport(len(frames), deleted, entries, clients)
+    signatures = storage.signatures.purge_expired(now)
+    return PurgeReport(len(frames), deleted, entries, clients, signatures)

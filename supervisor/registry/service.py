@@ -311,6 +311,16 @@ class RegistryService:
         template = await self.ctx.db(
             self.ctx.storage.templates.add, learner.id, vector, evidence.sha256, model
         )
+        if outcome.signature is not None:
+            # The photo posted again as a check or sign-in frame is refused as a replay.
+            await self.ctx.db(
+                self.ctx.storage.signatures.add,
+                learner.id,
+                evidence.sha256,
+                "enrolment",
+                outcome.signature,
+                self.ctx.retain_until(),
+            )
         width = outcome.encoding.box.width
         await self.ctx.append(
             ev.learner_chain(learner.id),

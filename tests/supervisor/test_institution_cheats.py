@@ -14,12 +14,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pytest
 
 from storage.types import Role
 from tests import imagegen
 from tests.supervisor.conftest import (
     HOPPER_FRAME,
     HOPPER_PHOTO,
+    NO_LIVENESS,
     Service,
     StillFrames,
     _service,
@@ -488,3 +491,98 @@ def test_institutions_are_filed_with_a_unique_name_and_code_corrected_only_with_
     assert chain == ["institution_registered", "credit_code_corrected"]
     last = svc.storage.ledger.read_chain(f"institution:{inst}")[-1].payload
     assert body["credit_code"] in last and "typo on the filing" in last
+
+
+# -- replayed frames ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replay_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    tmp = tmp_path_factory.mktemp("svc-replay")
+    yield from _service(
+        tmp,
+        f"sqlite:///{tmp / 'supervisor.db'}",
+        "sqlite",
+        liveness={**NO_LIVENESS, "replay_check": True},
+    )
+
+
+def _photo(faces: Path, identity: str, n: int) -> bytes:
+    return (faces / identity / f"{n}.jpg").read_bytes()
+
+
+def _at_webcam(photo: bytes, width: int = 170) -> bytes:
+    return imagegen.jpeg_bytes(imagegen.webcam_frame(imagegen._load_jpeg(photo), face_width=width))
+
+
+@pytest.mark.faces
+def test_a_kept_frame_posted_again_is_refused_and_flagged(
+    replay_service: Service, faces_dir: Path
+) -> None:
+    svc = replay_service
+    svc.forget_faces()
+    # A learner enrolled from one photo, who studies in front of the camera (other
+    # photos of the same person stand for their live frames).
+    w = svc.world(photo=_photo(faces_dir, "angelina_jolie", 1))
+    live = [_at_webcam(_photo(faces_dir, "angelina_jolie", n)) for n in (2, 3, 4)]
+    # The enrolment photo itself is not a sign-in.
+    with unchanged_but_flags(svc):
+        r = svc.sign_in(w.learner, w.course_id, _photo(faces_dir, "angelina_jolie", 1))
+        refused(r, 422, "replayed_frame")
+    r = svc.sign_in(w.learner, w.course_id, live[0])
+    assert r.status_code == 201, r.text
+    sid = r.json()["session"]["session_id"]
+    page = StillFrames(svc, w.learner, sid).attach()
+    honest = page.check(live[1])
+    assert honest["passed"], honest
+    events = svc.call("GET", f"/api/v1/sessions/{sid}/events", w.learner).json()
+    kept = next(e for e in events if e["payload"].get("check_id") == honest["check_id"])
+    sha = kept["payload"]["evidence_sha256"]
+    # The institution fetches that evidence frame (as an inspector can) and posts it back,
+    # as it is, then re-encoded with light noise.
+    r = svc.call("GET", f"/api/v1/inspect/sessions/{sid}/frames/{sha}", w.operator)
+    assert r.status_code == 200, r.text
+    frame = r.content
+    noisy = imagegen.jpeg_bytes(
+        np.clip(
+            imagegen._load_jpeg(frame).astype(np.int16)
+            + np.random.default_rng(3).normal(0, 3, imagegen._load_jpeg(frame).shape),
+            0,
+            255,
+        ).astype(np.uint8),
+        quality=80,
+    )
+    for copy in (frame, noisy):
+        result = page.check(copy)
+        assert result["verdict"] == "replayed_frame" and not result["passed"], result
+    page.end()
+    events = svc.call("GET", f"/api/v1/sessions/{sid}/events", w.learner).json()
+    replays = [e for e in events if e["payload"].get("verdict") == "replayed_frame"]
+    assert len(replays) == 2
+    assert all(e["payload"]["replay"]["copied_evidence_sha256"] == sha for e in replays)
+    # The flags name what was copied, with the check event as evidence.
+    flags = svc.call(
+        "GET",
+        "/api/v1/flags",
+        svc.bureau,
+        params={"kind": "replayed_frame", "learner_id": w.learner_id},
+    ).json()
+    assert len(flags) == 2  # the enrolment photo at sign-in, and this session
+    session_flag = next(
+        f for f in flags if any(e["chain_id"] == f"session:{sid}" for e in f["evidence"])
+    )
+    copied = {e["evidence_sha256"] for e in session_flag["evidence"] if e["evidence_sha256"]}
+    assert copied == {sha}
+    assert svc.storage.ledger.verify(None).ok
+
+
+@contextmanager
+def unchanged_but_flags(svc: Service) -> Iterator[None]:
+    """Nothing is appended but the `flag_raised` events of flags the block raises."""
+    before = svc.storage.ledger.verify(None)
+    flags_before = len(svc.storage.registry.list_flags())
+    yield
+    after = svc.storage.ledger.verify(None)
+    raised = len(svc.storage.registry.list_flags()) - flags_before
+    assert after.events == before.events + raised, "the ledger changed"
+    assert after.ok, after.breaks

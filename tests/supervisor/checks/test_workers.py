@@ -183,7 +183,7 @@ def rig(tmp_path: Path, redis_url: str, engine: DlibFaceEngine) -> Iterator[Rig]
             "heartbeat_s": 0.5,
         },
         # Workers run passive liveness on every check (the default of the service).
-        liveness={"passive": True},
+        liveness={"passive": True, "replay_check": False},
     )
     upgrade(url)
     storage = open_storage(
