@@ -502,8 +502,9 @@ class FlagSummary:
     status: str  # open | confirmed | dismissed
     raised_at: datetime
     # The learners whose eligibility the flag holds up: the flagged learner while it is
-    # open or confirmed, and the others only if a confirmation names them.
-    blocks: tuple[int, ...] = ()
+    # open or confirmed, and the others only if a confirmation names them. Required:
+    # a summary that forgot it would hold up nobody.
+    blocks: tuple[int, ...]
 
 
 def summarise_flag(events: Iterable[ev.Event]) -> FlagSummary | None:

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
+from supervisor.checks.jobs import worker_key
 from supervisor.checks.worker import embedded_worker_main
 from tests.supervisor.checks.test_workers import RedisServer
 from tests.supervisor.conftest import HOPPER_FRAME, Service, StillFrames, _service, free_port
@@ -21,6 +23,18 @@ def _start(svc: Service):  # type: ignore[no-untyped-def]
     r = svc.sign_in(w.learner, w.course_id, HOPPER_FRAME)
     assert r.status_code == 201, r.text
     return w, r.json()["session"]["session_id"]
+
+
+def _wait_for_worker(svc: Service, name: str, timeout: float = 120.0) -> None:
+    """Until the worker has loaded its models and beats (its key is set after that)."""
+    client = redis.Redis.from_url(svc.live_redis_url())
+    try:
+        deadline = time.monotonic() + timeout
+        while not client.exists(worker_key(svc.settings.workers.stream, name)):
+            assert time.monotonic() < deadline, f"worker {name} never started"
+            time.sleep(0.2)
+    finally:
+        client.close()
 
 
 def _kinds(svc: Service, token: str, sid: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
@@ -104,6 +118,7 @@ def test_overload_defers_checks_and_records_them_once(tmp_path: Path) -> None:
         )
         signin.start()
         try:
+            _wait_for_worker(svc, "signin")
             w, sid = _start(svc)
         finally:
             first.set()

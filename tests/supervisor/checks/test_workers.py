@@ -25,14 +25,15 @@ import redis
 from config import Settings
 from storage import Storage, open_storage
 from storage.migrate import upgrade
-from storage.types import DeliveryMode
+from storage.types import DeliveryMode, TemplateModel
 from supervisor.checks.jobs import CheckJob, CheckResult, ResultStatus, job_fields, result_key
 from supervisor.checks.worker import embedded_worker_main, ensure_group
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from tests import imagegen
 from tests.supervisor.conftest import free_port, make_settings, new_id_number
-from verification.dlib_engine import DlibFaceEngine
+from verification.engines import make_engine
+from verification.protocols import FaceEngine
 from verification.types import CheckKind
 
 pytestmark = pytest.mark.slow
@@ -100,8 +101,9 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def engine() -> DlibFaceEngine:
-    return DlibFaceEngine(Settings().face)
+def engine() -> FaceEngine:
+    """The engine the workers run by default: templates are enrolled with its model."""
+    return make_engine(Settings().face)
 
 
 @dataclass
@@ -170,7 +172,7 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path, redis_url: str, engine: DlibFaceEngine) -> Iterator[Rig]:
+def rig(tmp_path: Path, redis_url: str, engine: FaceEngine) -> Iterator[Rig]:
     url = f"sqlite:///{tmp_path / 'w.db'}"
     settings = make_settings(
         tmp_path,
@@ -194,7 +196,8 @@ def rig(tmp_path: Path, redis_url: str, engine: DlibFaceEngine) -> Iterator[Rig]
     course = storage.registry.create_course(inst.id, "Welding", 10, DeliveryMode.online)
     learner = storage.registry.create_learner(inst.id, "Grace Hopper", new_id_number())
     storage.registry.record_consent(learner.id, "v1", now)
-    storage.templates.add(learner.id, engine.enrol(imagegen.grace_hopper()).vector, None)
+    model = TemplateModel(engine.model.engine, engine.model.model_hash)
+    storage.templates.add(learner.id, engine.enrol(imagegen.grace_hopper()).vector, None, model)
     sid = str(uuid.uuid4())
     chain = ev.session_chain(sid)
     storage.ledger.append(

@@ -70,33 +70,33 @@ def test_the_non_face_path_is_requested_approved_and_supervised_in_person(
     base = f"/api/v1/learners/{w.learner_id}/alternative"
     assert service.call("GET", base, w.learner).json()["status"] == "none"
 
-    # Nobody can open an in-person session before an approval.
+    # The institution is paid per hour: it neither approves the path nor attests
+    # presence. The bureau does both, in person.
+    bureau = service.bureau
     body = {"learner_id": w.learner_id, "course_id": w.course_id, "note": "ID card seen"}
-    r = service.call("POST", "/api/v1/sessions/in-person", w.operator, json=body)
+    r = service.call("POST", "/api/v1/sessions/in-person", bureau, json=body)
     assert r.status_code == 409 and r.json()["reason"] == "alternative_not_approved"
-    r = service.call("POST", f"{base}/decision", w.operator, json={"approved": True})
+    r = service.call("POST", f"{base}/decision", bureau, json={"approved": True})
     assert r.status_code == 409 and r.json()["reason"] == "no_request"
 
     r = service.call("POST", base, w.learner, json={"reason": "I do not want my face used."})
     assert r.status_code == 201 and r.json()["status"] == "requested"
     r = service.call("POST", base, w.learner, json={"reason": "again"})
     assert r.status_code == 409
-    # The learner cannot approve their own request; another institution cannot either.
-    r = service.call("POST", f"{base}/decision", w.learner, json={"approved": True})
-    assert r.status_code == 403
-    stranger = service.world(enrol=False)
-    r = service.call("POST", f"{base}/decision", stranger.operator, json={"approved": True})
-    assert r.status_code == 403
-    r = service.call(
-        "POST", f"{base}/decision", w.operator, json={"approved": True, "note": "agreed"}
-    )
+    # Neither the learner nor any institution's operator decides the request.
+    for token in (w.learner, w.operator, service.world(enrol=False).operator):
+        r = service.call("POST", f"{base}/decision", token, json={"approved": True})
+        assert r.status_code == 403 and r.json()["reason"] == "wrong_role", r.text
+    assert service.call("GET", base, w.learner).json()["status"] == "requested"
+    r = service.call("POST", f"{base}/decision", bureau, json={"approved": True, "note": "agreed"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "approved" and r.json()["method"] == "in_person_id_check"
 
-    # Staff open the session after checking the ID card, attest presence, end it.
-    r = service.call("POST", "/api/v1/sessions/in-person", w.learner, json=body)
-    assert r.status_code == 403  # the learner cannot attest themselves
-    r = service.call("POST", "/api/v1/sessions/in-person", w.operator, json=body)
+    # Bureau staff open the session after checking the ID card, attest presence, end it.
+    for token in (w.learner, w.operator):  # nobody attests themselves or their own pay
+        r = service.call("POST", "/api/v1/sessions/in-person", token, json=body)
+        assert r.status_code == 403, r.text
+    r = service.call("POST", "/api/v1/sessions/in-person", bureau, json=body)
     assert r.status_code == 201, r.text
     sid = r.json()["session"]["session_id"]
     assert r.json()["session"]["mode"] == "in_person"
@@ -106,15 +106,17 @@ def test_the_non_face_path_is_requested_approved_and_supervised_in_person(
     assert r.status_code == 409 and r.json()["reason"] == "in_person_session"
     time.sleep(1.1)
     r = service.call("POST", f"/api/v1/sessions/{sid}/attestations", w.operator, json={})
+    assert r.status_code == 403
+    r = service.call("POST", f"/api/v1/sessions/{sid}/attestations", bureau, json={})
     assert r.status_code == 201, r.text
     assert r.json()["session"]["credited_seconds"] >= 1.0
-    r = service.call("POST", f"/api/v1/sessions/{sid}/end", w.operator)
+    r = service.call("POST", f"/api/v1/sessions/{sid}/end", bureau)
     assert r.status_code == 200
 
     events = service.call("GET", f"/api/v1/sessions/{sid}/events", w.learner).json()
     checks = [e["payload"] for e in events if e["kind"] == "check"]
     assert [c["purpose"] for c in checks] == ["start", "attested"]
-    assert all(any(i.startswith("attested_by:operator:") for i in c["issues"]) for c in checks)
+    assert all(any(i.startswith("attested_by:bureau:") for i in c["issues"]) for c in checks)
     assert _kinds(service, w.learner_id)[-2:] == ["alternative_requested", "alternative_decided"]
     assert service.storage.ledger.verify([f"session:{sid}"]).ok
 
@@ -123,7 +125,7 @@ def test_the_non_face_path_is_requested_approved_and_supervised_in_person(
     r = _start(service, face.learner, face.course_id)
     assert r.status_code == 201, r.text
     fsid = r.json()["session"]["session_id"]
-    r = service.call("POST", f"/api/v1/sessions/{fsid}/attestations", face.operator, json={})
+    r = service.call("POST", f"/api/v1/sessions/{fsid}/attestations", bureau, json={})
     assert r.status_code == 409 and r.json()["reason"] == "not_in_person"
     admin_token = service.token(Role.inspector)
     r = service.call("POST", f"/api/v1/sessions/{fsid}/attestations", admin_token, json={})

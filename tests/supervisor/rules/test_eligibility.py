@@ -22,6 +22,7 @@ from supervisor.ledger import subsidy as se
 from supervisor.rules.crediting import credit
 from supervisor.rules.eligibility import (
     FlagSummary,
+    Standing,
     SessionFold,
     course_terms,
     evaluate,
@@ -111,6 +112,8 @@ def decide(
     registered: bool = True,
     flags: list[FlagSummary] | None = None,
     course: list[ev.Event] | None = None,
+    standing: Standing | None = None,
+    as_of: datetime | None = None,
 ):  # type: ignore[no-untyped-def]
     sessions = [
         summarise_session("session:s1", events if events is not None else session(), GAP, TZ)
@@ -122,6 +125,8 @@ def decide(
         summarise_learner(LEARNER, learner if learner is not None else learner_chain()),
         [s for s in sessions if s is not None],
         flags or [],
+        standing,
+        as_of,
     )
 
 
@@ -155,10 +160,24 @@ def test_every_reason_is_returned() -> None:
     assert e.reasons == ("start_check_not_passed",)
     assert decide(learner=learner_chain(passed=None)).reasons == ("no_assessment",)
     assert decide(learner=learner_chain(passed=False)).reasons == ("assessment_failed",)
-    flag = FlagSummary(1, "replayed_image", INST, (LEARNER,), "open", T0)
+    flag = FlagSummary(1, "replayed_image", INST, (LEARNER,), "open", T0, (LEARNER,))
     assert decide(flags=[flag]).reasons == ("open_fraud_flag",)
-    other = FlagSummary(2, "check_impostor", INST, (99, LEARNER), "confirmed", T0)
+    other = FlagSummary(2, "check_impostor", INST, (99, LEARNER), "confirmed", T0, (99, LEARNER))
     assert decide(flags=[other]).reasons == ("confirmed_fraud_flag",)
+    # A flag that names the learner but does not hold them up (another learner's open
+    # flag, or a confirmation against someone else) leaves them eligible.
+    bystander = FlagSummary(3, "check_impostor", INST, (99, LEARNER), "open", T0, (99,))
+    assert decide(flags=[bystander]).reasons == ()
+    # The institution's status at the moment decided for (a claim's period end).
+    later = T0 + timedelta(days=30)
+    suspended = Standing(INST, ((later, "suspended"),))
+    assert decide(standing=suspended).reasons == ("institution_suspended",)
+    assert decide(standing=suspended, as_of=T0).reasons == ()
+    expelled = Standing(INST, ((T0, "suspended"), (later, "expelled")))
+    assert decide(standing=expelled).reasons == ("institution_expelled",)
+    assert decide(standing=expelled, as_of=T0 + timedelta(days=1)).reasons == (
+        "institution_suspended",
+    )
     # All at once.
     e = decide(
         events=session(minutes=10, start_passed=False),
