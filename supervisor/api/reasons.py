@@ -18,6 +18,7 @@ REASON_MESSAGES: dict[str, str] = {
     "unauthenticated": N_("Please sign in: the token is missing, unknown or revoked."),
     "forbidden": N_("You are not allowed to do this."),
     "wrong_role": N_("Your role does not allow this."),
+    "learner_only": N_("Only the learner, with their own sign-in, can do this."),
     "other_institution": N_("This belongs to another institution."),
     "not_your_data": N_("You may only see your own data."),
     "unknown_id": N_("Nothing was found with this id."),
@@ -65,6 +66,10 @@ REASON_MESSAGES: dict[str, str] = {
     "overloaded": N_("Face checks are busy right now; please try again shortly."),
     "bad_result": N_("The result of the check could not be read; please try again."),
     "failed": N_("The check could not be completed."),
+    "wrong_frame_count": N_("A sign-in sends {wanted} pictures taken a moment apart."),
+    "reenrolment_needed": N_(
+        "Your enrolment photo must be taken again before face checks can continue."
+    ),
     # -- learners, sessions, live study ---------------------------------------------------
     "invalid_id_number": N_("The resident ID number is not valid (check its last digit)."),
     "invalid_name": N_("The name is empty."),
@@ -95,6 +100,14 @@ REASON_MESSAGES: dict[str, str] = {
     "invalid_period": N_("The period must end after it starts."),
     "invalid_status": N_("A decision either confirms or dismisses."),
     "decided_by_inspector": N_("An inspector has decided this flag; it cannot be overturned."),
+    "duplicate_credit_code": N_(
+        "Another institution already has this unified social credit code."
+    ),
+    "same_credit_code": N_("The institution already has this credit code."),
+    "not_named_by_flag": N_("This flag does not concern your institution's learners."),
+    "empty_statement": N_("The statement is empty."),
+    "signed_form_required": N_("Consent taken in person needs the learner's signed form."),
+    "form_not_expected": N_("A learner gives consent on their own page, without a form."),
     # -- classes (classroom training and assessments) -------------------------------------
     "course_not_classroom": N_("Classes are only for classroom or blended courses."),
     "invalid_schedule": N_("The class schedule is not valid (it must end after it starts)."),

@@ -17,6 +17,7 @@ ADVICE: dict[QualityIssue, str] = {
     QualityIssue.too_dark: N_("Turn on a light or face a window."),
     QualityIssue.too_bright: N_("Move away from strong light behind or in front of you."),
     QualityIssue.face_cut_off: N_("Move so that your whole face is inside the picture."),
+    QualityIssue.face_occluded: N_("Please take off your mask."),
 }
 
 PROMPTS: dict[ChallengeKind, str] = {

@@ -72,7 +72,9 @@ async def start_session(
     wanted = ctx.settings.policy.signin_frames
     if len(frame) != wanted:
         raise InvalidInput(
-            f"a sign-in sends {wanted} frames (got {len(frame)})", reason="wrong_frame_count"
+            f"a sign-in sends {wanted} frames (got {len(frame)})",
+            reason="wrong_frame_count",
+            wanted=wanted,
         )
     data = [await read_upload(request, f) for f in frame]
     address = request.client.host if request.client is not None else "unknown"

@@ -178,7 +178,7 @@ def test_cookie_requests_need_origin_and_double_submit(svc: Service) -> None:
     assert len(svc.storage.registry.list_institutions()) == count
     r = svc.client.post(
         "/api/v1/institutions",
-        json={"name": "CSRF school"},
+        json=institution_body("CSRF school"),
         headers={"Authorization": f"Bearer {svc.admin}", "Origin": own, "X-CSRF-Token": "t0k3n"},
         cookies={"sv_session": "s3ss10n", "sv_csrf": "t0k3n"},
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import imagegen
-from tests.supervisor.conftest import HOPPER_FRAME, Service, _service, wait_js
+from tests.supervisor.conftest import HOPPER_FRAME, NO_LIVENESS, Service, _service, wait_js
 from tests.videogen import write_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -38,9 +38,11 @@ LIVE_POLICY = {
 }
 LIVE_WEBRTC = {"heartbeat_timeout_s": 6.0, "frame_spacing_s": 0.4}
 # These tests are about supervision over WebRTC, with a still photo as the camera: a
-# still photo is exactly what passive liveness refuses, so it is off here (the
-# liveness tests turn it on).
-LIVE_LIVENESS = {"passive": False, "challenge_probability": 0.0, "challenge_when_doubtful": False}
+# still photo is exactly what passive liveness and challenges refuse, and the same
+# photo answering check after check is what replay detection refuses, so all are off
+# here (tests/supervisor/online/test_liveness_browser.py and
+# tests/supervisor/test_institution_cheats.py turn them on).
+LIVE_LIVENESS = NO_LIVENESS
 
 
 @pytest.fixture(scope="module")

@@ -435,6 +435,14 @@ def test_institution_status_stops_training_and_expulsion_is_public(service: Serv
         service.admin,
         json={"credit_code": code.lower()},
     )
+    # The institution was filed with a code: changing it is a correction, with a reason.
+    assert r.status_code == 422 and r.json()["reason"] == "reason_required"
+    r = service.call(
+        "PUT",
+        f"/api/v1/institutions/{w.institution_id}/credit-code",
+        service.bureau,
+        json={"credit_code": code.lower(), "reason": "typo in the filed code"},
+    )
     assert r.status_code == 200 and r.json()["credit_code"] == code
     r = service.call(
         "PUT",
@@ -522,7 +530,12 @@ def test_institution_status_stops_training_and_expulsion_is_public(service: Serv
     assert service.call("POST", url, service.bureau, json=body).status_code == 403
     assert service.call("POST", url, service.admin, json=body).status_code == 200
     chain = service.storage.ledger.read_chain(f"institution:{w.institution_id}")
-    assert [e.kind for e in chain] == ["institution_status_changed"] * 3
+    # Filed, its code corrected once, then suspended, expelled and reinstated.
+    assert [e.kind for e in chain] == [
+        "institution_registered",
+        "credit_code_corrected",
+        *["institution_status_changed"] * 3,
+    ]
 
 
 ASTRONAUT_PHOTO = imagegen.jpeg_bytes(imagegen.astronaut())
