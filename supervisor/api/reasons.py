@@ -100,9 +100,7 @@ REASON_MESSAGES: dict[str, str] = {
     "invalid_period": N_("The period must end after it starts."),
     "invalid_status": N_("A decision either confirms or dismisses."),
     "decided_by_inspector": N_("An inspector has decided this flag; it cannot be overturned."),
-    "duplicate_credit_code": N_(
-        "Another institution already has this unified social credit code."
-    ),
+    "duplicate_credit_code": N_("Another institution already has this unified social credit code."),
     "same_credit_code": N_("The institution already has this credit code."),
     "not_named_by_flag": N_("This flag does not concern your institution's learners."),
     "empty_statement": N_("The statement is empty."),

@@ -22,8 +22,8 @@ from supervisor.ledger import subsidy as se
 from supervisor.rules.crediting import credit
 from supervisor.rules.eligibility import (
     FlagSummary,
-    Standing,
     SessionFold,
+    Standing,
     course_terms,
     evaluate,
     session_summary,
