@@ -32,7 +32,8 @@ Modes (--modes, comma-separated):
 
 Benchmark-only setting: every learner is enrolled from the same person's face (each from
 a different frame of ../shared/faces/video/2.mp4, the talking head the clients play), so
-the service runs with SUPERVISOR_FACE__DUPLICATE_THRESHOLD=0.01; otherwise the
+the service runs with SUPERVISOR_FACE__DUPLICATE_THRESHOLD=0.01 (dlib) and
+SUPERVISOR_FACE__SFACE__DUPLICATE_THRESHOLD=0.0001 (SFace); otherwise the
 duplicate-identity search at enrolment would refuse the second learner. It plays no part
 in the checks measured. The clients replay one 8-second clip, which is a looped video: the
 service's comparison of each check's frames with the session's earlier ones (passive
@@ -91,11 +92,18 @@ CONNECT_TIMEOUT_S = 10.0  # learner.js: WebRTC must connect within 10 s, else fa
 BENCH_ENV = {
     # All learners are enrolled from one face: the duplicate-identity search would refuse.
     "SUPERVISOR_FACE__DUPLICATE_THRESHOLD": "0.01",
+    "SUPERVISOR_FACE__SFACE__DUPLICATE_THRESHOLD": "0.0001",
     # The simulated cameras replay an 8-second clip, which is exactly the looped video
     # that comparing a check's frames with the session's earlier ones catches: with it
     # on, a growing share of the checks of each session is (rightly) a spoof and is
     # followed by challenges the clip cannot answer. Honest cameras never repeat.
     "SUPERVISOR_LIVENESS__HISTORY_FRAMES": "0",
+    # For the same reason, the clip's frames recur exactly every 8 s: replay detection
+    # (a check frame that registers onto a kept one) would refuse them, and the first
+    # check's challenge cannot be answered by a clip. Both are measured on their own
+    # (bench/replay_eval.py, bench/pad_eval.py); here they would only end the sessions.
+    "SUPERVISOR_LIVENESS__REPLAY_CHECK": "false",
+    "SUPERVISOR_LIVENESS__CHALLENGE_FIRST_CHECK": "false",
 }
 CHROMIUM = "/usr/lib/chromium/chromium"
 CHROMIUM_FLAGS = [
@@ -532,12 +540,24 @@ class Page:
         return self.report()
 
     async def start_session(self) -> None:
+        # learner.js: the server says how many frames the sign-in burst has, and their spacing.
+        burst = (await self.http.get("/api/v1/sessions/sign-in", headers=self.headers)).json()
+        mode = "upload" if self.cfg["mode"] == "upload" else "webrtc"
         for _ in range(30):
+            files = []
+            for i in range(int(burst["frames"])):
+                if i:
+                    await asyncio.sleep(float(burst["spacing_s"]))
+                files.append(("frame", (f"frame{i}.jpg", self.current_jpeg(), "image/jpeg")))
             r = await self.http.post(
                 "/api/v1/sessions",
                 headers=self.headers,
-                data={"course_id": str(self.learner["course_id"])},
-                files={"frame": ("frame.jpg", self.current_jpeg(), "image/jpeg")},
+                data={
+                    "course_id": str(self.learner["course_id"]),
+                    "mode": mode,
+                    "device": f"bench-client|{self.rec.index}",
+                },
+                files=files,
             )
             if r.status_code == 503:  # verification overloaded at the sign-in burst
                 self.rec.retries_503 += 1
@@ -688,7 +708,7 @@ class Page:
             r = await self.http.post(
                 f"/api/v1/sessions/{self.rec.session_id}/frames",
                 headers=self.headers,
-                data={"check_id": str(m["check_id"])},
+                data={"check_id": str(m["check_id"]), "nonce": str(m.get("nonce", ""))},
                 files=files,
             )
             self.rec.frame_posts += 1
@@ -1046,6 +1066,14 @@ def id_number(i: int) -> str:
     return body + id_check_character(body)
 
 
+def credit_code(k: int) -> str:
+    """Institution k's unified social credit code (valid, with its check character)."""
+    from supervisor.registry.credit_code import check_character
+
+    body = f"91110000MA{k:07d}"
+    return body + check_character(body)
+
+
 def enrolment_photo(frames: Sequence[np.ndarray], i: int) -> bytes:
     """Learner i's enrolment photo: a distinct frame of the same person's clip.
 
@@ -1068,7 +1096,8 @@ def make_learners(
     version = api.get("/api/v1/consent-text").json()["version"]
     courses = []
     for k in range(min(4, n)):
-        inst = _call(api, "POST", "/api/v1/institutions", admin, 201, json={"name": f"School {k}"})
+        body = {"name": f"School {k}", "credit_code": credit_code(k)}
+        inst = _call(api, "POST", "/api/v1/institutions", admin, 201, json=body)
         course = _call(
             api,
             "POST",
