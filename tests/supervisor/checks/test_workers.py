@@ -28,6 +28,7 @@ from storage.migrate import upgrade
 from storage.types import DeliveryMode, TemplateModel
 from supervisor.checks.jobs import CheckJob, CheckResult, ResultStatus, job_fields, result_key
 from supervisor.checks.worker import embedded_worker_main, ensure_group
+from supervisor.runtime.lifeline import pdeathsig_preexec
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from tests import imagegen
@@ -68,6 +69,7 @@ class RedisServer:
              "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=pdeathsig_preexec(),  # ends with the test run, however it ends
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
