@@ -28,9 +28,9 @@ from storage.migrate import upgrade
 from storage.types import DeliveryMode, TemplateModel
 from supervisor.checks.jobs import CheckJob, CheckResult, ResultStatus, job_fields, result_key
 from supervisor.checks.worker import embedded_worker_main, ensure_group
-from supervisor.runtime.lifeline import pdeathsig_preexec
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
+from supervisor.runtime.lifeline import pdeathsig_preexec
 from tests import imagegen
 from tests.supervisor.conftest import free_port, make_settings, new_id_number
 from verification.engines import make_engine
