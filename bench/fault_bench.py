@@ -13,10 +13,11 @@ them, an open-loop mix of GETs at `--rate` per second: /health, the operators' b
 seconds the embedded redis-server gets SIGKILL.
 
 The table compares the window before the kill (the baseline of this run) with the one
-after it: requests and their statuses (any 5xx is a failure), latency p50/p99/max, and
-the check results the pages received (latency leaves out the pages' 2 s long-polls). Then: how long until /health said "ok" again
-and the first check passed after the kill. Finally the service is stopped with
-`--stop` (SIGKILL by default) and every process it had started must be gone within 5 s.
+after it: requests and their statuses (any 5xx is a failure), latency p50/p99/max
+(the pages' 2 s long-polls left out), and the check results the pages received.
+Then: how long until /health said "ok" again and the first check passed after the
+kill. Finally the service is stopped with `--stop` (SIGKILL by default) and every
+process it had started must be gone within 5 s.
 """
 
 from __future__ import annotations
