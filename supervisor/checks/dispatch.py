@@ -115,7 +115,7 @@ class CheckDispatcher:
             return await self._defer(job, "overloaded")
         except QueueUnavailable:
             return await self._defer(job, "queue_unavailable")
-        result = await self.queue.wait_result(check_id, self.settings.workers.result_timeout_s)
+        result = await self.queue.wait_result(check_id, self.settings.workers.result_timeout_s, job)
         if result is None:
             return await self._defer(job, "timeout")
         if result.status is ResultStatus.image_error:

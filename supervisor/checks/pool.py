@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from config import FaceSettings, ImageSettings
+from supervisor.runtime.lifeline import die_with_parent
 from verification import replay
 from verification.engines import make_engine
 from verification.imageio import decode_image, encode_jpeg
@@ -48,8 +51,12 @@ _images: ImageSettings | None = None
 _jpeg_quality = 85
 
 
-def _init_worker(face: FaceSettings, images: ImageSettings, jpeg_quality: int) -> None:
+def _init_worker(
+    face: FaceSettings, images: ImageSettings, jpeg_quality: int, parent_pid: int
+) -> None:
     global _engine, _images, _jpeg_quality
+    # A pool process ends with the service, however the service ends.
+    die_with_parent(parent_pid, signal.SIGTERM)
     _engine = make_engine(face)
     _images = images
     _jpeg_quality = jpeg_quality
@@ -123,7 +130,7 @@ class VerificationPool:
             max_workers=self._processes,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(self._face, self._images, self._jpeg_quality),
+            initargs=(self._face, self._images, self._jpeg_quality, os.getpid()),
         )
         # Load the models in every worker now rather than on the first learner's check; a
         # missing or altered model file stops the service here, naming the file.

@@ -37,6 +37,8 @@ from supervisor.checks.jobs import (
 )
 from supervisor.checks.liveness import fingerprints_from_json, fingerprints_to_json
 from supervisor.checks.pipeline import CheckPipeline
+from supervisor.runtime.lifeline import die_with_parent
+from supervisor.runtime.redis import fast_retry
 from verification.engines import make_engine
 from verification.types import FrameFingerprint
 
@@ -253,7 +255,11 @@ def run_worker(
     if should_stop is None:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-    client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    # Fail fast while Redis is away (the loop above retries every second), rather
+    # than redis-py's default of three retries over several seconds.
+    client = redis.Redis.from_url(
+        url, socket_timeout=10, socket_connect_timeout=5, retry=fast_retry()
+    )
     ensure_group(client, settings.workers.stream, settings.workers.group)
     storage = open_storage(
         settings.database, settings.evidence, settings.security.template_key.get_secret_value()
@@ -269,8 +275,13 @@ def run_worker(
     return 0
 
 
-def embedded_worker_main(settings: Settings, name: str, redis_url: str, stop: Any) -> None:
-    """Entry point of a worker process the service starts itself (spawned)."""
+def embedded_worker_main(
+    settings: Settings, name: str, redis_url: str, stop: Any, parent_pid: int | None = None
+) -> None:
+    """Entry point of a worker process the service starts itself (spawned). The worker
+    ends with its parent (`parent_pid`, default: the process that spawned it), however
+    the parent ends: it never outlives the service to take jobs on its own."""
+    die_with_parent(parent_pid or os.getppid(), signal.SIGTERM)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -292,11 +303,13 @@ class EmbeddedWorkers:
         self.processes: list[Any] = []
 
     def start(self) -> None:
+        """Start the workers. Call it from a thread that lives as long as they should
+        (the event loop's): each worker ends when that thread's process ends."""
         prefix = default_name()
         for i in range(self._count):
             proc = self._ctx.Process(
                 target=embedded_worker_main,
-                args=(self._settings, f"{prefix}-w{i}", self._url, self._stop),
+                args=(self._settings, f"{prefix}-w{i}", self._url, self._stop, os.getpid()),
                 name=f"supervisor-worker-{i}",
                 daemon=True,
             )

@@ -276,7 +276,9 @@ async def _institution_scope(p: Principal, institution_id: int | None) -> int:
 
 
 async def _snapshot(ctx: Context, live: LiveManager, institution_id: int) -> dict[str, Any]:
-    sessions = await live.board.sessions(institution_id)
+    # With Redis unreachable, the sessions this process supervises ("board":
+    # "this_process"), never a 5xx: the operators' view stays up, degraded.
+    sessions, shared = await live.board.sessions(institution_id)
     names: dict[int, str] = {}
     for s in sessions:
         lid = int(s["learner_id"])
@@ -303,6 +305,7 @@ async def _snapshot(ctx: Context, live: LiveManager, institution_id: int) -> dic
         "at": iso(ctx.clock()),
         "institution_id": institution_id,
         "sessions": sessions,
+        "board": "shared" if shared else "this_process",
         "flags_open": len(flags),
         "flags": [
             {

@@ -30,6 +30,7 @@ from supervisor.checks.jobs import CheckJob, CheckResult, ResultStatus, job_fiel
 from supervisor.checks.worker import embedded_worker_main, ensure_group
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
+from supervisor.runtime.lifeline import pdeathsig_preexec
 from tests import imagegen
 from tests.supervisor.conftest import free_port, make_settings, new_id_number
 from verification.engines import make_engine
@@ -68,6 +69,7 @@ class RedisServer:
              "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=pdeathsig_preexec(),  # ends with the test run, however it ends
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
