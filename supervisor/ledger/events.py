@@ -230,6 +230,9 @@ class ConsentWithdrawn(Event):
     templates_deleted: int
     recorded_by: str
     at: datetime
+    # Enrolment photos deleted with the templates (absent in events from before
+    # photos were deleted at withdrawal).
+    photos_deleted: int | None = optional()
 
 
 @dataclass(frozen=True, slots=True)
