@@ -68,7 +68,7 @@ class LocalEvidenceStore:
         self._db = db
         self._root = evidence_root(directory)
         try:
-            _make_dirs(self._root)
+            make_dirs(self._root)
         except OSError as exc:
             raise StorageUnavailable(f"cannot create evidence folder {self._root}: {exc}") from None
 
@@ -251,7 +251,7 @@ def _holds(path: Path, sha256: str) -> bool:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
-        created = _make_dirs(path.parent)
+        created = make_dirs(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # mode 0600 (FILE_MODE)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -272,7 +272,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise EvidenceStoreUnavailable(f"cannot write evidence {path.name}: {exc}") from None
 
 
-def _make_dirs(folder: Path) -> list[Path]:
+def make_dirs(folder: Path) -> list[Path]:
     """Create `folder` and missing parents, owner only (0700 whatever the umask);
     return the parents of what was created."""
     missing: list[Path] = []
