@@ -69,6 +69,10 @@ class LocalEvidenceStore:
         self._root = evidence_root(directory)
         try:
             make_dirs(self._root)
+            # A folder from before (0755): others could list whose faces are kept.
+            st = self._root.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(self._root, DIR_MODE)
         except OSError as exc:
             raise StorageUnavailable(f"cannot create evidence folder {self._root}: {exc}") from None
 
@@ -186,6 +190,7 @@ class LocalEvidenceStore:
                     conn.execute(
                         select(T.c.sha256)
                         .where(T.c.sha256.in_(chunk), T.c.purged_at.is_(None))
+                        .order_by(T.c.sha256)
                         .with_for_update()
                     ).scalars()
                 )
