@@ -7,7 +7,9 @@ A backup is one zip file:
 - `tables/<name>.jsonl`: one JSON object per row, in primary-key order; datetimes as
   `{"$dt": iso}` and bytes as `{"$b64": ...}` so that rows are portable between
   SQLite and PostgreSQL;
-- `evidence/<sha256>`: the evidence frames still retained.
+- `evidence/<sha256>`: the evidence frames still retained. A frame whose file no
+  longer matches its hash (damaged on disk) is left out and named in the manifest's
+  `damaged_evidence`; everything else is still backed up.
 
 The dump reads every table in one snapshot (a REPEATABLE READ transaction on
 PostgreSQL; a single read transaction on SQLite in WAL mode), so the ledger, the
@@ -34,7 +36,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, Table, func, insert, select, text
 
 from storage.engine import Database, translate_errors
-from storage.evidence_local import evidence_root, frame_path
+from storage.evidence_local import FILE_MODE, evidence_root, frame_path, make_dirs
 from storage.exceptions import IntegrityViolation, InvalidInput, StorageError
 from storage.migrate import current_revision, head_revision
 from storage.models import Base
@@ -54,6 +56,9 @@ class BackupReport:
     evidence_files: int
     evidence_missing: int
     bytes: int
+    # Retained frames whose files did not match their hash: left out, named in the
+    # manifest (a dump), or named by the backup's manifest (a restore).
+    evidence_damaged: tuple[str, ...] = ()
 
 
 def _tables() -> list[Table]:
@@ -112,6 +117,7 @@ def dump(db: Database, evidence_dir: Path, out: Path) -> BackupReport:
     members: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
     files = missing = 0
+    damaged: list[str] = []
     try:
         with (
             zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
@@ -141,8 +147,12 @@ def dump(db: Database, evidence_dir: Path, out: Path) -> BackupReport:
                     except FileNotFoundError:
                         missing += 1  # expired and deleted by purge, or lost: the row says
                         continue
+                    except OSError:
+                        damaged.append(sha)  # unreadable: as good as damaged for a backup
+                        continue
                     if hashlib.sha256(data).hexdigest() != sha:
-                        raise IntegrityViolation(f"evidence file {sha} is damaged; not backed up")
+                        damaged.append(sha)  # one bad frame must not cost the whole backup
+                        continue
                     zf.writestr(f"evidence/{sha}", data, compress_type=zipfile.ZIP_STORED)
                     members[f"evidence/{sha}"] = {"sha256": sha}
                     files += 1
@@ -152,13 +162,14 @@ def dump(db: Database, evidence_dir: Path, out: Path) -> BackupReport:
                 "dialect": db.dialect,
                 "created_at": datetime.now(UTC).isoformat(),
                 "members": members,
+                "damaged_evidence": damaged,
             }
             zf.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return BackupReport(out, revision, counts, files, missing, out.stat().st_size)
+    return BackupReport(out, revision, counts, files, missing, out.stat().st_size, tuple(damaged))
 
 
 def _revision(conn: Connection) -> str:
@@ -275,15 +286,17 @@ def restore(db: Database, evidence_dir: Path, path: Path) -> BackupReport:
             if len(sha) != 64 or not set(sha) <= _HEX:
                 raise IntegrityViolation(f"backup member {name} is not named by a SHA-256")
             target = frame_path(evidence_root(evidence_dir), sha)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(name) as src, open(target, "wb") as dst:
+            make_dirs(target.parent)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            with zf.open(name) as src, os.fdopen(fd, "wb") as dst:
                 dst.write(src.read())
             files += 1
         live = conn.execute(
             text("SELECT COUNT(*) FROM evidence WHERE purged_at IS NULL")
         ).scalar_one()
     missing = int(live) - files  # retained by their rows, but their files were not in the backup
-    return BackupReport(path, revision, counts, files, missing, path.stat().st_size)
+    damaged = tuple(str(h) for h in manifest.get("damaged_evidence") or ())
+    return BackupReport(path, revision, counts, files, missing, path.stat().st_size, damaged)
 
 
 def _reset_sequences(conn: Connection) -> None:

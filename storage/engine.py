@@ -5,7 +5,9 @@ Nothing here runs at import time; `create_database` builds one engine per call.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +35,7 @@ from storage.exceptions import (
 # StorageUnavailable (ledger writes hold it for a few ms per batch).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MMAP_BYTES = 1 << 30
+SQLITE_FILE_MODE = 0o600  # the database file (and so its -wal and -shm files)
 PG_CONNECT_TIMEOUT_S = 5
 POOL_SIZE = 10
 POOL_MAX_OVERFLOW = 30
@@ -161,8 +164,9 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
     if not database.startswith("file:"):
         try:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            owner_only(Path(database).expanduser())
         except OSError as exc:
-            raise StorageUnavailable(f"cannot create the folder of {database}: {exc}") from None
+            raise StorageUnavailable(f"cannot create the database file {database}: {exc}") from None
     engine = create_engine(
         url,
         echo=echo,
@@ -174,6 +178,26 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def owner_only(database: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does, and take group and other access
+    away from one that exists (with its -wal and -shm files): it holds names and full
+    ID numbers. SQLite creates the -wal and -shm files with the database file's mode.
+    """
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -4,7 +4,8 @@ Files are content-addressed: ``<directory>/ab/cd/abcd...`` (the full lowercase h
 SHA-256, under two levels of fan-out from its first four characters). A file is
 written to a temporary name in its final folder, fsynced, renamed into place and
 the folder fsynced, so a reader never sees a partial image. Only 64-lowercase-hex
-names are ever turned into paths, which rules out path tricks.
+names are ever turned into paths, which rules out path tricks. Frames are faces:
+files are created 0600 and the folders the store creates 0700 (owner only).
 
 The database row is the authority on whether an image should exist: after a
 purge the row stays with `purged_at` set, so the hash still proves the image
@@ -45,6 +46,8 @@ _CONTENT_TYPE: Final = re.compile(
     r"[a-z0-9][a-z0-9!#$&^_.+-]{0,47}/[a-z0-9][a-z0-9!#$&^_.+-]{0,47}"
 )
 _PURGE_CHUNK: Final = 500
+FILE_MODE: Final = 0o600
+DIR_MODE: Final = 0o700
 
 
 def evidence_root(directory: Path) -> Path:
@@ -65,7 +68,11 @@ class LocalEvidenceStore:
         self._db = db
         self._root = evidence_root(directory)
         try:
-            self._root.mkdir(parents=True, exist_ok=True)
+            make_dirs(self._root)
+            # A folder from before (0755): others could list whose faces are kept.
+            st = self._root.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(self._root, DIR_MODE)
         except OSError as exc:
             raise StorageUnavailable(f"cannot create evidence folder {self._root}: {exc}") from None
 
@@ -168,6 +175,37 @@ class LocalEvidenceStore:
                     out[row.sha256] = _record(row)
         return out
 
+    def erase(self, hashes: Iterable[str], at: datetime) -> list[str]:
+        """Delete these images now, before their retention date (a learner's enrolment
+        photos when consent is withdrawn); keep their records with `purged_at` = `at`,
+        so the hash still says the image existed. Unknown and already deleted hashes
+        are skipped. Returns the hashes deleted."""
+        aware(at, "at")
+        wanted = sorted({sha256_hex(h) for h in hashes})
+        erased: list[str] = []
+        for i in range(0, len(wanted), _PURGE_CHUNK):
+            chunk = wanted[i : i + _PURGE_CHUNK]
+            with self._db.write() as conn:
+                found = list(
+                    conn.execute(
+                        select(T.c.sha256)
+                        .where(T.c.sha256.in_(chunk), T.c.purged_at.is_(None))
+                        .order_by(T.c.sha256)
+                        .with_for_update()
+                    ).scalars()
+                )
+                for sha256 in found:
+                    try:
+                        self.path_for(sha256).unlink(missing_ok=True)
+                    except OSError as exc:
+                        raise StorageUnavailable(
+                            f"cannot delete evidence {sha256}: {exc}"
+                        ) from None
+                if found:
+                    conn.execute(update(T).where(T.c.sha256.in_(found)).values(purged_at=at))
+            erased.extend(found)
+        return erased
+
     def purge_expired(self, now: datetime) -> list[str]:
         """Delete images whose retention has passed (retain_until <= now); keep their
         records with `purged_at` = now. Returns the purged hashes."""
@@ -218,8 +256,8 @@ def _holds(path: Path, sha256: str) -> bool:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
-        created = _make_dirs(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # mode 0600
+        created = make_dirs(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # mode 0600 (FILE_MODE)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -239,14 +277,20 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise EvidenceStoreUnavailable(f"cannot write evidence {path.name}: {exc}") from None
 
 
-def _make_dirs(folder: Path) -> list[Path]:
-    """Create `folder` and missing parents; return the parents of what was created."""
+def make_dirs(folder: Path) -> list[Path]:
+    """Create `folder` and missing parents, owner only (0700 whatever the umask);
+    return the parents of what was created."""
     missing: list[Path] = []
     current = folder
     while not current.exists():
         missing.append(current)
         current = current.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        try:
+            created.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue  # made by another process meanwhile
+        os.chmod(created, DIR_MODE)  # mkdir's mode is filtered by the umask
     return [m.parent for m in missing]
 
 

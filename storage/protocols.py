@@ -285,6 +285,11 @@ class EvidenceStore(Protocol):
         """Delete images whose retention has passed; keep their records and hashes."""
         ...
 
+    def erase(self, hashes: Iterable[str], at: datetime) -> list[str]:
+        """Delete these images now, before their retention; keep their records and
+        hashes (`purged_at` = `at`). Returns the hashes deleted."""
+        ...
+
 
 class ClassroomStore(Protocol):
     """Classes (training cohorts and assessments) of a course: schedule, roster,

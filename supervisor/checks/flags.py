@@ -4,7 +4,9 @@ A flag is raised in the registry (where staff list and decide it) and recorded i
 its own ledger chain (`flag:<id>`) in the same call, with its evidence in its
 details (`supervisor.rules.flags`). Checks raise them after a check (an impostor),
 live supervision after repeated spoof signs, enrolment on a duplicate face,
-classroom supervision on an assessment's headcount, and the fraud scan.
+classroom supervision on an assessment's headcount, and the fraud scan. A flag
+always carries its evidence: each entry names a recorded event or a kept frame,
+and this is checked here, for every wing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from storage import Storage
 from storage.types import Flag
 from supervisor.ledger import codec
 from supervisor.ledger import subsidy as se
-from supervisor.rules.flags import EvidenceRef, details_json, raised_event, view
+from supervisor.rules.flags import (
+    EvidenceRef,
+    MissingEvidence,
+    details_json,
+    evidence_problem,
+    raised_event,
+    view,
+)
 
 
 def raise_flag(
@@ -32,7 +41,13 @@ def raise_flag(
     key: str | None = None,
     scores: dict[str, Any] | None = None,
 ) -> Flag:
-    """Raise a flag in the registry and record it in its ledger chain (blocking)."""
+    """Raise a flag in the registry and record it in its ledger chain (blocking).
+
+    Raises `MissingEvidence` (and raises nothing) when `evidence` does not say what
+    the flag rests on (`supervisor.rules.flags.evidence_problem`)."""
+    problem = evidence_problem(learner_id, evidence)
+    if problem is not None:
+        raise MissingEvidence(f"{kind} flag not raised: {problem}")
     details = details_json(summary, evidence, other_learner_ids, key, scores)
     flag = storage.registry.raise_flag(
         kind,

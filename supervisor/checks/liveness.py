@@ -62,6 +62,13 @@ def assess(
     if len(times) != len(images) or any(b <= a for a, b in zip(times, times[1:], strict=False)):
         times = [float(i) for i in range(len(images))]
     anchor = next((f.box for f in result.frames if f.faces_found == 1), None)
+    # No frame held one face: the check is `no_face` (or `multiple_faces`) on its own,
+    # and there is no face to judge live or not. Run on an empty, unchanging scene (a
+    # grey wall), passive liveness would call it a spoof ("looped", "too_few_faces"),
+    # and a learner who walked away is not a spoofer.
+    passive = passive and anchor is not None
+    if not passive and challenge is None:
+        return None, None
     frames = [
         observe(engine, image, t, near=anchor) for image, t in zip(images, times, strict=True)
     ]

@@ -4,6 +4,10 @@
     export SUPERVISOR_DATABASE__URL=postgresql://127.0.0.1/fresh
     supervisor backup restore var/backup-2026-11-25.zip
 
+`create` backs up everything it can: an evidence frame whose file no longer matches
+its hash is left out, named in the manifest (`damaged_evidence`) and on stderr, and
+the command exits 2 (1: no backup was written).
+
 `restore` migrates the target to this code's schema, refuses a database that holds
 rows, loads everything in one transaction, then recomputes every hash chain and
 checks every seal (signature, root, and the sealed heads present in the restored
@@ -21,6 +25,10 @@ from storage import Storage, backup
 from storage.exceptions import StorageError
 from supervisor.cli.common import open_migrated
 from supervisor.inspect import seals as sl
+
+# `backup create`: the backup was written, but some evidence frames were damaged on disk
+# and are missing from it (1 is "no backup written").
+EXIT_DAMAGED = 2
 
 
 def add_backup_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,6 +66,17 @@ def _cmd_create(settings: Settings, args: argparse.Namespace) -> int:
     )
     for name, n in report.tables.items():
         print(f"  {name}: {n}")
+    if report.evidence_damaged:
+        # Everything else is in the backup; these frames are named in its manifest
+        # (`damaged_evidence`) so that the loss is on record, and the exit is non-zero.
+        print(
+            f"DAMAGED: {len(report.evidence_damaged)} evidence frame(s) do not match their "
+            "hash and are not in the backup (listed in its manifest as damaged_evidence):",
+            file=sys.stderr,
+        )
+        for sha in report.evidence_damaged:
+            print(f"  damaged: {sha}", file=sys.stderr)
+        return EXIT_DAMAGED
     return 0
 
 
@@ -79,6 +98,12 @@ def _cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
                 f"restored {sum(report.tables.values())} rows and "
                 f"{report.evidence_files} evidence files from {report.path}"
             )
+            if report.evidence_damaged:
+                print(
+                    f"note: {len(report.evidence_damaged)} evidence frame(s) were damaged "
+                    "when the backup was made and are not in it: "
+                    + ", ".join(report.evidence_damaged)
+                )
             verify = storage.ledger.verify()
             problems = [
                 f"chain {b.chain_id} breaks at seq {b.seq}: {b.reason}" for b in verify.breaks

@@ -171,6 +171,12 @@ class Replays:
                 )
             elif isinstance(e, ev.SessionStarted):
                 items.append(ReplayItem(st.seq, e.at, "start", f"session started ({e.mode})"))
+            elif isinstance(e, ev.SupervisionModeChanged):
+                items.append(
+                    ReplayItem(
+                        st.seq, e.at, "state", f"supervised over {e.to_mode} (was {e.from_mode})"
+                    )
+                )
             elif isinstance(e, ev.SessionEnded):
                 items.append(ReplayItem(st.seq, e.at, "end", f"session ended ({e.reason})"))
         for st in stored:

@@ -131,6 +131,18 @@ class SessionStarted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class SupervisionModeChanged(Event):
+    """The page is supervised another way than the session's last recorded mode: the
+    mode named at sign-in was not the one used (WebRTC could not connect, so the page
+    fell back to still frames), or the page moved between the two later."""
+
+    KIND: ClassVar[str] = "supervision_mode_changed"
+    from_mode: str  # "upload" or "webrtc"
+    to_mode: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CheckRecorded(Event):
     """One check and its verdict. `passed` drives crediting."""
 
@@ -230,6 +242,9 @@ class ConsentWithdrawn(Event):
     templates_deleted: int
     recorded_by: str
     at: datetime
+    # Enrolment photos deleted with the templates (absent in events from before
+    # photos were deleted at withdrawal).
+    photos_deleted: int | None = optional()
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +261,7 @@ class TemplateEnrolled(Event):
 # The kinds of this module, for `supervisor.ledger.kinds`.
 KINDS: tuple[type[Event], ...] = (
     SessionStarted,
+    SupervisionModeChanged,
     CheckRecorded,
     CheckMissed,
     CheckDeferred,

@@ -58,6 +58,7 @@ class TemplatesPurged(ev.Event):
     reason: str
     last_course_end: datetime
     at: datetime
+    photos_deleted: int | None = ev.optional()  # the enrolment photos that went with them
 
 
 # The kinds of this module, for `supervisor.ledger.kinds`.

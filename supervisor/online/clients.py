@@ -52,11 +52,13 @@ def _evidence(storage: Storage, clients: list[SessionClient]) -> list[EvidenceRe
     for c in clients[-EVIDENCE_SESSIONS:]:
         chain = f"session:{c.session_id}"
         first = storage.ledger.read_chain(chain, 0, 1)
+        if not first:
+            continue  # nothing recorded to point at
         refs.append(
             EvidenceRef(
                 chain,
-                first[0].seq if first else None,
-                first[0].hash if first else None,
+                first[0].seq,
+                first[0].hash,
                 None,
                 {"learner_id": c.learner_id},
             )

@@ -356,8 +356,12 @@ class LiveSession:
 
     async def _count_spoof(self, recorded: ev.CheckRecorded) -> None:
         """Repeated spoof signs in one session raise one `liveness_spoof` flag."""
+        # Frames without a face (the learner walked away) are `no_face`, never a sign of
+        # a spoof, whatever liveness made of an empty, unchanging picture.
         spoofy = recorded.verdict in ("spoof", "challenge_failed") or (
-            recorded.liveness is not None and recorded.liveness.verdict == "spoof"
+            recorded.faces > 0
+            and recorded.liveness is not None
+            and recorded.liveness.verdict == "spoof"
         )
         if not spoofy:
             return
@@ -596,6 +600,10 @@ def raise_spoof_flag(
         for stored, e in codec.decode_all(storage.ledger.read_chain(session.chain_id))
         if isinstance(e, ev.CheckRecorded) and e.check_id in wanted
     ]
+    if not evidence:
+        # Never a flag that points at nothing: the checks are not (yet) in the chain.
+        log.error("session %s: no recorded check for a liveness_spoof flag", session.id)
+        return
     raise_flag(
         storage,
         "liveness_spoof",
@@ -702,6 +710,9 @@ class LiveManager:
             raise Conflict("the session has already ended", reason="session_ended")
         _refuse_in_person(state)
         await self.hold(session)
+        # The ledger says how the session is actually supervised, not only what the
+        # page meant to use at sign-in.
+        await self.recorder.mode(session, link.mode)
         live = self.live.get(session.id)
         if live is None or live.stopped:
             live = LiveSession(self, session)

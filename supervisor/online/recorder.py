@@ -65,6 +65,20 @@ class SessionRecorder:
             await self._append(session, [event])
             return await self.state(session)
 
+    async def mode(self, session: StudySession, mode: str) -> sm.SessionState:
+        """The page is supervised over `mode`: recorded when it is not the session's
+        mode already (the one named at sign-in, or the last change)."""
+        async with self.ctx.lock(session.chain_id):
+            view = await self.view(session)
+            current = view.snapshot().mode
+            try:
+                event = sm.change_mode(view.state, current, mode, self.ctx.clock())
+            except sm.IllegalTransition:
+                raise ended_conflict() from None
+            if event is not None:
+                await self._append(session, [event])
+            return await self.state(session)
+
     async def pause(self, session: StudySession, reason: str) -> sm.SessionState:
         """Stop the clock (nothing changes for a session already paused)."""
         async with self.ctx.lock(session.chain_id):

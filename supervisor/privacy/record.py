@@ -69,14 +69,28 @@ def processing_record(settings: Settings) -> list[ProcessingEntry]:
             "nobody",
         ),
         ProcessingEntry(
+            "Enrolment photos (JPEG)",
+            "the photo each face template was computed from, uploaded after consent",
+            "the source of the template; evidence of who was enrolled",
+            f"evidence folder `{settings.evidence.directory}` (files 0600), named by SHA-256; "
+            "the hash is in the learner's ledger chain",
+            "deleted with the templates: at once when consent is withdrawn, or by template "
+            "retention; a photo that is also a check frame or a flag's evidence is kept as "
+            f"those are; otherwise at most {settings.evidence.retention_days} days",
+            "the learner (listed in their data); inspectors",
+        ),
+        ProcessingEntry(
             "Evidence frames (JPEG at check moments)",
-            "the frame a check decided on, and classroom roll-call frames",
-            "proof of each check for inspectors and appeals",
-            f"evidence folder `{settings.evidence.directory}`, named by SHA-256; the hash "
-            "is in the ledger",
+            "the frame a check decided on, classroom roll-call frames, and frames a fraud "
+            "flag rests on",
+            "proof of each check for inspectors and appeals; the grounds of a fraud flag",
+            f"evidence folder `{settings.evidence.directory}` (files 0600), named by SHA-256; "
+            "the hash is in the ledger",
             f"{settings.evidence.retention_days} days (`evidence.retention_days`, enforced "
-            "by `supervisor purge`); the hash stays and says the frame existed",
-            "the learner's institution and inspectors, through the replay and evidence packs",
+            "by `supervisor purge`), also after consent is withdrawn: they prove hours "
+            "already paid for or a flag; the hash stays and says the frame existed",
+            "the learner (listed in their data); the learner's institution and inspectors, "
+            "through the replay and evidence packs",
         ),
         ProcessingEntry(
             "Check results and the learning-process ledger",

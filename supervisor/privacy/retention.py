@@ -5,9 +5,12 @@
 - Face templates: `privacy.templates_days_after_course_end` after the end of the
   learner's last course. A learner's courses are those they are enrolled in or
   studied in; a course without an end date (`valid_until`), or an open session,
-  keeps the templates. Each deletion is an event in the learner's chain.
+  keeps the templates. Each deletion is an event in the learner's chain. The
+  enrolment photos go with them (those no check, roll call or flag rests on; see
+  `supervisor.registry.frames`).
 - The access log: entries older than `privacy.access_log_days`.
-Withdrawn consent needs no purge: the templates go at the moment of withdrawal.
+Withdrawn consent needs no purge: the templates and enrolment photos go at the moment
+of withdrawal.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from storage import Storage
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import privacy as pev
+from supervisor.registry.frames import enrolment_photos_to_delete
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +62,12 @@ def purge(storage: Storage, settings: Settings, now: datetime) -> PurgeReport:
     frames = storage.evidence.purge_expired(now)
     deleted: dict[int, int] = {}
     for learner_id, last_end in templates_due(storage, settings, now).items():
+        photos = enrolment_photos_to_delete(storage, learner_id)
         n = storage.templates.delete_for_learner(learner_id)
         if n:
             deleted[learner_id] = n
-            event = pev.TemplatesPurged(learner_id, n, "retention", last_end, now)
+            erased = len(storage.evidence.erase(photos, now))
+            event = pev.TemplatesPurged(learner_id, n, "retention", last_end, now, erased)
             storage.ledger.append(ev.learner_chain(learner_id), [codec.encode(event)])
     cutoff = now - timedelta(days=settings.privacy.access_log_days)
     entries = storage.access_log.purge_before(cutoff)

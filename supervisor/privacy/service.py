@@ -30,6 +30,12 @@ from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import privacy as pev
 from supervisor.online.sessions import SessionService
+from supervisor.registry.frames import (
+    AFTER_WITHDRAWAL,
+    LearnerFrame,
+    learner_flags,
+    learner_frames,
+)
 from supervisor.registry.identity import mask_id_number
 from supervisor.registry.status import ensure_active
 from supervisor.rules import session_state as sm
@@ -92,16 +98,10 @@ class PrivacyService:
         chain = await self._learner_events(learner.id)
         templates = await self.ctx.db(storage.templates.for_learner, learner.id)
         sessions = await self.ctx.db(self.store.list_sessions, None, learner.id, False)
-        frames: dict[str, str] = {
-            t.evidence_sha256: "enrolment" for t in templates if t.evidence_sha256
-        }
         session_rows = []
         for s in sessions:
             stored = await self.sessions.chain(s)
             decoded = [e for _, e in codec.decode_all(stored)]
-            for e in decoded:
-                if isinstance(e, ev.CheckRecorded) and e.evidence_sha256:
-                    frames.setdefault(e.evidence_sha256, f"check in session {s.id}")
             credit = self.sessions.credit_of(stored)
             session_rows.append(
                 {
@@ -113,27 +113,38 @@ class PrivacyService:
                     "credited_seconds": round(credit.credited_seconds, 3),
                 }
             )
+        # Every frame that concerns the learner: enrolment photos (also of templates
+        # already deleted), check and roll-call frames, and what flags rest on.
+        by_sha: dict[str, list[LearnerFrame]] = {}
+        for f in await self.ctx.db(learner_frames, storage, learner.id):
+            by_sha.setdefault(f.sha256, []).append(f)
+        records = await self.ctx.db(storage.evidence.records, list(by_sha))
         evidence = []
-        for sha, what in sorted(frames.items()):
-            record = await self.ctx.db(storage.evidence.record, sha)
+        for sha, found in sorted(by_sha.items()):
+            record = records.get(sha)
+            kinds = [f.kind for f in found]
             evidence.append(
                 {
                     "sha256": sha,
-                    "what": what,
-                    "retain_until": record.retain_until,
-                    "deleted_at": record.purged_at,
+                    "what": found[0].what,
+                    "kinds": kinds,
+                    "concerns": [f.what for f in found],
+                    "after_withdrawal": (
+                        "deleted"
+                        if all(AFTER_WITHDRAWAL[k] == "deleted" for k in kinds)
+                        else "kept_until_retention"
+                    ),
+                    "retain_until": record.retain_until if record else None,
+                    "deleted_at": record.purged_at if record else None,
                 }
             )
-        flags = [
-            f
-            for f in await self.ctx.db(self.store.list_flags, None, learner.institution_id)
-            if learner.id in (f.learner_id, f.other_learner_id)
-        ]
+        flags = await self.ctx.db(learner_flags, storage, learner.id)
         consents = [
             {
                 "event": e.KIND,
                 "text_version": getattr(e, "text_version", None),
                 "templates_deleted": getattr(e, "templates_deleted", None),
+                "photos_deleted": getattr(e, "photos_deleted", None),
                 "at": e.at,
             }
             for e in chain

@@ -33,6 +33,7 @@ from supervisor.ledger import events as ev
 from supervisor.ledger import subsidy as se
 from supervisor.registry.consent import base_version
 from supervisor.registry.credit_code import code_problem, normalise
+from supervisor.registry.frames import enrolment_photos_to_delete
 from supervisor.registry.identity import id_number_problem, normalise_id_number
 from supervisor.registry.status import ensure_may_register
 from supervisor.rules.flags import EvidenceRef
@@ -220,11 +221,14 @@ class RegistryService:
         if await self.ctx.db(self.store.active_consent, learner.id) is None:
             raise Conflict("there is no active biometric consent", reason="no_consent")
         now = self.ctx.clock()
+        # The enrolment photos go with the templates computed from them; check, roll-call
+        # and flag frames stay until their retention (supervisor.registry.frames).
+        storage = self.ctx.storage
+        photos = await self.ctx.db(enrolment_photos_to_delete, storage, learner.id)
         consent, deleted = await self.ctx.db(self.store.withdraw_consent, learner.id, now)
-        await self.ctx.append(
-            ev.learner_chain(learner.id),
-            [codec.encode(ev.ConsentWithdrawn(learner.id, consent.id, deleted, p.actor, now))],
-        )
+        erased = await self.ctx.db(storage.evidence.erase, photos, now)
+        event = ev.ConsentWithdrawn(learner.id, consent.id, deleted, p.actor, now, len(erased))
+        await self.ctx.append(ev.learner_chain(learner.id), [codec.encode(event)])
         return consent, deleted
 
     # -- enrolment -------------------------------------------------------------

@@ -51,6 +51,30 @@ class FlagView:
     others_elsewhere: int = 0
 
 
+class MissingEvidence(ValueError):
+    """A flag raised without what it rests on: a bug in the code that raises it."""
+
+
+def evidence_problem(learner_id: int | None, evidence: Sequence[EvidenceRef]) -> str | None:
+    """Why this evidence cannot carry a flag, or None.
+
+    Every entry names a recorded ledger event in full (chain, seq and hash) or a kept
+    frame (its SHA-256), or both: an entry with neither points at nothing an inspector
+    can open. A flag about a learner rests on at least one entry; only a flag about an
+    institution's statistics (a pass rate far from its peers') rests on its scores.
+    """
+    for i, e in enumerate(evidence):
+        event = e.chain_id is not None and e.seq is not None and e.hash is not None
+        if not event and not e.evidence_sha256:
+            return (
+                f"evidence entry {i} names neither a ledger event (chain {e.chain_id!r}, "
+                f"seq {e.seq!r}, hash {e.hash!r}) nor a frame"
+            )
+    if learner_id is not None and not evidence:
+        return "a flag about a learner must carry its evidence"
+    return None
+
+
 def details_json(
     summary: str,
     evidence: Sequence[EvidenceRef],

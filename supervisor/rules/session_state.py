@@ -5,7 +5,10 @@ check passes) or `ended`. Every change of state is a ledger event made here and
 nowhere else, by the worker that records a check, by live supervision and by the
 still-frame path alike:
 
-    start                        -> active          (session_started)
+    start                        -> active          (session_started, with the mode named
+                                                     at sign-in)
+    active|paused --mode(m)-->      unchanged       (supervision_mode_changed, when the page
+                                                     is supervised another way)
     active  --check passed-->       active          (the clock runs between passed checks)
     active  --check failed-->       active          (the clock stops until a check passes;
                                                      live supervision opens a response window)
@@ -92,6 +95,17 @@ def end(state: State, reason: str, at: datetime) -> ev.SessionEnded:
     return ev.SessionEnded(reason, at)
 
 
+def change_mode(
+    state: State, current: str, mode: str, at: datetime
+) -> ev.SupervisionModeChanged | None:
+    """The page is supervised over `mode` ("webrtc" or "upload"); None when that is
+    already the session's mode."""
+    _open(state, "change its mode")
+    if mode == current:
+        return None
+    return ev.SupervisionModeChanged(current, mode, at)
+
+
 def record_missed(state: State, missed: ev.CheckMissed) -> ev.CheckMissed:
     """A check nobody answered is recorded as it is; it changes no state itself."""
     _open(state, "record a missed check")
@@ -107,7 +121,7 @@ class SessionState:
     learner_id: int
     course_id: int
     institution_id: int
-    mode: str
+    mode: str  # how the page is supervised: at sign-in, then as last changed
     state: State
     started_at: datetime
     ended_at: datetime | None
@@ -128,6 +142,7 @@ class SessionView:
     __slots__ = (
         "seq",
         "start",
+        "mode",
         "state",
         "ended_at",
         "end_reason",
@@ -141,6 +156,7 @@ class SessionView:
     def __init__(self, max_gap: timedelta) -> None:
         self.seq = 0  # the last seq applied
         self.start: ev.SessionStarted | None = None
+        self.mode: str | None = None
         self.state = State.active
         self.ended_at: datetime | None = None
         self.end_reason: str | None = None
@@ -154,6 +170,9 @@ class SessionView:
         if isinstance(e, ev.SessionStarted):
             if self.start is None:
                 self.start = e
+                self.mode = e.mode
+        elif isinstance(e, ev.SupervisionModeChanged):
+            self.mode = e.to_mode
         elif isinstance(e, ev.CheckRecorded):
             self.checks += 1
             self.last = e
@@ -187,7 +206,7 @@ class SessionView:
             start.learner_id,
             start.course_id,
             start.institution_id,
-            start.mode,
+            self.mode or start.mode,
             self.state,
             start.at,
             self.ended_at,

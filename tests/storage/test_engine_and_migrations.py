@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -128,6 +129,33 @@ def test_many_first_connections_to_a_new_sqlite_file_all_succeed(tmp_path: Path)
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         db.dispose()
     assert errors == []
+
+
+def test_the_sqlite_file_and_its_wal_files_are_the_owners_only(tmp_path: Path) -> None:
+    """The database holds names and full ID numbers: it, its -wal and its -shm are
+    created 0600 whatever the umask, and an existing file readable by others is
+    narrowed to the owner when the service opens it."""
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "var" / "supervisor.db"
+        db = create_database(DatabaseSettings(url=f"sqlite:///{path}"))
+        with db.write() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+        assert all(f.exists() for f in files)
+        assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o600"}
+        db.dispose()
+        older = tmp_path / "older.db"
+        older.touch(mode=0o644)
+        os.chmod(older, 0o644)
+        db = create_database(DatabaseSettings(url=f"sqlite:///{older}"))
+        with db.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert older.stat().st_mode & 0o777 == 0o600
+        db.dispose()
+    finally:
+        os.umask(old)
 
 
 def test_open_storage_refuses_an_unmigrated_database(db_url: str, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from storage import Storage
 from storage.exceptions import EvidencePurged, IntegrityViolation, InvalidInput, NotFound
+from tests.storage.conftest import OpenStore
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
@@ -56,6 +58,46 @@ def test_purge_deletes_expired_files_and_keeps_their_hashes(
     # Storing purged bytes again restores them.
     restored = store.evidence.put(b"old frame", "image/jpeg", NOW + timedelta(days=3))
     assert restored.purged_at is None and store.evidence.get(old.sha256) == b"old frame"
+
+
+def test_erase_deletes_files_before_retention_and_keeps_their_hashes(
+    store: Storage, evidence_dir: Path
+) -> None:
+    """What withdrawal of consent does to enrolment photos: gone now, not at retention."""
+    a = store.evidence.put(b"photo a", "image/jpeg", NOW + timedelta(days=100))
+    b = store.evidence.put(b"photo b", "image/jpeg", NOW + timedelta(days=100))
+    kept = store.evidence.put(b"check frame", "image/jpeg", NOW + timedelta(days=100))
+    unknown = "0" * 64
+    at = NOW + timedelta(minutes=5)
+    assert store.evidence.erase([a.sha256, b.sha256, unknown], at) == sorted([a.sha256, b.sha256])
+    for digest in (a.sha256, b.sha256):
+        assert not (evidence_dir / digest[:2] / digest[2:4] / digest).exists()
+        record = store.evidence.record(digest)
+        assert record.purged_at == at and record.retain_until == NOW + timedelta(days=100)
+        with pytest.raises(EvidencePurged):
+            store.evidence.get(digest)
+    assert store.evidence.get(kept.sha256) == b"check frame"
+    assert store.evidence.erase([a.sha256], at) == []  # already deleted: nothing to do
+    with pytest.raises(InvalidInput):
+        store.evidence.erase(["../etc/passwd"], at)
+
+
+def test_evidence_folders_are_the_owners_only(open_store: OpenStore, evidence_dir: Path) -> None:
+    """Frames are faces: folders 0700 and files 0600 whatever the umask; a folder left
+    0755 by an earlier version is narrowed when the store opens it."""
+    old = os.umask(0o022)
+    try:
+        evidence_dir.mkdir(mode=0o755)
+        os.chmod(evidence_dir, 0o755)
+        store = open_store()
+        assert stat.S_IMODE(evidence_dir.stat().st_mode) == 0o700
+        digest = store.evidence.put(JPEG, "image/jpeg", NOW + timedelta(days=1)).sha256
+        path = evidence_dir / digest[:2] / digest[2:4] / digest
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700
+    finally:
+        os.umask(old)
 
 
 def test_unknown_and_malformed_hashes(store: Storage, evidence_dir: Path) -> None:

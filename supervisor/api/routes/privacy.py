@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse
@@ -45,6 +45,9 @@ class ConsentEventOut(BaseModel):
     event: str
     text_version: str | None
     templates_deleted: int | None
+    photos_deleted: int | None = Field(
+        None, description="Enrolment photos deleted at withdrawal (with the templates)."
+    )
     at: datetime
 
 
@@ -65,8 +68,18 @@ class SessionDataOut(BaseModel):
 
 class EvidenceDataOut(BaseModel):
     sha256: str
-    what: str
-    retain_until: datetime
+    what: str = Field(description="What the frame is, for a person (its first kind).")
+    kinds: list[Literal["enrolment", "check", "roll_call", "flag"]] = Field(
+        description="Every kind the frame is of: a learner's enrolment photo, a check's "
+        "frame, a classroom roll-call frame, or evidence a flag rests on."
+    )
+    concerns: list[str] = Field(description="Where it is used, one line per kind.")
+    after_withdrawal: Literal["deleted", "kept_until_retention"] = Field(
+        description="What withdrawal of consent does to it: enrolment photos are deleted "
+        "with the templates; any other frame is kept until `retain_until` (proof of "
+        "credited hours or of a flag)."
+    )
+    retain_until: datetime | None
     deleted_at: datetime | None
 
 

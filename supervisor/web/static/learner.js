@@ -8,7 +8,23 @@ const S = {
   stream: null, mode: null, credited: 0, running: false, tick: null, beat: null,
   beatSeconds: null,
   polling: false, fallbackForced: false,
+  // Once End is pressed nothing more is uploaded: in-flight requests are aborted
+  // (`aborts`) and awaited (`uploads`) before the session is ended.
+  ending: false, aborts: new Set(), uploads: new Set(),
 };
+
+// A request that End may cut short: aborted (quietly) when the learner ends.
+function abortable() {
+  const ctl = new AbortController();
+  S.aborts.add(ctl);
+  return { signal: ctl.signal, done: () => S.aborts.delete(ctl) };
+}
+
+// What a request raced with the end of the session: aborted by End, or refused because
+// the session ended meanwhile (409 session_ended). Neither is an error to report.
+function endedRace(e) {
+  return (e && e.name === "AbortError") || (e && e.status === 409 && (S.ending || e.reason === "session_ended"));
+}
 
 async function api(path, opts = {}) {
   const headers = Object.assign({}, opts.headers || {}, { Authorization: `Bearer ${S.token}` });
@@ -256,6 +272,7 @@ async function start() {
 }
 
 function enterSession() {
+  S.ending = false;
   $("start-controls").hidden = true;
   $("end-button").hidden = false;
   document.body.dataset.session = S.session;
@@ -370,37 +387,55 @@ async function connectFallback() {
 }
 
 async function pollLoop() {
-  while (S.polling && S.session) {
+  while (S.polling && S.session && !S.ending) {
     let messages = [];
+    const req = abortable();
     try {
-      messages = await api(`/sessions/${S.session}/messages?wait=20`);
+      messages = await api(`/sessions/${S.session}/messages?wait=20`, { signal: req.signal });
     } catch (e) {
+      if (S.ending || endedRace(e)) { S.polling = false; break; }
       if (e.reason === "not_live" || e.status === 409 || e.status === 403) { S.polling = false; break; }
       await new Promise((r) => setTimeout(r, 2000));
       continue;
-    }
-    for (const m of messages) await handle(m);
+    } finally { req.done(); }
+    for (const m of messages) { if (!S.ending) await handle(m); }
   }
 }
 
-async function sendFrames(m) {
-  const form = new FormData();
-  form.append("check_id", m.check_id);
-  form.append("nonce", m.nonce);
-  const count = m.count || 1;
-  for (let i = 0; i < count; i++) {
-    form.append("frames", await grabFrame(), `f${i}.jpg`);
-    if (i + 1 < count) await new Promise((r) => setTimeout(r, (m.spacing || 0.5) * 1000));
-  }
+function sendFrames(m) {
+  const sending = uploadFrames(m).finally(() => {
+    S.uploads.delete(sending);
+    if (!S.uploads.size) delete document.body.dataset.uploading;
+  });
+  S.uploads.add(sending);
+  document.body.dataset.uploading = m.check_id;
+  return sending;
+}
+
+async function uploadFrames(m) {
+  const session = S.session;
+  const req = abortable();
   try {
-    await api(`/sessions/${S.session}/frames`, { method: "POST", body: form });
-  } catch (e) { console.warn("frames", e); }
+    const form = new FormData();
+    form.append("check_id", m.check_id);
+    form.append("nonce", m.nonce);
+    const count = m.count || 1;
+    for (let i = 0; i < count; i++) {
+      if (S.ending) return;
+      form.append("frames", await grabFrame(), `f${i}.jpg`);
+      if (i + 1 < count) await new Promise((r) => setTimeout(r, (m.spacing || 0.5) * 1000));
+    }
+    if (S.ending || S.session !== session) return;
+    await api(`/sessions/${session}/frames`, { method: "POST", body: form, signal: req.signal });
+  } catch (e) {
+    if (!endedRace(e)) console.warn("frames", e);
+  } finally { req.done(); }
 }
 
 async function handle(m) {
   switch (m.type) {
     case "capture":
-      if (S.mode === "upload") { if (m.on && m.check_id) sendFrames(m); }
+      if (S.mode === "upload") { if (m.on && m.check_id && !S.ending) sendFrames(m); }
       else await setSending(m.on, m.fps, m.max_width);
       break;
     case "hello":
@@ -515,12 +550,21 @@ function renderClock() {
 }
 
 async function end() {
-  try { await api(`/sessions/${S.session}/end`, { method: "POST" }); } catch (e) { console.warn(e); }
+  // Stop uploading first: no frame goes out after End, and none in flight races the end.
+  S.ending = true; S.polling = false;
+  for (const ctl of S.aborts) ctl.abort();
+  await Promise.allSettled([...S.uploads]);
+  try {
+    await api(`/sessions/${S.session}/end`, { method: "POST" });
+  } catch (e) {
+    if (!(e.status === 409 && e.reason === "session_ended")) console.warn(e);  // already ended: fine
+  }
   setState("ended", ""); finish();
 }
 
 function finish() {
-  S.polling = false; closePeer();
+  S.ending = true; S.polling = false; closePeer();
+  for (const ctl of S.aborts) ctl.abort();
   $("end-button").hidden = true; $("start-controls").hidden = false;
 }
 

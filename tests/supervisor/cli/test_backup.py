@@ -205,3 +205,51 @@ def test_backup_of_a_tampered_database_carries_the_break_along(
     dst = f"sqlite:///{tmp_path / 'dst' / 'db.sqlite'}"
     assert _cli(dst, tmp_path / "ev2", "backup", "restore", str(pack), monkeypatch=monkeypatch) == 1
     assert "BAD: chain session:s2 breaks at seq 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_damaged_frame_is_named_and_everything_else_is_backed_up(
+    kind: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One evidence file damaged on disk (bytes changed after it was stored) no longer
+    aborts the backup: the rest is written, the frame is named in the manifest and on
+    stderr, and the command exits 2; the backup restores and says what it lacks."""
+    url = _url(kind, tmp_path, "src", request)
+    ev_dir = tmp_path / "ev"
+    with _open(url, ev_dir) as src:
+        _populate(src)
+        live = sorted(s for s in _shas(src) if src.evidence.record(s).purged_at is None)
+        assert len(live) == 2
+        bad, good = live
+        path = src.evidence.path_for(bad)  # type: ignore[attr-defined]
+    path.write_bytes(b"\xff\xd8 this frame was damaged on disk")
+    pack = tmp_path / "backup.zip"
+    code = _cli(url, ev_dir, "backup", "create", str(pack), monkeypatch=monkeypatch)
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "backup written" in out and bad in err and "DAMAGED: 1 evidence frame" in err
+    assert pack.stat().st_mode & 0o777 == 0o600  # names and ID numbers inside
+    with zipfile.ZipFile(pack) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        names = set(zf.namelist())
+    assert manifest["damaged_evidence"] == [bad]
+    assert f"evidence/{good}" in names and f"evidence/{bad}" not in names
+    assert "tables/ledger_events.jsonl" in names and "tables/learners.jsonl" in names
+    assert _cli(url, ev_dir, "backup", "check", str(pack), monkeypatch=monkeypatch) == 0
+
+    dst_url = f"sqlite:///{tmp_path / 'dst' / 'supervisor.db'}"
+    dst_ev = tmp_path / "ev-dst"
+    capsys.readouterr()
+    assert _cli(dst_url, dst_ev, "backup", "restore", str(pack), monkeypatch=monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert f"damaged when the backup was made and are not in it: {bad}" in out
+    with _open(dst_url, dst_ev) as dst:
+        assert dst.ledger.verify().ok
+        assert dst.evidence.get(good)
+        restored = dst.evidence.path_for(good)  # type: ignore[attr-defined]
+        assert restored.stat().st_mode & 0o777 == 0o600
+        assert restored.parent.stat().st_mode & 0o777 == 0o700

@@ -121,7 +121,9 @@ def test_enrolled_learner_studies_and_the_clock_advances(
     # The page kept to the heartbeat the server's hello asked for (a third of the 6-s
     # timeout here; its own default is 10 s): the session was never paused for lack of one.
     assert not [e for e in evs if e["kind"] == "state_changed"], evs
-    assert evs[0]["payload"]["mode"] == "upload" or evs[0]["kind"] == "session_started"
+    # The ledger says the session was supervised over WebRTC, as it was, from the start.
+    assert evs[0]["kind"] == "session_started" and evs[0]["payload"]["mode"] == "webrtc"
+    assert not [e for e in evs if e["kind"] == "supervision_mode_changed"]
     # The page shows the live state and a running clock.
     wait_js(page, "document.getElementById('clock').textContent > '00:00:05'")
     assert "verified" in page.text_content("#state")  # type: ignore[attr-defined]
@@ -195,6 +197,11 @@ def test_an_empty_scene_is_a_failed_presence_check(
     evs = events(svc, w.learner, sid)  # type: ignore[attr-defined]
     first_fail = checks(evs, check_kind="presence", verdict="no_face")[0]
     assert first_fail["faces"] == 0 and not first_fail["passed"]
+    # Signed in through the API (still frames), then watched over WebRTC by the page:
+    # the change is on the record.
+    assert evs[0]["payload"]["mode"] == "upload"
+    changes = [e["payload"] for e in evs if e["kind"] == "supervision_mode_changed"]
+    assert [(c["from_mode"], c["to_mode"]) for c in changes] == [("upload", "webrtc")]
     page.wait_for_selector("body[data-state='attention']", timeout=10_000)  # type: ignore[attr-defined]
     shot(page, "learner-empty-scene")
 
@@ -261,3 +268,56 @@ def test_still_frame_fallback_when_webrtc_is_unavailable(
     shot(page, "learner-fallback")
     evs = events(svc, w.learner, sid)
     assert json.dumps(evs).count('"check_missed"') == 0
+
+
+def test_end_stops_the_uploads_and_a_racing_409_is_no_error(
+    svc: Service, browser_factory: Callable[..., object], tmp_path: Path
+) -> None:
+    """On the still-frame path, End pressed while the page takes a check's frames: the
+    page sends nothing more (the upload in flight is dropped, not posted to an ended
+    session), and shows and logs no error."""
+    w = svc.world()
+    y4m = write_y4m(tmp_path / "hopper.y4m", [(frame(imagegen.grace_hopper()), 4.0)])
+    page = browser_factory(y4m, init_script="delete window.RTCPeerConnection;")
+    refused: list[str] = []
+    complaints: list[str] = []
+    page.on(  # type: ignore[attr-defined]
+        "response",
+        lambda r: refused.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+    )
+    page.on(  # type: ignore[attr-defined]
+        "console",
+        lambda m: (
+            complaints.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None
+        ),
+    )
+    page.goto(f"{svc.url}/learn#token={w.learner}")  # type: ignore[attr-defined]
+    page.wait_for_selector("body[data-ready='1']")  # type: ignore[attr-defined]
+    page.click("#start-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("body[data-mode='upload']", timeout=20_000)  # type: ignore[attr-defined]
+    sid = page.evaluate("document.body.dataset.session")  # type: ignore[attr-defined]
+    # The moment the page starts taking a check's frames (3 frames 0.4 s apart), End
+    # (watched from inside the page: a round trip per look would often miss the moment).
+    asked = page.evaluate(  # type: ignore[attr-defined]
+        """() => new Promise((resolve) => {
+            const t = setInterval(() => {
+                const id = document.body.dataset.uploading;
+                if (!id) return;
+                clearInterval(t);
+                document.getElementById("end-button").click();
+                resolve(id);
+            }, 10);
+        })"""
+    )
+    page.wait_for_selector("body[data-state='ended']", timeout=10_000)  # type: ignore[attr-defined]
+    # Any frames still on their way arrive meanwhile (the page's events are delivered
+    # while Playwright waits, not during a plain sleep).
+    page.wait_for_timeout(3000)  # type: ignore[attr-defined]
+    evs = events(svc, w.learner, sid)
+    ended = [e for e in evs if e["kind"] == "session_ended"]
+    assert ended and ended[0]["payload"]["reason"] == "learner"
+    assert evs[-1]["kind"] == "session_ended"
+    assert not checks(evs, check_id=asked), "the check End cut short was answered after all"
+    assert not [r for r in refused if "/frames" in r or "/end" in r], refused
+    assert not complaints, complaints
+    assert page.text_content("#study-error") == ""  # type: ignore[attr-defined]

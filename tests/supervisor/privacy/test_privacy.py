@@ -138,3 +138,96 @@ def test_the_processing_record_follows_the_settings(service: Service) -> None:
     days = service.settings.evidence.retention_days
     assert f"{days} days" in page.text
     assert f"{service.settings.privacy.templates_days_after_course_end} days" in page.text
+
+
+def test_every_frame_of_the_learner_is_exported_and_withdrawal_deletes_only_enrolment_photos(
+    service: Service,
+) -> None:
+    """The export lists enrolment photos, check frames and flag evidence; withdrawing
+    consent deletes the enrolment photos (files gone, hashes kept) except one a flag rests
+    on, and keeps check and flag frames until their retention, as the README says."""
+    from datetime import UTC, datetime, timedelta
+
+    from supervisor.checks.flags import raise_flag
+    from supervisor.rules.flags import EvidenceRef
+    from tests import imagegen
+
+    w = service.world()  # enrolment photo A
+    second = imagegen.jpeg_bytes(imagegen.webcam_frame(imagegen.grace_hopper(), face_width=230))
+    r = service.call(
+        "POST",
+        f"/api/v1/learners/{w.learner_id}/templates",
+        w.learner,
+        files={"photo": ("again.jpg", second, "image/jpeg")},
+    )
+    assert r.status_code == 201, r.text  # enrolment photo B
+    sid = service.start(w)  # check frame C
+    assert service.call("POST", f"/api/v1/sessions/{sid}/end", w.learner).status_code == 200
+    enrolled = [
+        e.evidence_sha256
+        for e in service.storage.templates.for_learner(w.learner_id)
+        if e.evidence_sha256
+    ]
+    assert len(enrolled) == 2
+    photo_a, photo_b = enrolled
+    retain = datetime.now(UTC) + timedelta(days=30)
+    frame_d = service.storage.evidence.put(
+        imagegen.jpeg_bytes(imagegen.astronaut()), "image/jpeg", retain
+    ).sha256
+    # A flag resting on photo B (a kept frame posted again, as the replay search names
+    # it) and on a frame of its own, D.
+    flag = raise_flag(
+        service.storage,
+        "replayed_frame",
+        w.institution_id,
+        w.learner_id,
+        (),
+        "a kept enrolment frame posted again",
+        [
+            EvidenceRef(None, None, None, photo_b, {"copied": "enrolment"}),
+            EvidenceRef(None, None, None, frame_d, {}),
+        ],
+        datetime.now(UTC),
+    )
+
+    data = service.call("GET", f"/api/v1/learners/{w.learner_id}/data", w.learner).json()
+    frames = {f["sha256"]: f for f in data["evidence_frames"]}
+    checks = [s for s, f in frames.items() if f["kinds"] == ["check"]]
+    assert len(checks) == 1
+    check_c = checks[0]
+    assert frames[photo_a]["kinds"] == ["enrolment"]
+    assert frames[photo_a]["after_withdrawal"] == "deleted"
+    assert frames[photo_b]["kinds"] == ["enrolment", "flag"]
+    assert frames[photo_b]["after_withdrawal"] == "kept_until_retention"
+    assert frames[frame_d]["kinds"] == ["flag"]
+    assert frames[frame_d]["what"] == f"evidence of flag {flag.id} (replayed_frame)"
+    assert frames[check_c]["what"] == f"check in session {sid}"
+    assert all(f["deleted_at"] is None for f in frames.values())
+    paths = {sha: service.storage.evidence.path_for(sha) for sha in frames}
+    assert all(p.exists() for p in paths.values())
+
+    r = service.call("DELETE", f"/api/v1/learners/{w.learner_id}/consent", w.learner)
+    assert r.status_code == 200 and r.json()["templates_deleted"] == 2
+    assert not paths[photo_a].exists()
+    assert all(paths[s].exists() for s in (photo_b, check_c, frame_d))
+    data = service.call("GET", f"/api/v1/learners/{w.learner_id}/data", w.learner).json()
+    after = {f["sha256"]: f for f in data["evidence_frames"]}
+    # The withdrawn templates' photos are still listed (their hashes stay), deleted.
+    assert set(after) == set(frames)
+    assert after[photo_a]["deleted_at"] is not None
+    assert [s for s, f in after.items() if f["deleted_at"] is not None] == [photo_a]
+    assert data["consents"][-1]["event"] == "consent_withdrawn"
+    assert data["consents"][-1]["photos_deleted"] == 1
+    withdrawn = [
+        e
+        for e in service.storage.ledger.read_chain(ev.learner_chain(w.learner_id))
+        if e.kind == "consent_withdrawn"
+    ]
+    assert '"photos_deleted":1' in withdrawn[-1].payload
+    # The folder and files of faces are the owner's only.
+    root = service.storage.evidence.directory
+    for p in [paths[check_c], paths[photo_b], paths[frame_d]]:
+        assert p.stat().st_mode & 0o777 == 0o600, oct(p.stat().st_mode)
+        assert p.parent.stat().st_mode & 0o777 == 0o700
+        assert p.parent.parent.stat().st_mode & 0o777 == 0o700
+    assert root.stat().st_mode & 0o777 == 0o700

@@ -65,6 +65,9 @@ def test_purge_applies_each_kinds_retention(
         other = store.registry.create_course(inst, "Open course", 10, DeliveryMode.online)
         store.registry.create_session("s4", "session:s4", studying, other.id, inst, NOW - DAY)
 
+        # The photo the expiring template was computed from goes with it.
+        photo = store.evidence.put(b"enrolment photo", "image/jpeg", NOW + 100 * DAY)
+        store.templates.add(ended_long_ago, vector(11), photo.sha256)
         old = store.evidence.put(b"old frame", "image/jpeg", NOW - DAY)
         kept = store.evidence.put(b"kept frame", "image/jpeg", NOW + DAY)
         store.access_log.record(NOW - 100 * DAY, "inspector:1", "inspector", "replay")
@@ -72,7 +75,7 @@ def test_purge_applies_each_kinds_retention(
 
         assert set(templates_due(store, settings, NOW)) == {ended_long_ago}
         report = purge(store, settings, NOW)
-        assert report.templates == {ended_long_ago: 1}
+        assert report.templates == {ended_long_ago: 2}
         assert report.evidence_frames == 1 and report.access_log_entries == 1
         assert store.templates.for_learner(ended_long_ago) == []
         for lid in (ended_lately, no_end, studying):
@@ -84,6 +87,9 @@ def test_purge_applies_each_kinds_retention(
         chain = store.ledger.read_chain(ev.learner_chain(ended_long_ago))
         assert [e.kind for e in chain] == ["templates_purged"]
         assert json.loads(chain[0].payload)["reason"] == "retention"
+        assert json.loads(chain[0].payload)["photos_deleted"] == 1
+        assert store.evidence.record(photo.sha256).purged_at == NOW
+        assert not store.evidence.path_for(photo.sha256).exists()  # type: ignore[attr-defined]
         # Nothing more to do the second time.
         again = purge(store, settings, NOW)
         assert (again.templates, again.evidence_frames, again.access_log_entries) == ({}, 0, 0)
