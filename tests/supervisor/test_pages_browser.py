@@ -106,9 +106,11 @@ def test_public_pages_in_chinese(
     cid = course.json()["id"]
     rules = {"occupation": "电工", "skill_level": 4, "subsidy_kind": "per_hour"}
     rules.update(subsidy_amount=30, subsidy_cap=1200)
-    assert svc.call("PUT", f"/api/v1/courses/{cid}/rules", op, json=rules).status_code == 200
-    assert svc.call("POST", f"/api/v1/courses/{cid}/publish", op).status_code == 200
-    r = body = institution_body("虚假培训中心")
+    # The bureau sets and publishes the standard; the institution only offers the course.
+    bureau = svc.bureau
+    assert svc.call("PUT", f"/api/v1/courses/{cid}/rules", bureau, json=rules).status_code == 200
+    assert svc.call("POST", f"/api/v1/courses/{cid}/publish", bureau).status_code == 200
+    body = institution_body("虚假培训中心")
     r = svc.call("POST", "/api/v1/institutions", svc.admin, json=body)
     bad = r.json()["id"]
     status = {
