@@ -9,8 +9,6 @@ const { t, time } = window.svI18n;
 // kept in web storage). Every unsafe request repeats the session's CSRF value, which the
 // server also puts in the readable CSRF cookie, in the X-CSRF-Token header (double submit).
 function csrf() {
-  const field = document.querySelector("input[name=csrf]");
-  if (field && field.value) return field.value;
   const meta = document.querySelector("meta[name=csrf-token]");
   return meta ? meta.content : "";
 }
