@@ -77,6 +77,8 @@ PROBE_PACKETS: Final = 64
 PACKETS_BEFORE_KEYFRAME: Final = 3000
 # The thread is joined for at most this long beyond the read timeout at stop().
 JOIN_GRACE_S: Final = 2.0
+# Demuxers an HTTP(S) camera may be read with: single streams only (no playlist).
+HTTP_FORMATS: Final = "mpjpeg,mjpeg,jpeg_pipe,mpegts,flv,h264,hevc,matroska,mov,avi"
 # What a network camera's failure says, whatever its cause (see the module's docstring).
 NETWORK_FAILURE: Final = "no video from the camera (unreachable, or not a camera stream)"
 NETWORK_DROPPED: Final = "the camera stopped sending video"
@@ -332,8 +334,11 @@ class StreamSource:
             if scheme in ("http", "https"):
                 options["headers"] = f"Host: {host_header(checked)}\r\n"
         if scheme in ("http", "https"):
-            # A redirect could lead anywhere, unchecked: refused, never followed.
+            # A redirect could lead anywhere, unchecked: refused, never followed. So
+            # could a playlist (HLS, DASH) or any demuxer that opens more URLs: only
+            # formats that read the one stream they were given are probed.
             options["max_redirects"] = "0"
+            options["format_whitelist"] = HTTP_FORMATS
         if scheme in ("rtsp", "rtsps"):
             options["rtsp_transport"] = s.rtsp_transport
         container = av.open(

@@ -164,6 +164,22 @@ async def test_redirects_are_not_followed(frames: tuple[list[bytes], float]) -> 
                 await source.stop()
 
 
+async def test_playlists_are_not_read(frames: tuple[list[bytes], float]) -> None:
+    # An HLS playlist at an allowed address names its segments' URLs: nobody checked
+    # those, so playlists are not read at all.
+    jpegs, fps = frames
+    with MjpegCamera(jpegs, fps) as target, MjpegCamera(jpegs, fps) as front:
+        front.playlist_to = f"http://127.0.0.1:{target.port}/segment0.ts"
+        source = StreamSource("cam-hls", front.url + "?.m3u8", FAST, clock, policy=LOOPBACK)
+        await source.start()
+        try:
+            await _until(lambda: source.status().state is SourceState.unreachable, 5)
+            await asyncio.sleep(0.5)
+            assert front.hosts and target.hosts == []
+        finally:
+            await source.stop()
+
+
 async def test_a_name_that_rebinds_to_loopback_is_refused_at_connection(
     frames: tuple[list[bytes], float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
