@@ -187,6 +187,8 @@ async def login(request: Request) -> Response:
     now = ctx.clock()
     if old:
         await ctx.db(ctx.storage.workspace_sessions.revoke, old, now)
+    # Sessions that ended are of no use to anyone: each sign-in sweeps them away.
+    await ctx.db(ctx.storage.workspace_sessions.purge, now)
     session = secrets.token_urlsafe(SECRET_BYTES)
     lifetime = ctx.settings.inspection.session_absolute_s
     await ctx.db(
