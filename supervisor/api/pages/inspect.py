@@ -154,8 +154,14 @@ async def _page(request: Request, body: Page, form: dict[str, Any] | None = None
 
 @router.get("/login")
 async def login_page(request: Request) -> Response:
-    # A cookie of a session that has ended goes, so that the sign-in form (a plain
-    # POST without the CSRF header) is not refused for carrying it.
+    # Whatever session this browser held ends here (revoked on the server; the cookie
+    # is SameSite=Strict, so another site cannot sign anyone out this way) and its
+    # cookie goes, so that the sign-in form (a plain POST without the CSRF header) is
+    # not refused for carrying it.
+    ctx = get_ctx(request)
+    held = request.cookies.get(ctx.settings.web.session_cookie)
+    if held:
+        await ctx.db(ctx.storage.workspace_sessions.revoke, held, ctx.clock())
     return _forget_cookies(request, render(request, "inspect_login.html", error=""))
 
 
