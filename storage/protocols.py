@@ -383,7 +383,9 @@ class WorkspaceSessionStore(Protocol):
     ) -> tuple[WorkspaceSession, Token] | None:
         """The session and its token if the session is live at `at`: not revoked, before
         its absolute expiry, used within `idle_s` seconds, and its token not revoked.
-        A live session is marked as used at `at`. None otherwise."""
+        A live session is marked as used at `at` (implementations may skip marking a
+        session used within the last tenth of `idle_s`, at most a minute). None
+        otherwise; a session found lapsed is ended for good."""
         ...
 
     def revoke(self, secret: str, at: datetime) -> bool:

@@ -60,6 +60,25 @@ def test_a_session_lives_until_idle_absolute_expiry_or_sign_out(store: Storage) 
     assert sessions.purge(T0 + timedelta(days=1)) == 0
 
 
+def test_pages_in_quick_succession_read_without_writing(store: Storage) -> None:
+    sessions = store.workspace_sessions
+    token, _ = store.registry.create_token(Role.inspector, "quick")
+    secret = secrets.token_urlsafe(32)
+    sessions.open(secret, token.id, T0, T0 + timedelta(hours=8))
+    # Within a tenth of the idle limit (3 minutes here, capped at a minute) of the last
+    # marked use, a page is answered by a read: last_seen_at stays where it was.
+    for seconds in (1, 20, 59):
+        found = sessions.resolve(secret, T0 + timedelta(seconds=seconds), IDLE)
+        assert found is not None
+        session, tok = found
+        assert tok == token and session.last_seen_at == T0
+    found = sessions.resolve(secret, T0 + timedelta(seconds=61), IDLE)
+    assert found is not None and found[0].last_seen_at == T0 + timedelta(seconds=61)
+    # The read path knows revoked tokens and lapsed sessions too.
+    store.registry.revoke_token(token.id, T0 + timedelta(seconds=62))
+    assert sessions.resolve(secret, T0 + timedelta(seconds=63), IDLE) is None
+
+
 def test_a_revoked_token_ends_its_sessions_and_opens_none(store: Storage) -> None:
     sessions = store.workspace_sessions
     token, _ = store.registry.create_token(Role.admin, "admin")
