@@ -21,8 +21,17 @@ function postJSON(url, body) {
   });
 }
 
+// What a refusal says: the message of the refusal page, or of a JSON error body. The
+// answer is parsed, never inserted: only its text reaches this page.
+function refusal(status, body) {
+  const page = new DOMParser().parseFromString(body, "text/html").getElementById("error-message");
+  if (page) return { reason: page.dataset.reason || "", text: page.textContent };
+  try { const b = JSON.parse(body); return { reason: b.reason || "", text: b.message || `HTTP ${status}` }; }
+  catch { return { reason: "", text: `HTTP ${status}` }; }
+}
+
 // Forms that change something (spot checks, verdicts, sign-out) are sent with the header;
-// the server's answer is followed (a redirect) or shown (a refusal page).
+// the server's answer is followed (a redirect) or its refusal shown under the form.
 function postForms() {
   for (const form of document.querySelectorAll("form[method=post]")) {
     if (form.id === "login-form") continue;  // no session yet: a plain POST
@@ -34,8 +43,16 @@ function postForms() {
         body: new URLSearchParams(new FormData(form)),
       }).then(async (r) => {
         if (r.redirected) { location.assign(r.url); return; }
-        const html = await r.text();
-        document.open(); document.write(html); document.close();
+        const { reason, text } = refusal(r.status, await r.text());
+        let out = form.nextElementSibling;
+        if (!out || !out.classList.contains("form-refusal")) {
+          out = document.createElement("p");
+          out.className = "error form-refusal";
+          out.setAttribute("role", "alert");
+          form.after(out);
+        }
+        out.dataset.reason = reason;
+        out.textContent = text;
       }).catch(() => { location.reload(); });
     });
   }

@@ -84,6 +84,23 @@ def test_no_token_in_the_page_and_sign_out_ends_the_session(
     assert _with_cookie(page, svc, cookie).endswith("/inspect/login")
 
 
+def test_a_refused_form_shows_the_reason_on_the_page(
+    svc: Service, redis_url: str, browser_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    w = svc.world(enrol=False)
+    page = _browser(browser_factory, tmp_path)
+    _sign_in(page, svc, svc.token(Role.inspector))
+    page.goto(f"{svc.url}/inspect/spot-checks")
+    page.select_option("#draw-form select[name=institution_id]", str(w.institution_id))
+    page.fill("#draw-form input[name=period_start]", "2026-02-01")
+    page.fill("#draw-form input[name=period_end]", "2026-01-01")
+    page.click("#draw-form button[type=submit]")
+    page.wait_for_selector("#draw-form + .form-refusal")
+    assert page.get_attribute("#draw-form + .form-refusal", "data-reason") == "bad_period"
+    assert "period" in page.inner_text("#draw-form + .form-refusal")
+    assert page.url.endswith("/inspect/spot-checks")
+
+
 def test_an_idle_session_ends(
     svc: Service, redis_url: str, browser_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
