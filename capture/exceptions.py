@@ -48,3 +48,10 @@ class SourceDown(CaptureError):
         super().__init__(message)
         self.state = state
         self.last_error = last_error
+
+
+class TargetRefused(CaptureError):
+    """A camera URL leads somewhere a camera may not be: a refused scheme, address or
+    port (checked after name resolution, at every connection and every redirect)."""
+
+    reason = "camera_address_refused"

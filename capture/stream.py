@@ -21,6 +21,16 @@ Video files are paced at their own frame rate (as a camera would deliver them)
 and end in `ended`. File URLs are opened as given: which files may be used is the
 caller's policy. URLs may carry credentials; statuses and errors show them
 redacted (`redact_url`).
+
+Network cameras and the service's own network. With a `NetworkPolicy`, every
+connection attempt first resolves the camera's host and checks every address
+(`capture.netguard`), then connects to the checked address (HTTP keeps the camera's
+name in its Host header); HTTP redirects are never followed (`max_redirects=0`).
+A network camera's failure reads the same whatever happened underneath (nothing
+listening, connection refused, a service that is not a camera, a timeout): state
+`unreachable` (or `reconnecting` after a drop) with `NETWORK_FAILURE` as its error,
+so that the camera list cannot be used to tell open ports from closed ones. The
+precise cause goes to the log only.
 """
 
 from __future__ import annotations
@@ -41,8 +51,16 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import av
 import numpy as np
 
-from capture.exceptions import SourceDown
-from capture.types import FrameSample, Image, SourceState, SourceStats, SourceStatus
+from capture.exceptions import SourceDown, TargetRefused
+from capture.netguard import check_target, host_header, pinned_url
+from capture.types import (
+    FrameSample,
+    Image,
+    NetworkPolicy,
+    SourceState,
+    SourceStats,
+    SourceStatus,
+)
 from config import ClassroomSettings
 
 log = logging.getLogger(__name__)
@@ -59,6 +77,12 @@ PROBE_PACKETS: Final = 64
 PACKETS_BEFORE_KEYFRAME: Final = 3000
 # The thread is joined for at most this long beyond the read timeout at stop().
 JOIN_GRACE_S: Final = 2.0
+# Demuxers an HTTP(S) camera may be read with: single streams only (no playlist).
+HTTP_FORMATS: Final = "mpjpeg,mjpeg,jpeg_pipe,mpegts,flv,h264,hevc,matroska,mov,avi"
+# What a network camera's failure says, whatever its cause (see the module's docstring).
+NETWORK_FAILURE: Final = "no video from the camera (unreachable, or not a camera stream)"
+NETWORK_DROPPED: Final = "the camera stopped sending video"
+TARGET_REFUSED: Final = "the camera's address is not allowed by this server's camera networks"
 
 # States in which a sample is refused at once instead of waiting for a frame.
 _DOWN_NOW: Final = frozenset(
@@ -113,7 +137,10 @@ class StreamSource:
         settings: ClassroomSettings,
         clock: Callable[[], datetime],
         on_status: StatusHandler | None = None,
+        policy: NetworkPolicy | None = None,
     ) -> None:
+        """`policy`: where a network camera may be, checked at every connection; None
+        checks nothing (video files, and tests that serve cameras on loopback)."""
         self.source_id = source_id
         self.url = url
         self.redacted = redact_url(url)
@@ -121,6 +148,7 @@ class StreamSource:
         self._clock = clock
         self._on_status = on_status
         self._path = file_path(url)
+        self._policy = policy
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -263,7 +291,8 @@ class StreamSource:
 
     def _failed(self, exc: BaseException, was_live: bool) -> None:
         error = self._describe(exc)
-        not_video = isinstance(exc, (_NotAVideo, *_NOT_VIDEO_ERRORS))
+        network = not self.is_file
+        not_video = not network and isinstance(exc, (_NotAVideo, *_NOT_VIDEO_ERRORS))
         with self._lock:
             self._attempts += 1
             attempts = self._attempts
@@ -279,7 +308,16 @@ class StreamSource:
             state = SourceState.reconnecting
         else:
             state = SourceState.unreachable
+        # The cause, precise, for the log; for a network camera the status says only
+        # that no video came (an open port and a closed one must read the same).
         log.info("camera %s (%s): %s: %s", self.source_id, self.redacted, state.value, error)
+        if network:
+            if isinstance(exc, TargetRefused):
+                error = TARGET_REFUSED
+            elif state is SourceState.reconnecting:
+                error = NETWORK_DROPPED
+            else:
+                error = NETWORK_FAILURE
         self._set_state(state, error)
 
     def _read_once(self) -> None:
@@ -287,7 +325,21 @@ class StreamSource:
         s = self.settings
         options: dict[str, str] = {}
         target = self._path if self._path is not None else self.url
-        if self.url.startswith(("rtsp://", "rtsps://")):
+        scheme = urlsplit(self.url).scheme.lower()
+        if self._path is None and self._policy is not None:
+            # Checked now, right before connecting (the name may resolve elsewhere than
+            # at registration), and connected to the address that was checked.
+            checked = check_target(self.url, self._policy)
+            target = pinned_url(checked)
+            if scheme in ("http", "https"):
+                options["headers"] = f"Host: {host_header(checked)}\r\n"
+        if scheme in ("http", "https"):
+            # A redirect could lead anywhere, unchecked: refused, never followed. So
+            # could a playlist (HLS, DASH) or any demuxer that opens more URLs: only
+            # formats that read the one stream they were given are probed.
+            options["max_redirects"] = "0"
+            options["format_whitelist"] = HTTP_FORMATS
+        if scheme in ("rtsp", "rtsps"):
             options["rtsp_transport"] = s.rtsp_transport
         container = av.open(
             target,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -108,3 +109,32 @@ class SourceStatus:
     width: int | None
     height: int | None
     stats: SourceStats
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkPolicy:
+    """Where a network camera may be (`capture.netguard`).
+
+    Loopback and private (non-global) addresses are refused unless inside one of
+    `allowed_networks`; link-local, cloud metadata, unspecified, multicast, broadcast
+    and reserved addresses always are; `refused_ports` (the service's own) are refused
+    on every host. Public addresses are allowed when `allow_public`."""
+
+    allowed_networks: tuple[IPNetwork, ...] = ()
+    refused_ports: frozenset[int] = frozenset()
+    allow_public: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedTarget:
+    """A network URL whose host resolved only to allowed addresses, for this moment."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    addresses: tuple[IPAddress, ...]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, model_validator
 
 from config.base import _Section
 
@@ -104,10 +104,28 @@ class ClassroomSettings(_Section):
         pattern="^(tcp|udp|http)$",
         description="RTSP transport (tcp survives lossy networks and firewalls best).",
     )
+    camera_networks: tuple[IPvAnyNetwork, ...] = Field(
+        (
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ),
+        description="Private networks (CIDR) where cameras may be, checked after name "
+        "resolution at registration and at every connection. Narrow it to the camera "
+        "network of the site. Loopback and other private addresses are refused unless "
+        "listed; link-local, cloud metadata, multicast and reserved addresses and the "
+        "service's own ports always are.",
+        validate_default=True,
+    )
+    camera_public_addresses: bool = Field(
+        True,
+        description="Accept cameras at public (globally routable) addresses.",
+    )
     file_sources_dir: Path | None = Field(
         None,
-        description="Folder whose video files may be used as camera sources (`file://` URLs "
-        "inside it). Empty: file sources are refused.",
+        description="Folder whose video files an admin may register as camera sources "
+        "(`file://` URLs inside it). Empty: file sources are refused.",
     )
     early_start_s: float = Field(
         900.0,

@@ -21,6 +21,20 @@ class InspectionSettings(_Section):
     spot_check_max_sample: int = Field(
         50, ge=1, le=1000, description="Most sessions one spot-check draw may sample."
     )
+    session_idle_s: float = Field(
+        1800.0,
+        ge=1,
+        le=86_400,
+        description="A workspace sign-in unused for this many seconds ends (idle expiry); "
+        "the browser must sign in again.",
+    )
+    session_absolute_s: float = Field(
+        8 * 3600.0,
+        ge=1,
+        le=7 * 86_400,
+        description="A workspace sign-in ends this many seconds after it began, however "
+        "busy (absolute expiry).",
+    )
     cookie_secure: bool = Field(
         False,
         description="Mark the workspace sign-in cookie Secure (only sent over HTTPS); "

@@ -49,6 +49,11 @@ from config.web import WebSettings
 from config.webrtc import WebRTCSettings
 from config.workers import WorkerSettings
 
+# Names of the local state inside `data_dir` when not set explicitly.
+DATABASE_FILE = "supervisor.db"
+EVIDENCE_FOLDER = "evidence"
+REDIS_FILE = "redis.db"
+
 
 class Environment(StrEnum):
     development = "development"
@@ -72,7 +77,12 @@ class Settings(BaseSettings):
         description="development, test or production. Default secrets are refused in "
         "production and test.",
     )
-    data_dir: Path = Field(Path("var"), description="Folder for local state (SQLite, evidence).")
+    data_dir: Path = Field(
+        Path("var"),
+        description="Folder for local state: the SQLite database (`supervisor.db`), the "
+        "evidence folder (`evidence`) and the embedded Redis file (`redis.db`) live in it "
+        "unless `database.url`, `evidence.directory` or `redis.embedded_path` is set.",
+    )
     face: FaceSettings = Field(default_factory=FaceSettings, description="Face verification.")
     images: ImageSettings = Field(default_factory=ImageSettings, description="Image limits.")
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Storage.")
@@ -99,6 +109,25 @@ class Settings(BaseSettings):
     subsidy: SubsidySettings = Field(
         default_factory=SubsidySettings, description="Subsidy and fraud signals."
     )
+
+    @model_validator(mode="after")
+    def _local_state_under_data_dir(self) -> Self:
+        # A place not set explicitly (by argument, environment or file) follows
+        # `data_dir`; with the default `data_dir` these are the documented defaults.
+        derived: list[tuple[str, BaseModel]] = []
+        if "url" not in self.database.model_fields_set:
+            url = f"sqlite:///{(self.data_dir / DATABASE_FILE).as_posix()}"
+            derived.append(("database", self.database.model_copy(update={"url": url})))
+        if "directory" not in self.evidence.model_fields_set:
+            folder = self.data_dir / EVIDENCE_FOLDER
+            derived.append(("evidence", self.evidence.model_copy(update={"directory": folder})))
+        if "embedded_path" not in self.redis.model_fields_set:
+            path = self.data_dir / REDIS_FILE
+            derived.append(("redis", self.redis.model_copy(update={"embedded_path": path})))
+        for name, section in derived:
+            # Frozen model: the validator is the one place that finishes building it.
+            object.__setattr__(self, name, section)
+        return self
 
     @model_validator(mode="after")
     def _no_default_secrets_outside_development(self) -> Self:

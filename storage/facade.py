@@ -26,8 +26,10 @@ from storage.protocols import (
     SubsidyStore,
     SummaryStore,
     TemplateStore,
+    WorkspaceSessionStore,
 )
 from storage.registry_sql import SqlRegistryStore
+from storage.sessions_sql import SqlWorkspaceSessionStore
 from storage.signatures_sql import SqlSignatureStore
 from storage.subsidy_sql import SqlSubsidyStore
 from storage.summaries_sql import SqlSummaryStore
@@ -37,7 +39,8 @@ from storage.templates_sql import KEY_BYTES, SqlTemplateStore
 class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.signatures`,
     `.evidence`,
-    `.classroom`, `.seals`, `.access_log`, `.subsidy`, `.summaries`, each typed by
+    `.classroom`, `.seals`, `.access_log`, `.subsidy`, `.summaries`,
+    `.workspace_sessions`, each typed by
     its protocol (`storage.protocols`), whatever implements it.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
@@ -64,6 +67,7 @@ class Storage:
         self.access_log: AccessLogStore = SqlAccessLog(db)
         self.subsidy: SubsidyStore = SqlSubsidyStore(db)
         self.summaries: SummaryStore = SqlSummaryStore(db)
+        self.workspace_sessions: WorkspaceSessionStore = SqlWorkspaceSessionStore(db)
         self._closed = False
 
     def close(self) -> None:

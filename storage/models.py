@@ -172,6 +172,23 @@ class FrameSignatureRow(Base):
     retain_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
+class WorkspaceSessionRow(Base):
+    """A signed-in inspector's workspace (a browser's cookie session). The cookie holds
+    a random secret; only its SHA-256 is kept. Never backed up or restored (marked like
+    the derived tables): a restore signs every workspace out."""
+
+    __tablename__ = "workspace_sessions"
+    __table_args__ = {"info": {"derived": True}}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(HASH_LEN), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class SessionClientRow(Base):
     """Where a session was studied from: the client's network address and a keyed hash
     of its device fingerprint. Personal data, kept until `retain_until`."""
@@ -288,6 +305,7 @@ api_tokens = cast(Table, ApiTokenRow.__table__)
 study_sessions = cast(Table, StudySessionRow.__table__)
 session_clients = cast(Table, SessionClientRow.__table__)
 frame_signatures = cast(Table, FrameSignatureRow.__table__)
+workspace_sessions = cast(Table, WorkspaceSessionRow.__table__)
 flags = cast(Table, FlagRow.__table__)
 evidence = cast(Table, EvidenceRow.__table__)
 ledger_events = cast(Table, LedgerEventRow.__table__)

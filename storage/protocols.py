@@ -48,6 +48,7 @@ from storage.types import (
     TrainingClass,
     Vector,
     VerifyReport,
+    WorkspaceSession,
 )
 
 
@@ -371,6 +372,34 @@ class SealStore(Protocol):
     def latest(self) -> Seal | None: ...
     def recent(self, limit: int = 50) -> Sequence[Seal]: ...
     def leaves(self, seal_id: int) -> list[ChainHead]: ...
+
+
+class WorkspaceSessionStore(Protocol):
+    """Cookie sessions of the inspector's workspace, kept by the SHA-256 of their secret."""
+
+    def open(
+        self, secret: str, token_id: int, at: datetime, expires_at: datetime
+    ) -> WorkspaceSession:
+        """Record a new session for a live token; raises `NotFound` for an unknown token."""
+        ...
+
+    def resolve(
+        self, secret: str, at: datetime, idle_s: float
+    ) -> tuple[WorkspaceSession, Token] | None:
+        """The session and its token if the session is live at `at`: not revoked, before
+        its absolute expiry, used within `idle_s` seconds, and its token not revoked.
+        A live session is marked as used at `at` (implementations may skip marking a
+        session used within the last tenth of `idle_s`, at most a minute). None
+        otherwise; a session found lapsed is ended for good."""
+        ...
+
+    def revoke(self, secret: str, at: datetime) -> bool:
+        """Revoke the session (sign-out); False if there was no live one."""
+        ...
+
+    def purge(self, before: datetime) -> int:
+        """Delete sessions that expired or were revoked before `before`; returns how many."""
+        ...
 
 
 class AccessLogStore(Protocol):

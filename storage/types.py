@@ -128,6 +128,18 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkspaceSession:
+    """A signed-in browser of the inspector's workspace (its secret is not kept)."""
+
+    id: int
+    token_id: int
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class StudySession:
     """Projection of a session; the ledger chain `chain_id` is the truth."""
 

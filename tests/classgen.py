@@ -159,6 +159,9 @@ class MjpegCamera:
         self.fps = fps
         self.port = port or free_port()
         self.mode = "video"  # or "html": answer with a web page instead of video
+        self.redirect_to: str | None = None  # answer every request with a redirect here
+        self.playlist_to: str | None = None  # answer with an HLS playlist of this segment
+        self.hosts: list[str] = []  # the Host header of every request received
         self.t0 = time.monotonic()
         self.started_wall: float | None = None
         self._server: ThreadingHTTPServer | None = None
@@ -187,6 +190,24 @@ class MjpegCamera:
                 pass
 
             def do_GET(self) -> None:
+                camera.hosts.append(self.headers.get("Host", ""))
+                if camera.redirect_to is not None:
+                    self.send_response(302)
+                    self.send_header("Location", camera.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if camera.playlist_to is not None:
+                    body = (
+                        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n"
+                        f"#EXTINF:2.0,\n{camera.playlist_to}\n#EXT-X-ENDLIST\n"
+                    ).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 if camera.mode == "html":
                     body = b"<!doctype html><title>Camera login</title><p>Please log in.</p>" * 40
                     self.send_response(200)

@@ -115,6 +115,11 @@ REASON_MESSAGES: dict[str, str] = {
     "roster_frozen": N_("The roster cannot change once supervision has started."),
     "invalid_camera_url": N_("The camera address is not valid."),
     "file_source_refused": N_("Video files cannot be used as cameras here."),
+    "camera_address_refused": N_(
+        "The camera's address is not allowed: cameras must be on this server's camera networks."
+    ),
+    "camera_port_refused": N_("The camera's port is one of this service's own ports."),
+    "camera_host_unresolved": N_("The camera's host name cannot be found from this server."),
     "duplicate_camera": N_("The class already has this camera."),
     "too_many_cameras": N_("The class has too many cameras."),
     "class_running": N_("Not while supervision of the class is running."),

@@ -29,7 +29,7 @@ from capture.protocols import CameraFeed
 from capture.types import SourceState, SourceStatus
 from storage.exceptions import InvalidState, StorageError
 from storage.types import CameraSource, ClassMode, SupervisionRun, TrainingClass
-from supervisor.classroom.cameras import open_camera
+from supervisor.classroom.cameras import camera_policy, open_camera
 from supervisor.classroom.chains import ClassChains
 from supervisor.classroom.rollcall import RollCall, assessment_flags, observe
 from supervisor.classroom.timeline import paused_at_end
@@ -164,6 +164,7 @@ class ClassRun:
 
     async def _open(self) -> None:
         s = self.ctx.settings.classroom
+        policy = camera_policy(self.ctx.settings)
         for camera in self.cameras:
             source = open_camera(
                 f"class-{self.cls.id}-camera-{camera.id}",
@@ -171,6 +172,7 @@ class ClassRun:
                 s,
                 self.ctx.clock,
                 self.statuses.put_nowait,
+                policy,
             )
             self.sources[camera.id] = source
         self.helpers.append(asyncio.ensure_future(self._record_statuses()))

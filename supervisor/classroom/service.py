@@ -160,7 +160,10 @@ class ClassroomService:
 
     async def add_camera(self, p: Principal, class_id: int, url: str, label: str) -> CameraSource:
         await self._class(p, class_id, write=True)
-        url = check_camera_url(url, self.ctx.settings.classroom.file_sources_dir)
+        # Name resolution blocks: never on the event loop.
+        url = await asyncio.to_thread(
+            check_camera_url, url, self.ctx.settings, may_use_files=p.role is Role.admin
+        )
         current = await self.ctx.db(self.store.cameras, class_id)
         limit = self.ctx.settings.classroom.max_cameras
         if len(current) >= limit:

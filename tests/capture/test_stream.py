@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from capture.exceptions import SourceDown
-from capture.stream import StreamSource, file_path, redact_url
+from capture.stream import NETWORK_FAILURE, StreamSource, file_path, redact_url
 from capture.types import SourceState, SourceStatus
 from config import ClassroomSettings
 from tests import classgen, imagegen
@@ -140,7 +140,8 @@ async def test_a_dead_url_is_unreachable_at_once_and_recovers(
             await source.next_frame(5)
         assert time.monotonic() - started < 0.5  # refused at once, not after the timeout
         assert caught.value.state == "unreachable"
-        assert "Connection refused" in (caught.value.last_error or "")
+        # Nothing about the port: the same words as for a service that is not a camera.
+        assert caught.value.last_error == NETWORK_FAILURE
         await until(lambda: source.status().attempts >= 3, 5)  # keeps trying, backing off
         with camera:
             await until(lambda: source.status().state is SourceState.live, 5)
@@ -150,25 +151,32 @@ async def test_a_dead_url_is_unreachable_at_once_and_recovers(
         await source.stop()
 
 
-async def test_a_page_that_is_not_video_is_reported_and_recovers(
+async def test_a_page_that_is_not_video_reads_like_a_closed_port_and_recovers(
     frames: tuple[list[bytes], float],
 ) -> None:
     jpegs, fps = frames
     rec = Recorder()
+    closed = MjpegCamera(jpegs, fps)  # nothing listens on its port
     with MjpegCamera(jpegs, fps) as camera:
         camera.mode = "html"
         source = StreamSource("cam-html", camera.url, FAST, clock, rec)
+        dead = StreamSource("cam-closed", closed.url, FAST, clock)
         await source.start()
+        await dead.start()
         try:
-            await until(lambda: source.status().state is SourceState.not_a_video, 5)
+            await until(lambda: source.status().state is SourceState.unreachable, 5)
+            await until(lambda: dead.status().state is SourceState.unreachable, 5)
             with pytest.raises(SourceDown) as caught:
                 await source.next_frame(5)
-            assert caught.value.state == "not_a_video" and caught.value.last_error
+            assert caught.value.state == "unreachable"
+            # An open port that is not a camera and a closed port read the same.
+            assert caught.value.last_error == dead.status().last_error == NETWORK_FAILURE
             camera.mode = "video"
             await until(lambda: source.status().state is SourceState.live, 5)
-            assert rec.states == ["not_a_video", "live"]
+            assert rec.states == ["unreachable", "live"]
         finally:
             await source.stop()
+            await dead.stop()
 
 
 async def test_missing_files_and_credentials_never_leak(tmp_path: Path) -> None:

@@ -72,3 +72,49 @@ def test_default_secrets_are_refused_outside_development() -> None:
     )
     assert s.security.template_key.get_secret_value() == KEY
     assert KEY not in repr(s)
+
+
+def test_local_state_follows_data_dir_unless_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = Settings()
+    assert default.database.url == "sqlite:///var/supervisor.db"
+    assert default.evidence.directory == Path("var/evidence")
+    assert default.redis.embedded_path == Path("var/redis.db")
+    monkeypatch.setenv("SUPERVISOR_DATA_DIR", str(tmp_path / "state"))
+    s = load_settings()
+    assert s.database.url == f"sqlite:///{(tmp_path / 'state' / 'supervisor.db').as_posix()}"
+    assert s.evidence.directory == tmp_path / "state" / "evidence"
+    assert s.redis.embedded_path == tmp_path / "state" / "redis.db"
+    # A place set explicitly wins, from the environment, a file or an argument.
+    monkeypatch.setenv("SUPERVISOR_DATABASE__URL", "sqlite:///elsewhere.db")
+    f = tmp_path / "s.toml"
+    f.write_text(f'[evidence]\ndirectory = "{(tmp_path / "frames").as_posix()}"\n')
+    s = load_settings(f, redis={"embedded_path": tmp_path / "r.db"})
+    assert s.database.url == "sqlite:///elsewhere.db"
+    assert s.evidence.directory == tmp_path / "frames"
+    assert s.redis.embedded_path == tmp_path / "r.db"
+
+
+def test_the_service_writes_its_state_under_data_dir(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISOR_")}
+    env["SUPERVISOR_DATA_DIR"] = str(state)
+    # Run from an empty folder: nothing may land in its ./var.
+    work = tmp_path / "cwd"
+    work.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor.cli", "migrate"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (state / "supervisor.db").is_file()
+    assert not (work / "var").exists()

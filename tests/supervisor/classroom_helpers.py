@@ -14,7 +14,13 @@ import numpy as np
 
 from storage.types import Role
 from tests import imagegen
-from tests.supervisor.conftest import Service, _service, institution_body, new_id_number
+from tests.supervisor.conftest import (
+    TEST_CAMERA_NETWORKS,
+    Service,
+    _service,
+    institution_body,
+    new_id_number,
+)
 
 # Roll calls about every second (CPU per roll call is about half a second here),
 # cameras that give up quickly and come back quickly.
@@ -36,6 +42,7 @@ FAST_CLASSROOM: dict[str, object] = {
     "camera_unreachable_after": 2,
     "early_start_s": 60.0,
     "lease_s": 6.0,
+    "camera_networks": TEST_CAMERA_NETWORKS,
 }
 
 
@@ -126,10 +133,11 @@ def make_class(
         )
         assert r.status_code == 200, r.text
     for i, url in enumerate(cameras):
+        # Video files are registered by an admin only; network cameras by the operator.
         r = svc.call(
             "POST",
             f"/api/v1/classes/{class_id}/cameras",
-            operator,
+            svc.admin if url.startswith("file:") else operator,
             json={"url": url, "label": f"camera {i + 1}"},
         )
         assert r.status_code == 201, r.text

@@ -93,6 +93,13 @@ FAST_POLICY = {
 }
 
 
+# The test cameras are served on this machine: the services under test accept cameras
+# on loopback as well as on the default camera networks. The refusal of loopback by
+# default is tested with settings that do not list it (tests/supervisor/classroom/
+# test_camera_urls.py).
+TEST_CAMERA_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+
+
 def make_settings(tmp: Path, database_url: str, **overrides: object) -> Settings:
     base: dict[str, object] = {
         "environment": "development",
@@ -106,6 +113,7 @@ def make_settings(tmp: Path, database_url: str, **overrides: object) -> Settings
         # Every test learner studies from 127.0.0.1: the crowded-address signal is tested
         # where it is asked for (the "institution tries to cheat" tests).
         "subsidy": {"max_learners_per_address": 10_000},
+        "classroom": {"camera_networks": TEST_CAMERA_NETWORKS},
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

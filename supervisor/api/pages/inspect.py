@@ -1,8 +1,13 @@
 """The inspector's workspace: server-rendered pages (Jinja2, autoescaped) with small
 static scripts, no inline script.
 
-Sign-in puts the token in an HttpOnly, SameSite=Strict cookie; every form that
-changes something also carries a CSRF value derived from the token. Pages read
+Sign-in checks an API token once and opens a server-side session: the browser holds
+only an opaque random id (HttpOnly, SameSite=Strict, path /inspect; stored hashed,
+`storage.sessions_sql`) that ends when idle, at its absolute expiry or at sign-out.
+Every unsafe request carrying it must repeat the readable CSRF cookie in the
+X-CSRF-Token header (`CSRFMiddleware`; the workspace's script sends it), and every
+form also carries that value. Sign-in and cookie sign-in both count failures for the
+failed-token limiter. Pages read
 through the rooms of `supervisor.inspect`, so the same scope rules and access logging apply as
 to the JSON API.
 """
@@ -11,20 +16,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import ValidationError
 
 from storage import exceptions as se
-from storage.types import Role
-from supervisor.api.deps import get_ctx
+from storage.types import FlagStatus, Role
+from supervisor.api.deps import get_ctx, get_limiter
 from supervisor.api.errors import STORAGE_ERRORS
 from supervisor.api.pages.common import error_text, render
+from supervisor.api.ratelimit import TooManyRequests
 from supervisor.api.routes.inspect import frames_of, get_rooms, serve_frame
+from supervisor.api.routes.subsidy import get_subsidy
+from supervisor.api.schemas.subsidy import DecisionIn, FlagOut
 from supervisor.api.speech import speech_of, translator_of
 from supervisor.auth import Principal
 from supervisor.errors import InvalidInput, ServiceError, Unauthenticated, WrongRole
@@ -32,33 +42,86 @@ from supervisor.i18n import N_
 from supervisor.inspect.replay import Replay
 from supervisor.inspect.search import SearchQuery
 
-COOKIE = "sv_workspace"
 router = APIRouter(prefix="/inspect", include_in_schema=False)
+# Cookies of the workspace are sent only to its own pages.
+COOKIE_PATH = "/inspect"
+SECRET_BYTES = 32
 
 
 def csrf_token(secret: str) -> str:
+    """The CSRF value of a session: in its readable cookie (`web.csrf_cookie`, repeated
+    in the X-CSRF-Token header, checked by `CSRFMiddleware`) and in every form."""
     return hashlib.sha256(b"workspace-csrf:" + secret.encode()).hexdigest()[:32]
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _forget_cookies(request: Request, resp: Response) -> Response:
+    web = get_ctx(request).settings.web
+    resp.delete_cookie(web.session_cookie, path=COOKIE_PATH)
+    resp.delete_cookie(web.csrf_cookie, path=COOKIE_PATH)
+    return resp
+
+
+def _to_login(request: Request) -> Response:
+    return _forget_cookies(request, RedirectResponse("/inspect/login", status_code=303))
+
+
 async def _principal(request: Request) -> tuple[Principal, str] | None:
-    secret = request.cookies.get(COOKIE)
+    """The signed-in principal and the session's secret; None without a live session.
+
+    A session cookie that names no live session is a failed sign-in for the limiter
+    (guessing session ids is guessing tokens); a client over the limit is refused
+    before its cookie is looked at."""
+    ctx = get_ctx(request)
+    secret = request.cookies.get(ctx.settings.web.session_cookie)
     if not secret:
         return None
-    ctx = get_ctx(request)
-    token = await ctx.db(ctx.storage.registry.resolve_token, secret)
-    if token is None:
+    limiter = get_limiter(request)
+    await limiter.check_auth_allowed(_client(request))
+    found = await ctx.db(
+        ctx.storage.workspace_sessions.resolve,
+        secret,
+        ctx.clock(),
+        ctx.settings.inspection.session_idle_s,
+    )
+    if found is None:
+        await limiter.auth_failed(_client(request))
         return None
-    return Principal.from_token(token), secret
+    return Principal.from_token(found[1]), secret
 
 
 Page = Callable[[Request, Principal, dict[str, Any]], Awaitable[Response]]
 
 
+def _error_page(
+    request: Request, exc: ServiceError, base: dict[str, Any] | None = None
+) -> Response:
+    message = error_text(request, exc.reason, exc.message, **exc.details)
+    resp = render(
+        request,
+        "inspect_error.html",
+        exc.status,
+        reason=exc.reason,
+        message=message,
+        **(base or {}),
+    )
+    retry = exc.details.get("retry_after_s")
+    if retry is not None:
+        resp.headers["Retry-After"] = str(retry)
+    return resp
+
+
 async def _page(request: Request, body: Page, form: dict[str, Any] | None = None) -> Response:
     """Sign-in, CSRF on forms, and domain errors shown as a page with their status."""
-    found = await _principal(request)
+    try:
+        found = await _principal(request)
+    except TooManyRequests as exc:
+        return _error_page(request, exc)
     if found is None:
-        return RedirectResponse("/inspect/login", status_code=303)
+        return _to_login(request)
     p, secret = found
     base = {
         "me": p,
@@ -75,10 +138,7 @@ async def _page(request: Request, body: Page, form: dict[str, Any] | None = None
             raise WrongRole("the form is stale or not from this workspace", reason="csrf")
         return await body(request, p, base)
     except ServiceError as exc:
-        message = error_text(request, exc.reason, exc.message, **exc.details)
-        return render(
-            request, "inspect_error.html", exc.status, reason=exc.reason, message=message, **base
-        )
+        return _error_page(request, exc, base)
     except se.StorageError as exc:
         for cls, status, reason in STORAGE_ERRORS:
             if isinstance(exc, cls) and status < 500:
@@ -94,40 +154,88 @@ async def _page(request: Request, body: Page, form: dict[str, Any] | None = None
 
 @router.get("/login")
 async def login_page(request: Request) -> Response:
-    return render(request, "inspect_login.html", error="")
+    # Whatever session this browser held ends here (revoked on the server; the cookie
+    # is SameSite=Strict, so another site cannot sign anyone out this way) and its
+    # cookie goes, so that the sign-in form (a plain POST without the CSRF header) is
+    # not refused for carrying it.
+    ctx = get_ctx(request)
+    held = request.cookies.get(ctx.settings.web.session_cookie)
+    if held:
+        await ctx.db(ctx.storage.workspace_sessions.revoke, held, ctx.clock())
+    return _forget_cookies(request, render(request, "inspect_login.html", error=""))
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    """Sign in with an API token: the token is checked once and never leaves the server
+    again; the browser gets an opaque session id (HttpOnly) and its CSRF value."""
+    ctx = get_ctx(request)
+    t = translator_of(request)
+    limiter = get_limiter(request)
+    try:
+        await limiter.check_auth_allowed(_client(request))
+    except TooManyRequests as exc:
+        error = error_text(request, exc.reason, exc.message, **exc.details)
+        refused = render(request, "inspect_login.html", 429, error=error)
+        refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     form = await request.form()
     secret = str(form.get("token", "")).strip()
-    ctx = get_ctx(request)
     token = await ctx.db(ctx.storage.registry.resolve_token, secret) if secret else None
-    t = translator_of(request)
     if token is None:
+        await limiter.auth_failed(_client(request))
         error = t(N_("The token is unknown or revoked."))
         return render(request, "inspect_login.html", 401, error=error)
     if token.role is Role.learner:
         error = t(N_("Learners have no inspector's workspace."))
         return render(request, "inspect_login.html", 403, error=error)
+    old = request.cookies.get(ctx.settings.web.session_cookie)
+    now = ctx.clock()
+    if old:
+        await ctx.db(ctx.storage.workspace_sessions.revoke, old, now)
+    # Sessions that ended are of no use to anyone: each sign-in sweeps them away.
+    await ctx.db(ctx.storage.workspace_sessions.purge, now)
+    session = secrets.token_urlsafe(SECRET_BYTES)
+    lifetime = ctx.settings.inspection.session_absolute_s
+    await ctx.db(
+        ctx.storage.workspace_sessions.open,
+        session,
+        token.id,
+        now,
+        now + timedelta(seconds=lifetime),
+    )
     resp = RedirectResponse("/inspect", status_code=303)
+    secure = ctx.settings.inspection.cookie_secure
     resp.set_cookie(
-        COOKIE,
-        secret,
+        ctx.settings.web.session_cookie,
+        session,
         httponly=True,
         samesite="strict",
-        secure=ctx.settings.inspection.cookie_secure,
-        path="/inspect",
-        max_age=8 * 3600,
+        secure=secure,
+        path=COOKIE_PATH,
+        max_age=int(lifetime),
+    )
+    # Readable by the workspace's script, which repeats it in X-CSRF-Token.
+    resp.set_cookie(
+        ctx.settings.web.csrf_cookie,
+        csrf_token(session),
+        httponly=False,
+        samesite="strict",
+        secure=secure,
+        path=COOKIE_PATH,
+        max_age=int(lifetime),
     )
     return resp
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    resp = RedirectResponse("/inspect/login", status_code=303)
-    resp.delete_cookie(COOKIE, path="/inspect")
-    return resp
+    """Sign out: the session is revoked on the server, whatever the browser keeps."""
+    ctx = get_ctx(request)
+    secret = request.cookies.get(ctx.settings.web.session_cookie)
+    if secret:
+        await ctx.db(ctx.storage.workspace_sessions.revoke, secret, ctx.clock())
+    return _to_login(request)
 
 
 # -- search ----------------------------------------------------------------------------
@@ -258,8 +366,6 @@ async def frame(request: Request, kind: str, ident: str, sha256: str) -> Respons
 @router.get("/frames-check/{kind}/{ident}")
 async def frames_check(request: Request, kind: str, ident: str) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
-        from fastapi.responses import JSONResponse
-
         return JSONResponse(await frames_of(get_rooms(request).workspace, p, kind, ident))
 
     return await _page(request, body)
@@ -348,13 +454,57 @@ async def draw_verdict(request: Request, draw_id: str) -> Response:
 @router.get("/flags")
 async def flags_page(request: Request) -> Response:
     """The open flags queue. The page's script reads and decides flags through the
-    flags API (`/api/v1/flags`) with the bearer token kept for this tab at sign-in."""
+    workspace's own JSON routes below, signed in by the session cookie."""
 
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
         await get_rooms(request).workspace.log(p, "view_flags")
         return render(request, "inspect_flags.html", **base)
 
     return await _page(request, body)
+
+
+def _json_error(request: Request, exc: ServiceError) -> Response:
+    message = error_text(request, exc.reason, exc.message, **exc.details)
+    return JSONResponse({"reason": exc.reason, "message": message}, status_code=exc.status)
+
+
+async def _json(request: Request, body: Page) -> Response:
+    """A JSON route of the workspace: the session cookie signs in (no token in the page);
+    unsafe ones are guarded by `CSRFMiddleware` (X-CSRF-Token repeats the CSRF cookie)."""
+    try:
+        found = await _principal(request)
+        if found is None:
+            raise Unauthenticated("the workspace session has ended; please sign in again")
+        p, _ = found
+        if p.role is Role.learner:
+            raise WrongRole("learners have no inspector's workspace")
+        return await body(request, p, {})
+    except ServiceError as exc:
+        return _json_error(request, exc)
+
+
+@router.get("/flags/open")
+async def open_flags(request: Request) -> Response:
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        found = await get_subsidy(request).list_flags(p, FlagStatus.open, None, None, None)
+        return JSONResponse([FlagOut.of(v).model_dump(mode="json") for v in found])
+
+    return await _json(request, body)
+
+
+@router.post("/flags/{flag_id}/decision")
+async def decide_flag(request: Request, flag_id: int) -> Response:
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        try:
+            decision = DecisionIn.model_validate(await request.json())
+        except (ValueError, ValidationError):
+            raise InvalidInput("the decision must be JSON with a status and a note") from None
+        await get_subsidy(request).decide(
+            p, flag_id, FlagStatus(decision.status), decision.note, decision.against
+        )
+        return JSONResponse({"id": flag_id, "status": decision.status})
+
+    return await _json(request, body)
 
 
 @router.get("/access-log")

@@ -5,12 +5,57 @@
 const $ = (id) => document.getElementById(id);
 // Messages and times in the page's language and zone (i18n.js, loaded before this).
 const { t, time } = window.svI18n;
-const TOKEN_KEY = "sv_workspace_token";
+// Signed in by the session cookie (HttpOnly: this script never sees it, and no token is
+// kept in web storage). Every unsafe request repeats the session's CSRF value, which the
+// server also puts in the readable CSRF cookie, in the X-CSRF-Token header (double submit).
+function csrf() {
+  const meta = document.querySelector("meta[name=csrf-token]");
+  return meta ? meta.content : "";
+}
 
-function loginPage() {
-  // The flags queue talks to the flags API with a bearer token: keep it for this tab only.
-  const form = $("login-form");
-  if (form) form.addEventListener("submit", () => sessionStorage.setItem(TOKEN_KEY, $("token").value.trim()));
+function postJSON(url, body) {
+  return fetch(url, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+    body: JSON.stringify(body),
+  });
+}
+
+// What a refusal says: the message of the refusal page, or of a JSON error body. The
+// answer is parsed, never inserted: only its text reaches this page.
+function refusal(status, body) {
+  const page = new DOMParser().parseFromString(body, "text/html").getElementById("error-message");
+  if (page) return { reason: page.dataset.reason || "", text: page.textContent };
+  try { const b = JSON.parse(body); return { reason: b.reason || "", text: b.message || `HTTP ${status}` }; }
+  catch { return { reason: "", text: `HTTP ${status}` }; }
+}
+
+// Forms that change something (spot checks, verdicts, sign-out) are sent with the header;
+// the server's answer is followed (a redirect) or its refusal shown under the form.
+function postForms() {
+  for (const form of document.querySelectorAll("form[method=post]")) {
+    if (form.id === "login-form") continue;  // no session yet: a plain POST
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      fetch(form.action, {
+        method: "POST", credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrf() },
+        body: new URLSearchParams(new FormData(form)),
+      }).then(async (r) => {
+        if (r.redirected) { location.assign(r.url); return; }
+        const { reason, text } = refusal(r.status, await r.text());
+        let out = form.nextElementSibling;
+        if (!out || !out.classList.contains("form-refusal")) {
+          out = document.createElement("p");
+          out.className = "error form-refusal";
+          out.setAttribute("role", "alert");
+          form.after(out);
+        }
+        out.dataset.reason = reason;
+        out.textContent = text;
+      }).catch(() => { location.reload(); });
+    });
+  }
 }
 
 function replayPage() {
@@ -89,16 +134,13 @@ function cell(text) { const td = document.createElement("td"); td.textContent = 
 
 function flagsPage() {
   const state = $("flags-state");
-  const token = sessionStorage.getItem(TOKEN_KEY);
   const body = $("flags").querySelector("tbody");
-  if (!token) { state.textContent = t("flags.no_token"); state.dataset.state = "no-token"; return; }
-  const headers = { Authorization: `Bearer ${token}` };
 
   function load() {
-    fetch("/api/v1/flags?status=open", { headers })
+    fetch("/inspect/flags/open", { credentials: "same-origin" })
       .then((r) => {
-        if (r.status === 404) { state.dataset.state = "missing"; throw new Error(t("flags.missing")); }
-        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        if (r.status === 401) { state.dataset.state = "signed-out"; location.assign("/inspect/login"); throw new Error(t("flags.signed_out")); }
+        if (!r.ok) return r.json().then((b) => { throw new Error(b.message || `HTTP ${r.status}`); });
         return r.json();
       })
       .then((flags) => {
@@ -126,9 +168,7 @@ function flagsPage() {
   }
 
   function decide(id, status, note) {
-    fetch(`/api/v1/flags/${encodeURIComponent(id)}/decision`, {
-      method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify({ status, note }),
-    }).then((r) => r.json().then((b) => {
+    postJSON(`/inspect/flags/${encodeURIComponent(id)}/decision`, { status, note }).then((r) => r.json().then((b) => {
       if (!r.ok) throw new Error(b.message || `HTTP ${r.status}`);
       state.className = "ok"; state.textContent = t(`flags.decided_${status}`, { id }); load();
     })).catch((e) => { state.className = "bad"; state.textContent = e.message; });
@@ -138,7 +178,7 @@ function flagsPage() {
 
 document.addEventListener("DOMContentLoaded", () => window.svI18n.ready.then(() => {
   const page = document.body.dataset.page;
-  if (page === "login") loginPage();
-  else if (page === "replay") replayPage();
+  postForms();
+  if (page === "replay") replayPage();
   else if (page === "flags") flagsPage();
 }));

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ClassroomSettings, SettingsError, load_settings
+from config import ClassroomSettings, Settings, SettingsError, load_settings
 from storage.types import LedgerEvent
 from supervisor.classroom.cameras import check_camera_url
 from supervisor.classroom.timeline import paused_at_end, timeline
@@ -149,22 +149,25 @@ def test_camera_urls_and_the_folder_of_file_sources(tmp_path: Path) -> None:
     outside = tmp_path / "secret.mp4"
     outside.write_bytes(b"\x00")
     (allowed / "escape.mp4").symlink_to(outside)
-    for ok in ("rtsp://cam.local/live", "https://10.0.0.2:8443/mjpeg", "rtsps://u:p@cam/x"):
-        assert check_camera_url(ok, None) == ok
-    assert check_camera_url(video.as_uri(), allowed) == video.as_uri()
-    for bad, reason in (
-        (video.as_uri(), "file_source_refused"),  # no folder configured
-        ("smb://nas/cam", "invalid_camera_url"),
-        ("rtsp:///nohost", "invalid_camera_url"),
-        ("http://cam/a b", "invalid_camera_url"),
+    none = Settings()
+    files = Settings(classroom={"file_sources_dir": allowed})  # type: ignore[arg-type]
+    for ok in ("rtsp://10.0.0.3/live", "https://10.0.0.2:8443/mjpeg", "rtsps://u:p@[fd12::5]/x"):
+        assert check_camera_url(ok, none, may_use_files=False) == ok
+    assert check_camera_url(video.as_uri(), files, may_use_files=True) == video.as_uri()
+    for bad, settings, admin, reason in (
+        (video.as_uri(), none, True, "file_source_refused"),  # no folder configured
+        (video.as_uri(), files, False, "file_source_refused"),  # an operator, not an admin
+        ("smb://nas/cam", none, True, "invalid_camera_url"),
+        ("rtsp:///nohost", none, True, "invalid_camera_url"),
+        ("http://cam/a b", none, True, "invalid_camera_url"),
     ):
         with pytest.raises(InvalidInput) as caught:
-            check_camera_url(bad, None)
+            check_camera_url(bad, settings, may_use_files=admin)
         assert caught.value.reason == reason, bad
     for bad in (outside.as_uri(), (allowed / "escape.mp4").as_uri(), (allowed / "no.mp4").as_uri(),
                 f"file://otherhost{video}", f"{allowed.as_uri()}/../secret.mp4"):  # fmt: skip
         with pytest.raises(InvalidInput) as caught:
-            check_camera_url(bad, allowed)
+            check_camera_url(bad, files, may_use_files=True)
         assert caught.value.reason in ("file_source_refused", "invalid_camera_url"), bad
 
 

@@ -89,8 +89,8 @@ def test_scope_operator_of_another_institution_and_learner_are_refused(svc: Serv
     assert r.status_code == 403 and "学员不能使用监管工作台" in r.text
     r = svc.client.post("/inspect/login", data={"token": foreign_op}, follow_redirects=False)
     assert r.status_code == 303
-    cookie = r.cookies["sv_workspace"]
-    r = svc.client.get(f"/inspect/sessions/{sid}", cookies={"sv_workspace": cookie})
+    cookie = r.cookies["sv_session"]
+    r = svc.client.get(f"/inspect/sessions/{sid}", cookies={"sv_session": cookie})
     assert r.status_code == 403 and 'data-reason="other_institution"' in r.text
     assert "这属于其他机构" in r.text
     svc.client.cookies.clear()
@@ -432,7 +432,7 @@ def test_tampering_is_shown_in_the_replay_and_by_the_commands(
     # The page says so plainly.
     r = svc.client.post("/inspect/login", data={"token": inspector}, follow_redirects=False)
     page = svc.client.get(
-        f"/inspect/sessions/{sid}", cookies={"sv_workspace": r.cookies["sv_workspace"]}
+        f"/inspect/sessions/{sid}", cookies={"sv_session": r.cookies["sv_session"]}
     )
     svc.client.cookies.clear()
     assert page.status_code == 200
@@ -506,7 +506,8 @@ def test_pages_escape_what_they_show_and_forms_need_the_csrf_value(svc: Service)
     inst = r.json()["id"]
     inspector = svc.token(Role.inspector)
     r = svc.client.post("/inspect/login", data={"token": inspector}, follow_redirects=False)
-    cookies = {"sv_workspace": r.cookies["sv_workspace"]}
+    cookies = {"sv_session": r.cookies["sv_session"]}
+    r_login_csrf = r.cookies["sv_csrf"]
     page = svc.client.get("/inspect/spot-checks", cookies=cookies)
     assert "<img src=x" not in page.text and "&lt;img src=x" in page.text
     before = svc.event_count()
@@ -519,6 +520,16 @@ def test_pages_escape_what_they_show_and_forms_need_the_csrf_value(svc: Service)
             "size": "2",
         },
         cookies=cookies,
+    )
+    # Without the X-CSRF-Token header repeating the CSRF cookie: refused before the page.
+    assert r.status_code == 403 and r.json()["reason"] == "csrf" and "表单已过期" in r.text
+    # With the header but without the form's own value: refused by the page.
+    cookies["sv_csrf"] = r_login_csrf
+    r = svc.client.post(
+        "/inspect/spot-checks",
+        data={"institution_id": str(inst), "size": "2"},
+        cookies=cookies,
+        headers={"X-CSRF-Token": r_login_csrf, "Origin": svc.url},
     )
     assert r.status_code == 403 and 'data-reason="csrf"' in r.text and "表单已过期" in r.text
     assert svc.event_count() == before
@@ -653,7 +664,7 @@ def test_class_replay_search_scope_and_pack(svc: Service) -> None:
     # The page of the class replay.
     r = svc.client.post("/inspect/login", data={"token": inspector}, follow_redirects=False)
     page = svc.client.get(
-        f"/inspect/classes/{class_id}", cookies={"sv_workspace": r.cookies["sv_workspace"]}
+        f"/inspect/classes/{class_id}", cookies={"sv_session": r.cookies["sv_session"]}
     )
     svc.client.cookies.clear()
     assert page.status_code == 200 and "Class Welding A" in page.text

@@ -216,7 +216,7 @@ def test_other_institutions_replay_is_refused_in_the_browser(
     assert "Learners have no" in page.inner_text("#login-error")
 
 
-def test_flags_queue_decides_through_the_flags_api(
+def test_flags_queue_decides_on_the_workspace_session(
     svc: Service, browser_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
     w = svc.world(enrol=False)
@@ -226,10 +226,6 @@ def test_flags_queue_decides_through_the_flags_api(
     _sign_in(page, svc, inspector)
     page.goto(f"{svc.url}/inspect/flags")
     wait_js(page, "document.getElementById('flags-state').dataset.state !== undefined")
-    if page.get_attribute("#flags-state", "data-state") == "missing":
-        r = svc.call("GET", "/api/v1/flags", inspector)
-        if r.status_code == 404:
-            pytest.skip("flags API arrives with issue 6")
     assert page.get_attribute("#flags-state", "data-state") == "loaded"
     row = page.locator(f"#flags tr[data-flag='{flag.id}']")
     assert row.count() == 1
