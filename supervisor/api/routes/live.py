@@ -33,6 +33,7 @@ from supervisor.ledger.events import iso
 from supervisor.online.links import Refusal
 from supervisor.online.live import LiveManager
 from supervisor.registry.consent import consent_text as consent_text_of
+from supervisor.rules import session_state as sm
 from verification.exceptions import ImageError
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["live"])
@@ -178,20 +179,29 @@ class SignalsIn(BaseModel):
     settings: dict[str, float] = Field(
         default_factory=dict, description="width, height, frameRate of the track."
     )
-    hidden: bool = Field(False, description="The page is hidden (another tab is in front).")
+    hidden: bool = Field(
+        False,
+        description="The page is hidden (screen locked, another app or tab in front): the "
+        "session pauses (`page_hidden`) until the page comes back and an identity check "
+        "passes.",
+    )
 
 
 @router.post("/sessions/{session_id}/signals", status_code=status.HTTP_204_NO_CONTENT)
 async def signals(
     session_id: uuid.UUID, body: SignalsIn, p: PrincipalDep, sessions: SessionsDep, request: Request
 ) -> Response:
-    """What the page reports about its camera (fallback mode; WebRTC pages use the data
-    channel). These reports can only raise suspicion, never clear it."""
+    """What the page reports about its camera (any mode; WebRTC pages also use the data
+    channel). These reports can only raise suspicion, never clear it. A page that says
+    it is hidden pauses its session (`page_hidden`): the clock stops until the page
+    attaches again and an identity check passes."""
     session = await sessions.session_for(p, str(session_id))
     live = manager(request).live.get(session.id)
     if live is None or live.link is None:
         raise Conflict("the session is not supervised live", reason="not_live")
-    live.take_signals(body.model_dump())
+    if live.take_signals(body.model_dump()):
+        # The page went to the background: the session pauses until it comes back.
+        await live.detach(sm.PAGE_HIDDEN)
     return Response(status_code=204)
 
 

@@ -142,6 +142,50 @@ def test_a_window_without_a_pass_pauses_and_only_an_identity_check_resumes(
     assert changes[-1]["reason"] == "identity_check_passed"
 
 
+def test_a_hidden_page_pauses_its_session_and_coming_back_resumes_after_an_identity_check(
+    service: Service,
+) -> None:
+    w = service.world()
+    sid = service.start(w)
+    page = StillFrames(service, w.learner, sid).attach()
+    first = page.check(HOPPER_FRAME)
+    assert first["passed"]
+    # The screen locks: the page says it is hidden; the session pauses at once, with
+    # that reason, and the page's link is let go (it long-polls no more).
+    r = service.call(
+        "POST", f"/api/v1/sessions/{sid}/signals", w.learner, json={"hidden": True, "label": "cam"}
+    )
+    assert r.status_code == 204, r.text
+    session = service.call("GET", f"/api/v1/sessions/{sid}", w.learner).json()
+    assert session["state"] == "paused"
+    events = service.call("GET", f"/api/v1/sessions/{sid}/events", w.learner).json()
+    pause = [e["payload"] for e in events if e["kind"] == "state_changed"][-1]
+    assert pause["to_state"] == "paused" and pause["reason"] == "page_hidden"
+    refused = service.call("GET", f"/api/v1/sessions/{sid}/messages?wait=0", w.learner)
+    assert refused.status_code == 409 and refused.json()["reason"] == "not_live"
+    before = service.call("GET", f"/api/v1/sessions/{sid}/credited", w.learner).json()
+    # Back in front: the page attaches again, and the first thing asked is an identity
+    # check; only its pass resumes the session.
+    page.inbox.clear()
+    page.attach()
+    resumed = page.check(HOPPER_FRAME)
+    assert resumed["asked"] == "identity" and resumed["passed"], resumed
+    page.end()
+    events = service.call("GET", f"/api/v1/sessions/{sid}/events", w.learner).json()
+    resume_checks = [
+        e["payload"] for e in events if e["kind"] == "check" and e["payload"]["purpose"] == "resume"
+    ]
+    assert resume_checks and resume_checks[0]["check_kind"] == "identity"
+    changes = [e["payload"] for e in events if e["kind"] == "state_changed"]
+    assert [c["reason"] for c in changes] == ["page_hidden", "identity_check_passed"]
+    # Nothing was credited for the time the page was away.
+    after = service.call("GET", f"/api/v1/sessions/{sid}/credited", w.learner).json()
+    pause_at, resume_at = _ts(changes[0]["at"]), _ts(changes[1]["at"])
+    for interval in after["intervals"]:
+        assert not (_ts(interval["start"]) < resume_at and _ts(interval["end"]) > pause_at)
+    assert after["credited_seconds"] >= before["credited_seconds"]
+
+
 def test_responses_mask_the_id_number(service: Service) -> None:
     w = service.world(enrol=False)
     learner = service.call("GET", f"/api/v1/learners/{w.learner_id}", w.operator).json()
