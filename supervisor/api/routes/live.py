@@ -18,6 +18,7 @@ from storage.exceptions import StorageError
 from storage.types import FlagStatus, Role
 from supervisor.api.deps import CtxDep, PrincipalDep, SessionsDep, read_upload
 from supervisor.api.errors import ERRORS
+from supervisor.api.speech import language_of
 from supervisor.auth import Principal, require_role
 from supervisor.checks.pool import Overloaded
 from supervisor.context import Context
@@ -32,7 +33,7 @@ from supervisor.errors import (
 from supervisor.ledger.events import iso
 from supervisor.online.links import Refusal
 from supervisor.online.live import LiveManager
-from supervisor.registry.consent import consent_text as consent_text_of
+from supervisor.registry.consent import consent_text_in
 from supervisor.rules import session_state as sm
 from verification.exceptions import ImageError
 
@@ -221,10 +222,14 @@ class ConsentTextOut(BaseModel):
 
 
 @router.get("/consent-text", response_model=ConsentTextOut, tags=["consent"])
-async def consent_text(ctx: CtxDep) -> ConsentTextOut:
-    """The biometric consent text a learner agrees to, with its version (no token needed)."""
-    version = ctx.settings.security.consent_text_version
-    return ConsentTextOut(version=version, text=consent_text_of(version))
+async def consent_text(ctx: CtxDep, request: Request) -> ConsentTextOut:
+    """The biometric consent text a learner agrees to, with its version (no token needed),
+    in the request's language: the translated version (e.g. `2026-11-v1-zh-CN`, which
+    names its language) where there is one, else the English text."""
+    version, text = consent_text_in(
+        ctx.settings.security.consent_text_version, language_of(request).value
+    )
+    return ConsentTextOut(version=version, text=text)
 
 
 class LiveStatsOut(BaseModel):

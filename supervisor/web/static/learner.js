@@ -75,7 +75,9 @@ async function signIn(token) {
   $("mydata").hidden = false;
   refreshAlternative();
   const consent = await api(`/learners/${S.me.learner_id}/consent`);
-  if (!consent.consent || consent.consent.text_version !== consent.current_text_version) {
+  // Consent to a translation of the version in force (2026-11-v1-zh-CN) is consent to it.
+  const base = (v) => String(v || "").replace(/-(zh-CN|en)$/, "");
+  if (!consent.consent || base(consent.consent.text_version) !== base(consent.current_text_version)) {
     await showConsent();
   } else {
     await showStudy();
@@ -168,7 +170,9 @@ async function withdrawConsent() {
   if (!window.confirm(t("learner.withdraw.confirm"))) return;
   try {
     const r = await api(`/learners/${S.me.learner_id}/consent`, { method: "DELETE" });
-    if (S.session) { S.ending = true; setState("ended", t("learner.ended.consent_withdrawn")); finish(); }
+    if (S.session && !S.ending) {
+      S.ending = true; setState("ended", t("learner.ended.consent_withdrawn")); finish();
+    }
     if ($("mydata-view").childElementCount) await showMyData();
     $("mydata-error").textContent = t("learner.withdraw.done",
       { templates: r.templates_deleted, sessions: r.sessions_ended });
@@ -276,6 +280,7 @@ async function start() {
 }
 
 async function startSession() {
+  delete document.body.dataset.refused;
   try { await openCamera(); } catch (e) {
     $("study-error").textContent = t("learner.camera.failed", { error: `${e.name || ""} ${e.message || ""}`.trim() });
     return;
@@ -309,6 +314,7 @@ async function startSession() {
 
 // A refused sign-in: what happened, and what to do next.
 function signInRefused(e) {
+  document.body.dataset.refused = e.reason || "error";  // the code, for scripts only
   const verdictKey = `learner.verdict.${e.reason}`;
   const known = e.reason && t(verdictKey) !== verdictKey;
   if (e.reason === "not_enrolled" || e.reason === "reenrolment_needed") {
@@ -668,8 +674,9 @@ function showResult(r) {
 
 function showPrompt(m) {
   if (!m.message && !m.deadline) { $("prompt").textContent = ""; return; }
-  const seconds = m.deadline ? Math.max(0, Math.round((Date.parse(m.deadline) - Date.now()) / 1000)) : null;
-  $("prompt").textContent = seconds !== null
+  // The deadline is the server's; a phone whose clock is far off gets the plain words.
+  const seconds = m.deadline ? Math.round((Date.parse(m.deadline) - Date.now()) / 1000) : NaN;
+  $("prompt").textContent = seconds > 0 && seconds <= 600
     ? t("learner.prompt.window", { seconds }) : t("learner.prompt.retry");
 }
 

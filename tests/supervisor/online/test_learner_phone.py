@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from supervisor.web import STATIC_DIR
@@ -316,3 +317,44 @@ def test_a_page_sent_to_the_background_pauses_and_resumes_after_an_identity_chec
     never_backwards(page)
     shot(page, "phone-learner-resumed")
     svc.call("POST", f"/api/v1/sessions/{sid}/end", w.learner)
+
+
+def test_a_new_learner_consents_in_chinese_and_a_masked_enrolment_photo_says_how_to_do_better(
+    svc: Service, browser_factory: Callable[..., object], tmp_path: Path
+) -> None:
+    from config import FaceSettings
+    from tests.verification import maskgen
+    from verification.dlib_engine import DlibFaceEngine
+
+    seating = DlibFaceEngine(FaceSettings())
+    hopper = imagegen.grace_hopper()
+    box = seating.detect(hopper)[0]
+    points = seating.landmarks(hopper, box, 68)
+    masked = maskgen.draw_mask(hopper, points, maskgen.STYLES[0], np.random.default_rng(1))
+    y4m = write_y4m(tmp_path / "masked.y4m", [(frame(masked, 180), 4.0)])
+    w = svc.world(enrol=False)
+    page = browser_factory(y4m, **PHONE)
+    page.goto(f"{svc.url}/learn#token={w.learner}")  # type: ignore[attr-defined]
+    # The consent text in Chinese, agreed to by touch.
+    page.wait_for_selector("#consent:not([hidden])")  # type: ignore[attr-defined]
+    consent = page.inner_text("#consent-text")  # type: ignore[attr-defined]
+    assert len(CJK.findall(consent)) > 50
+    page.tap("#consent-agree")  # type: ignore[attr-defined]
+    page.tap("#consent-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("body[data-ready='1']")  # type: ignore[attr-defined]
+    r = svc.call("GET", f"/api/v1/learners/{w.learner_id}/consent", w.learner)
+    # The consent recorded names the language of the text the learner read.
+    assert r.json()["consent"]["text_version"].endswith("-zh-CN"), r.json()
+    # No face enrolled yet: the page says so and offers the photo.
+    page.tap("#start-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("#enrol-button:not([hidden])", timeout=30_000)  # type: ignore[attr-defined]
+    assert state_text(page) == ZH["learner.signin.not_enrolled"]
+    # A photo with a mask on: refused, and the page says how to take a better one.
+    page.tap("#enrol-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("#advice li", timeout=30_000)  # type: ignore[attr-defined]
+    advice = page.locator("#advice li").all_inner_texts()  # type: ignore[attr-defined]
+    assert ZH["advice.face_occluded"] in advice, advice
+    assert ZH["learner.enrol.tips"] in advice
+    assert state_text(page).startswith(ZH["learner.enrol.refused"].split("{")[0])
+    assert svc.storage.templates.for_learner(w.learner_id) == []
+    shot(page, "phone-learner-enrol-masked")

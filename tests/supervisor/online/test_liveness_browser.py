@@ -84,15 +84,17 @@ def test_a_photo_is_refused_and_fails_the_challenge(
     # let in as doubtful, and then its first check carries a challenge.
     wait_js(
         page,
-        "document.body.dataset.mode === 'webrtc' || "
-        "document.getElementById('study-error').textContent.length > 0",
+        "document.body.dataset.mode === 'webrtc' || !!document.body.dataset.refused",
         30,
     )
     sid = page.evaluate("document.body.dataset.session || ''")  # type: ignore[attr-defined]
     if not sid:
-        error = page.text_content("#study-error") or ""  # type: ignore[attr-defined]
+        refused = page.evaluate("document.body.dataset.refused")  # type: ignore[attr-defined]
         shot(page, "learner-photo-refused-at-sign-in")
-        assert "spoof" in error, error
+        assert refused == "spoof", refused
+        # Said as a sentence: what happened and what to do, not the code.
+        said = page.text_content("#state") or ""  # type: ignore[attr-defined]
+        assert "looked like a photo or a screen" in said and "spoof" not in said, said
         # Nothing was recorded: the learner has no session.
         started = [
             h.chain_id
