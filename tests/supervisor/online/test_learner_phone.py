@@ -358,3 +358,49 @@ def test_a_new_learner_consents_in_chinese_and_a_masked_enrolment_photo_says_how
     assert state_text(page).startswith(ZH["learner.enrol.refused"].split("{")[0])
     assert svc.storage.templates.for_learner(w.learner_id) == []
     shot(page, "phone-learner-enrol-masked")
+
+
+def test_end_stops_every_upload_and_frames_caught_by_the_end_are_no_error(
+    svc: Service, browser_factory: Callable[..., object], tmp_path: Path
+) -> None:
+    w = svc.world()
+    r = svc.sign_in(w.learner, w.course_id, HOPPER_FRAME)
+    assert r.status_code == 201, r.text
+    sid = r.json()["session"]["session_id"]
+    y4m = write_y4m(tmp_path / "hopper.y4m", [(frame(imagegen.grace_hopper()), 4.0)])
+    # The still-frame path (a phone browser without WebRTC): every frame is a request.
+    page = browser_factory(y4m, init_script="delete window.RTCPeerConnection;", **PHONE)
+    sent: list[tuple[float, str, str]] = []
+    page.on(  # type: ignore[attr-defined]
+        "request", lambda q: sent.append((time.monotonic(), q.method, q.url))
+    )
+    held: list[object] = []
+    page.goto(f"{svc.url}/learn#token={w.learner}&session={sid}")  # type: ignore[attr-defined]
+    page.wait_for_selector("body[data-mode='upload']", timeout=30_000)  # type: ignore[attr-defined]
+    # The next frames the page posts are held on their way, as on a slow network.
+    page.route("**/frames", lambda route: held.append(route))  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(200)  # type: ignore[attr-defined]
+    assert held, "the page posted no frames for a check"
+    pressed_at = time.monotonic()
+    page.tap("#end-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("body[data-state='ended']", timeout=15_000)  # type: ignore[attr-defined]
+    assert svc.call("GET", f"/api/v1/sessions/{sid}", w.learner).json()["end_reason"] == "learner"
+    # The held frames arrive after the end: refused by the server (409), not an error
+    # for the learner, whose page says the session ended and why.
+    held[0].continue_()  # type: ignore[attr-defined]
+    page.wait_for_timeout(4000)  # type: ignore[attr-defined]
+    assert page.text_content("#study-error") == ""  # type: ignore[attr-defined]
+    assert state_text(page) == ZH["learner.ended.learner"]
+    # Nothing was uploaded once End was pressed: no frames, signals or polls after it.
+    after = [
+        (m, u)
+        for at, m, u in sent
+        if at > pressed_at and re.search(r"/(frames|signals|messages|webrtc|live)\b", u)
+    ]
+    assert not after, after
+    assert len(held) == 1
+    evs = events(svc, w.learner, sid)
+    assert evs[-1]["kind"] == "session_ended"
+    shot(page, "phone-learner-ended-during-check")
