@@ -453,3 +453,36 @@ def test_an_edited_row_is_caught_and_named(
     out = capsys.readouterr().out
     assert f"BROKEN {chain} first bad event seq={mismatch.seq}" in out
     assert json.loads(out.strip().splitlines()[-1])["ok"] is False
+
+
+def test_the_learner_page_and_its_consent_text_follow_the_readers_language(
+    service: Service,
+) -> None:
+    # Chinese by default, English when the browser asks for it, the switch above both.
+    page = service.client.get("/learn")
+    assert page.status_code == 200 and '<html lang="zh-CN">' in page.text
+    assert 'id="lang-switch"' in page.text and 'href="/learn?lang=en"' in page.text
+    english = service.client.get("/learn", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert '<html lang="en">' in english.text
+    try:
+        switched = service.client.get("/learn?lang=zh-CN", headers={"Accept-Language": "en"})
+        assert '<html lang="zh-CN">' in switched.text
+    finally:
+        service.client.cookies.clear()  # the switch's cookie: not for the other tests
+    # The consent text a Chinese reader gets is the Chinese version, which names its
+    # language; consent to it is consent to the version in force.
+    zh = service.client.get("/api/v1/consent-text", headers={"Accept-Language": "zh-CN"}).json()
+    en = service.client.get("/api/v1/consent-text", headers={"Accept-Language": "en"}).json()
+    current = service.settings.security.consent_text_version
+    assert zh["version"] == f"{current}-zh-CN" and "人脸" in zh["text"]
+    assert en["version"] == current and "consent" in en["text"].lower()
+    w = service.world(enrol=False)
+    r = service.call(
+        "POST",
+        f"/api/v1/learners/{w.learner_id}/consent",
+        w.learner,
+        json={"text_version": zh["version"]},
+    )
+    assert r.status_code == 201, r.text
+    status = service.call("GET", f"/api/v1/learners/{w.learner_id}/consent", w.learner).json()
+    assert status["consent"]["text_version"] == f"{current}-zh-CN"
