@@ -699,6 +699,7 @@ function setState(kind, sentence) {
 function pausedSentence(note) {
   if (!note) return t("learner.paused.other");
   if (note.startsWith("disconnected")) return t("learner.paused.connection");
+  if (note.startsWith("check_failed:")) return failedSentence({ verdict: note.slice(13) });
   const key = `learner.paused.${note}`;
   const text = t(key);
   return text === key ? t("learner.paused.other") : text;
