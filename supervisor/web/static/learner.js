@@ -18,6 +18,7 @@ const S = {
   beatSeconds: null, pollGen: 0,
   polling: false, fallbackForced: false,
   ending: false,   // End was pressed: nothing more is uploaded for this session
+  resuming: false, // back on the page, waiting for the identity check that resumes it
   away: false,     // the page is in the background; the session is paused for it
   lastResult: null,
 };
@@ -250,6 +251,7 @@ async function showStudy() {
   if (resume) {
     S.session = resume;
     enterSession();
+    S.resuming = true;
     setState("checking", t("learner.state.reattaching"));
     await connect();
   }
@@ -616,6 +618,7 @@ async function pageBack() {
   if (!S.away) return;
   S.away = false;
   if (!S.session || S.ending) return;
+  S.resuming = true;
   setState("checking", t("learner.state.resuming"));
   await connect();
 }
@@ -653,6 +656,7 @@ function failedSentence(r) {
 
 function showResult(r) {
   S.lastResult = r;
+  S.resuming = false;
   const kind = t(r.kind === "presence" ? "learner.kind.presence" : "learner.kind.identity");
   const verdictKey = `verdict.${r.verdict}`;
   const verdict = t(verdictKey) === verdictKey ? t("learner.failed.other") : t(verdictKey);
@@ -710,6 +714,9 @@ async function applyState(m) {
   S.running = !!m.clock_running;
   if (m.state === "ended") { await showEnded(m.reason || null); return; }
   if (S.ending || S.away) return;
+  // Back on the page, the server's "still paused" (no reason) before the resuming
+  // check leaves the sentence that says what comes next.
+  if (m.state === "paused" && !m.note && S.resuming) return;
   if (m.state === "paused") setState("paused", pausedSentence(m.note));
   else if (m.note === "please_face_the_camera") {
     const r = S.lastResult;
