@@ -132,6 +132,14 @@ function addTable(view, title, head, rows) {
 }
 
 const when = (iso) => (iso && window.svI18n ? window.svI18n.time(iso) : iso);
+// A code of the record (an event, a status, a role) in words where the message file has
+// them; a flag's kind by its own words; anything else as recorded.
+function word(code) {
+  for (const key of [`learner.code.${code}`, `flag.${code}`]) {
+    if (t(key) !== key) return t(key);
+  }
+  return code;
+}
 
 async function showMyData() {
   $("mydata-error").textContent = "";
@@ -145,7 +153,7 @@ async function showMyData() {
       [[me.full_name, me.id_number_masked, me.institution.name, when(me.registered_at)]]);
     addTable(view, t("learner.data.consent"),
       [t("learner.data.event"), t("learner.data.text_version"), t("learner.data.at")],
-      d.consents.map((c) => [c.event, c.text_version, when(c.at)]));
+      d.consents.map((c) => [word(c.event), c.text_version, when(c.at)]));
     addTable(view, t("learner.data.templates"),
       [t("learner.data.id"), t("learner.data.created"), t("learner.data.photo_hash")],
       d.face_templates.map((x) => [x.id, when(x.created_at), x.evidence_sha256]));
@@ -158,10 +166,10 @@ async function showMyData() {
       d.evidence_frames.map((f) => [f.what, when(f.retain_until), when(f.deleted_at), f.sha256]));
     addTable(view, t("learner.data.flags"),
       [t("learner.data.kind"), t("learner.data.status"), t("learner.data.raised")],
-      d.flags.map((f) => [f.kind, f.status, when(f.raised_at)]));
+      d.flags.map((f) => [word(f.kind), word(f.status), when(f.raised_at)]));
     addTable(view, t("learner.data.read_by"),
       [t("learner.data.when"), t("learner.data.who"), t("learner.data.role"), t("learner.data.what")],
-      d.read_by.map((r) => [when(r.at), r.who, r.role, r.what]));
+      d.read_by.map((r) => [when(r.at), r.who, word(r.role), r.what]));
   } catch (e) {
     $("mydata-error").textContent = e.message;
   }
