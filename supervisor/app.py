@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 
@@ -221,8 +221,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/learn", include_in_schema=False)
-    async def learner_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "learner.html")
+    async def learner_page(request: Request) -> Response:
+        # Rendered for its <html lang> and language switch; its words come from the
+        # static scripts' message files (supervisor/web/templates/learner.html).
+        return pages_common.render(request, "learner.html")
 
     @app.get("/operator", include_in_schema=False)
     async def operator_page(request: Request) -> Response:

@@ -10,7 +10,9 @@ and posts still frames). The policy is the same in both modes:
   retries; if nothing passes in it, the session pauses (the clock stops) until
   an identity check passes; `max_failed_windows` failed windows end it;
 - a disconnected learner's session pauses and resumes on reconnection after an
-  identity check; one live session per learner, held by an expiring Redis lock.
+  identity check (with a challenge when `challenge_first_check`); so does a page that
+  reports itself hidden (a locked screen, the tab in the background: `page_hidden`);
+  one live session per learner, held by an expiring Redis lock.
 
 Every decision is a ledger event: checks go through the check pipeline, and the
 rest (a missed check, a pause, the end) through `SessionRecorder` and its state
@@ -152,9 +154,11 @@ class LiveSession:
         await self.manager.hold(self.session)
         self.lock_refreshed = asyncio.get_running_loop().time()
 
-    def take_signals(self, message: dict[str, Any]) -> None:
+    def take_signals(self, message: dict[str, Any]) -> bool:
         """Keep what the page reports about its camera; a hidden page is remembered
-        until the next check (it can only add suspicion)."""
+        until the next check (it can only add suspicion). True when the page says it
+        is hidden: the caller then pauses the session (`detach(PAGE_HIDDEN)`), as a
+        page in the background cannot answer checks (a phone stops its camera)."""
         label = message.get("label")
         settings = message.get("settings")
         self.signals = {
@@ -168,6 +172,7 @@ class LiveSession:
         }
         if self.signals["hidden"]:
             self.hidden_since_check = True
+        return bool(self.signals["hidden"])
 
     async def detach(self, reason: str) -> None:
         """The learner's page went away: pause now (the clock stops) and wait for it."""
@@ -303,6 +308,9 @@ class LiveSession:
                 "verdict": recorded.verdict,
                 "passed": recorded.passed,
                 "advice": advice,
+                # The codes behind the advice, for a page that words it in its language.
+                "issues": [i for i in recorded.issues if i in QualityIssue.__members__],
+                "challenge": challenge.value if challenge is not None else None,
             }
         )
         await self.send_state(state)
@@ -391,6 +399,9 @@ class LiveSession:
                     "type": "prompt",
                     "message": "Please face the camera: a check did not pass.",
                     "deadline": ev.iso(deadline),
+                    # What did not pass (a verdict code), so the page can say what to do.
+                    "verdict": self.last_verdict,
+                    "kind": failed_kind.value,
                 }
             )
             await self.send_state(state, note="please_face_the_camera")
@@ -684,17 +695,19 @@ class LiveManager:
         """End a session from live supervision (failed windows, the page never came back)."""
         with contextlib.suppress(Conflict):
             await self.recorder.end(session, reason)
-        await self.ended(session)
+        await self.ended(session, reason)
 
-    async def ended(self, session: StudySession) -> None:
-        """The session ended: stop supervising it, close its link, release its lock."""
+    async def ended(self, session: StudySession, reason: str | None = None) -> None:
+        """The session ended: stop supervising it, close its link, release its lock. The
+        page is told, with the ledger's `reason` (a code) when it is known."""
         live = self.live.pop(session.id, None)
         self.identity_due.pop(session.id, None)
         if live is not None:
             live.stopped = True
             live.send(
-                {"type": "state", "state": sm.State.ended.value, "at": ev.iso(self.ctx.clock())}
-            )
+                {"type": "state", "state": sm.State.ended.value, "reason": reason,
+                 "at": ev.iso(self.ctx.clock())}
+            )  # fmt: skip
             if live.link is not None:
                 await live.link.close()
             if live.task is not None and live.task is not asyncio.current_task():
@@ -789,7 +802,8 @@ class LiveManager:
             live.heartbeat()
             asyncio.ensure_future(live.send_state())
         elif kind == "signals":
-            live.take_signals(message)
+            if live.take_signals(message):
+                asyncio.ensure_future(live.detach(sm.PAGE_HIDDEN))
 
     def _on_peer_state(self, session_id: str, state: PeerState) -> None:
         live = self.live.get(session_id)

@@ -173,7 +173,7 @@ class SessionService:
         self, session: StudySession, reason: str, at: datetime | None = None
     ) -> sm.SessionState:
         after = await self.recorder.end(session, reason, at)
-        await self.live.ended(session)
+        await self.live.ended(session, reason)
         return after
 
     async def end_open_sessions(self, learner_id: int, reason: str) -> int:

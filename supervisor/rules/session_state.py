@@ -44,6 +44,9 @@ class State(StrEnum):
 # Why a session paused, other than a failed check (`check_failed:<verdict>`).
 WINDOW_EXPIRED = "response_window_expired"
 HEARTBEAT_LOST = "heartbeat_lost"
+# The page went to the background (screen locked, another app or tab in front): it
+# says so itself, and the session pauses until it comes back and an identity check passes.
+PAGE_HIDDEN = "page_hidden"
 SERVER_SHUTDOWN = "server_shutdown"
 RESUMED_BY_IDENTITY = "identity_check_passed"
 

@@ -460,7 +460,10 @@ def browser_factory(tmp_path: Path) -> Iterator[Callable[..., object]]:
     pw = sync_playwright().start()
     browsers: list[object] = []
 
-    def launch(y4m: Path, init_script: str | None = None):  # type: ignore[no-untyped-def]
+    def launch(y4m: Path, init_script: str | None = None, **context_options: object):  # type: ignore[no-untyped-def]
+        """A page in a new Chromium whose camera plays `y4m`. `context_options` go to
+        Playwright's `new_context` (a phone: viewport, is_mobile, has_touch,
+        device_scale_factor, locale, user_agent); a 1000x800 desktop by default."""
         browser = pw.chromium.launch(
             executable_path=executable,
             headless=True,
@@ -478,7 +481,9 @@ def browser_factory(tmp_path: Path) -> Iterator[Callable[..., object]]:
             ],
         )
         browsers.append(browser)
-        context = browser.new_context(viewport={"width": 1000, "height": 800})
+        options: dict[str, object] = {"viewport": {"width": 1000, "height": 800}}
+        options.update(context_options)
+        context = browser.new_context(**options)  # type: ignore[arg-type]
         if init_script:
             context.add_init_script(init_script)
         return context.new_page()

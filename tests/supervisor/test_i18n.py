@@ -19,7 +19,7 @@ from supervisor.i18n import Language, LocalTime, choose, translator
 from supervisor.i18n.advice import ADVICE, PROMPTS
 from supervisor.i18n.catalogue import po_path
 from supervisor.i18n.languages import from_accept_language
-from supervisor.web import STATIC_DIR
+from supervisor.web import STATIC_DIR, TEMPLATES_DIR
 from verification.types import ChallengeKind, QualityIssue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,10 +63,24 @@ def test_the_scripts_messages_have_the_same_keys_in_both_languages() -> None:
     for key in en:
         assert sorted(re.findall(r"\{\w+\}", en[key])) == sorted(re.findall(r"\{\w+\}", zh[key]))
     # Every key a script asks for literally exists.
-    for script in ("inspect.js", "operator.js"):
+    for script in ("inspect.js", "operator.js", "learner.js"):
         js = (STATIC_DIR / script).read_text(encoding="utf-8")
         used = set(re.findall(r"\bt\(\"([a-z_.]+[a-z_])\"", js))
         assert used and used <= set(en), f"{script}: {sorted(used - set(en))}"
+    # The learner's page names its words in data-i18n attributes of its template.
+    page = (TEMPLATES_DIR / "learner.html").read_text(encoding="utf-8")
+    named = set(re.findall(r'data-i18n="([a-z_.]+)"', page))
+    assert named and named <= set(en), sorted(named - set(en))
+    # Codes the learner's page words by prefix: every verdict a check can end in, the
+    # reasons a session pauses or ends for.
+    for verdict in ("no_face", "multiple_faces", "low_quality", "mismatch", "spoof",
+                    "challenge_failed", "challenge_timed_out", "missed"):  # fmt: skip
+        assert f"learner.failed.{verdict}" in en, verdict
+    for note in ("page_hidden", "heartbeat_lost", "response_window_expired", "server_shutdown"):
+        assert f"learner.paused.{note}" in en, note
+    for reason in ("learner", "staff", "failed_windows", "disconnected", "consent_withdrawn",
+                   "abandoned"):  # fmt: skip
+        assert f"learner.ended.{reason}" in en, reason
     # Codes the scripts name by prefix (`t(\`flag.${kind}\`)`) are all there too.
     for issue in QualityIssue:
         assert f"advice.{issue.value}" in en

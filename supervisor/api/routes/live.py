@@ -18,6 +18,7 @@ from storage.exceptions import StorageError
 from storage.types import FlagStatus, Role
 from supervisor.api.deps import CtxDep, PrincipalDep, SessionsDep, read_upload
 from supervisor.api.errors import ERRORS
+from supervisor.api.speech import language_of
 from supervisor.auth import Principal, require_role
 from supervisor.checks.pool import Overloaded
 from supervisor.context import Context
@@ -32,7 +33,8 @@ from supervisor.errors import (
 from supervisor.ledger.events import iso
 from supervisor.online.links import Refusal
 from supervisor.online.live import LiveManager
-from supervisor.registry.consent import consent_text as consent_text_of
+from supervisor.registry.consent import consent_text_in
+from supervisor.rules import session_state as sm
 from verification.exceptions import ImageError
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["live"])
@@ -178,20 +180,29 @@ class SignalsIn(BaseModel):
     settings: dict[str, float] = Field(
         default_factory=dict, description="width, height, frameRate of the track."
     )
-    hidden: bool = Field(False, description="The page is hidden (another tab is in front).")
+    hidden: bool = Field(
+        False,
+        description="The page is hidden (screen locked, another app or tab in front): the "
+        "session pauses (`page_hidden`) until the page comes back and an identity check "
+        "passes.",
+    )
 
 
 @router.post("/sessions/{session_id}/signals", status_code=status.HTTP_204_NO_CONTENT)
 async def signals(
     session_id: uuid.UUID, body: SignalsIn, p: PrincipalDep, sessions: SessionsDep, request: Request
 ) -> Response:
-    """What the page reports about its camera (fallback mode; WebRTC pages use the data
-    channel). These reports can only raise suspicion, never clear it."""
+    """What the page reports about its camera (any mode; WebRTC pages also use the data
+    channel). These reports can only raise suspicion, never clear it. A page that says
+    it is hidden pauses its session (`page_hidden`): the clock stops until the page
+    attaches again and an identity check passes."""
     session = await sessions.session_for(p, str(session_id))
     live = manager(request).live.get(session.id)
     if live is None or live.link is None:
         raise Conflict("the session is not supervised live", reason="not_live")
-    live.take_signals(body.model_dump())
+    if live.take_signals(body.model_dump()):
+        # The page went to the background: the session pauses until it comes back.
+        await live.detach(sm.PAGE_HIDDEN)
     return Response(status_code=204)
 
 
@@ -211,10 +222,14 @@ class ConsentTextOut(BaseModel):
 
 
 @router.get("/consent-text", response_model=ConsentTextOut, tags=["consent"])
-async def consent_text(ctx: CtxDep) -> ConsentTextOut:
-    """The biometric consent text a learner agrees to, with its version (no token needed)."""
-    version = ctx.settings.security.consent_text_version
-    return ConsentTextOut(version=version, text=consent_text_of(version))
+async def consent_text(ctx: CtxDep, request: Request) -> ConsentTextOut:
+    """The biometric consent text a learner agrees to, with its version (no token needed),
+    in the request's language: the translated version (e.g. `2026-11-v1-zh-CN`, which
+    names its language) where there is one, else the English text."""
+    version, text = consent_text_in(
+        ctx.settings.security.consent_text_version, language_of(request).value
+    )
+    return ConsentTextOut(version=version, text=text)
 
 
 class LiveStatsOut(BaseModel):

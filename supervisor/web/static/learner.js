@@ -1,30 +1,27 @@
 // The learner's page: sign-in, consent, camera, and a supervised study session.
 // No build step. The token stays in sessionStorage (never a cookie, so no CSRF).
+//
+// Every word shown comes from /static/i18n/<lang>.json through svI18n.t (i18n.js):
+// the page's elements name their key in data-i18n, and every state is a sentence
+// that says what happened and what to do next, never a raw code. The clock shows
+// the credited time the server reports (the ledger's figure), never a local timer,
+// and never moves backwards. When the page goes to the background (a locked screen,
+// another app) it tells the server, which pauses the session; when it comes back it
+// reconnects and the server resumes the session after an identity check.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const t = (key, params) => (window.svI18n ? window.svI18n.t(key, params) : key);
 const S = {
   token: null, me: null, session: null, pc: null, sender: null, channel: null,
-  stream: null, mode: null, credited: 0, running: false, tick: null, beat: null,
-  beatSeconds: null,
+  stream: null, mode: null, credited: 0, running: false, beat: null,
+  beatSeconds: null, pollGen: 0,
   polling: false, fallbackForced: false,
-  // Once End is pressed nothing more is uploaded: in-flight requests are aborted
-  // (`aborts`) and awaited (`uploads`) before the session is ended.
-  ending: false, aborts: new Set(), uploads: new Set(),
+  ending: false,   // End was pressed: nothing more is uploaded for this session
+  resuming: false, // back on the page, waiting for the identity check that resumes it
+  away: false,     // the page is in the background; the session is paused for it
+  lastResult: null,
 };
-
-// A request that End may cut short: aborted (quietly) when the learner ends.
-function abortable() {
-  const ctl = new AbortController();
-  S.aborts.add(ctl);
-  return { signal: ctl.signal, done: () => S.aborts.delete(ctl) };
-}
-
-// What a request raced with the end of the session: aborted by End, or refused because
-// the session ended meanwhile (409 session_ended). Neither is an error to report.
-function endedRace(e) {
-  return (e && e.name === "AbortError") || (e && e.status === 409 && (S.ending || e.reason === "session_ended"));
-}
 
 async function api(path, opts = {}) {
   const headers = Object.assign({}, opts.headers || {}, { Authorization: `Bearer ${S.token}` });
@@ -33,7 +30,9 @@ async function api(path, opts = {}) {
   const text = await res.text();
   try { body = text ? JSON.parse(text) : null; } catch (_) { body = text; }
   if (!res.ok) {
-    const err = new Error((body && body.message) || `HTTP ${res.status}`);
+    // The server words `message` in the page's language (the same cookie and
+    // Accept-Language); `reason` is the stable code the page acts on.
+    const err = new Error((body && body.message) || t("learner.error.http", { status: res.status }));
     err.reason = body && body.reason; err.status = res.status; err.body = body;
     throw err;
   }
@@ -44,18 +43,31 @@ function show(section) {
   for (const id of ["signin", "consent", "study"]) $(id).hidden = id !== section;
 }
 
+// The words of the static page, from the message file.
+function translatePage() {
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  document.title = t("learner.title");
+  // The switch keeps the token and session in the fragment, so a learner who changes
+  // language mid-session comes back to the same session.
+  for (const a of document.querySelectorAll("#lang-switch a")) {
+    a.addEventListener("click", () => { if (location.hash) a.href = a.href.split("#")[0] + location.hash; });
+  }
+}
+
 // -- sign-in and consent ------------------------------------------------------
 
 async function signIn(token) {
   S.token = token.trim();
+  $("signin-error").textContent = "";
   try {
     S.me = await api("/me");
   } catch (e) {
-    $("signin-error").textContent = `Sign-in failed: ${e.message}`;
+    $("signin-error").textContent = e.status === 401
+      ? t("learner.signin.bad_token") : t("learner.signin.failed", { message: e.message });
     return;
   }
   if (S.me.role !== "learner") {
-    $("signin-error").textContent = "This page is for learners; use a learner's token.";
+    $("signin-error").textContent = t("learner.signin.not_learner");
     return;
   }
   sessionStorage.setItem("sv-token", S.token);
@@ -64,7 +76,9 @@ async function signIn(token) {
   $("mydata").hidden = false;
   refreshAlternative();
   const consent = await api(`/learners/${S.me.learner_id}/consent`);
-  if (!consent.consent || consent.consent.text_version !== consent.current_text_version) {
+  // Consent to a translation of the version in force (2026-11-v1-zh-CN) is consent to it.
+  const base = (v) => String(v || "").replace(/-(zh-CN|en)$/, "");
+  if (!consent.consent || base(consent.consent.text_version) !== base(consent.current_text_version)) {
     await showConsent();
   } else {
     await showStudy();
@@ -108,10 +122,23 @@ function addTable(view, title, head, rows) {
   const h = document.createElement("h3");
   h.textContent = `${title} (${rows.length})`;
   view.appendChild(h);
+  const wrap = document.createElement("div");
+  wrap.className = "table-wrap";
   const table = document.createElement("table");
   addRow(table, head);
   for (const r of rows) addRow(table, r);
-  view.appendChild(table);
+  wrap.appendChild(table);
+  view.appendChild(wrap);
+}
+
+const when = (iso) => (iso && window.svI18n ? window.svI18n.time(iso) : iso);
+// A code of the record (an event, a status, a role) in words where the message file has
+// them; a flag's kind by its own words; anything else as recorded.
+function word(code) {
+  for (const key of [`learner.code.${code}`, `flag.${code}`]) {
+    if (t(key) !== key) return t(key);
+  }
+  return code;
 }
 
 async function showMyData() {
@@ -121,35 +148,43 @@ async function showMyData() {
     const view = $("mydata-view");
     view.replaceChildren();
     const me = d.learner;
-    addTable(view, "Identity", ["name", "ID number", "institution", "registered"],
-      [[me.full_name, me.id_number_masked, me.institution.name, me.registered_at]]);
-    addTable(view, "Consent", ["event", "text version", "at"],
-      d.consents.map((c) => [c.event, c.text_version, c.at]));
-    addTable(view, "Face templates (the face numbers themselves are never shown)",
-      ["id", "created", "photo hash"],
-      d.face_templates.map((t) => [t.id, t.created_at, t.evidence_sha256]));
-    addTable(view, "Sessions", ["session", "started", "ended", "checks", "credited minutes"],
-      d.sessions.map((x) => [x.session_id, x.started_at, x.ended_at, x.checks,
+    addTable(view, t("learner.data.identity"),
+      [t("learner.data.name"), t("learner.data.id_number"), t("learner.data.institution"), t("learner.data.registered")],
+      [[me.full_name, me.id_number_masked, me.institution.name, when(me.registered_at)]]);
+    addTable(view, t("learner.data.consent"),
+      [t("learner.data.event"), t("learner.data.text_version"), t("learner.data.at")],
+      d.consents.map((c) => [word(c.event), c.text_version, when(c.at)]));
+    addTable(view, t("learner.data.templates"),
+      [t("learner.data.id"), t("learner.data.created"), t("learner.data.photo_hash")],
+      d.face_templates.map((x) => [x.id, when(x.created_at), x.evidence_sha256]));
+    addTable(view, t("learner.data.sessions"),
+      [t("learner.data.session"), t("learner.data.started"), t("learner.data.ended"), t("learner.data.checks"), t("learner.data.credited_minutes")],
+      d.sessions.map((x) => [x.session_id, when(x.started_at), when(x.ended_at), x.checks,
         (x.credited_seconds / 60).toFixed(1)]));
-    addTable(view, "Evidence frames", ["what", "kept until", "deleted at", "hash"],
-      d.evidence_frames.map((f) => [f.what, f.retain_until, f.deleted_at, f.sha256]));
-    addTable(view, "Flags", ["kind", "status", "raised"],
-      d.flags.map((f) => [f.kind, f.status, f.raised_at]));
-    addTable(view, "Who read your data", ["when", "who", "role", "what"],
-      d.read_by.map((r) => [r.at, r.who, r.role, r.what]));
+    addTable(view, t("learner.data.frames"),
+      [t("learner.data.what"), t("learner.data.kept_until"), t("learner.data.deleted_at"), t("learner.data.hash")],
+      d.evidence_frames.map((f) => [f.what, when(f.retain_until), when(f.deleted_at), f.sha256]));
+    addTable(view, t("learner.data.flags"),
+      [t("learner.data.kind"), t("learner.data.status"), t("learner.data.raised")],
+      d.flags.map((f) => [word(f.kind), word(f.status), when(f.raised_at)]));
+    addTable(view, t("learner.data.read_by"),
+      [t("learner.data.when"), t("learner.data.who"), t("learner.data.role"), t("learner.data.what")],
+      d.read_by.map((r) => [when(r.at), r.who, word(r.role), r.what]));
   } catch (e) {
     $("mydata-error").textContent = e.message;
   }
 }
 
 async function withdrawConsent() {
-  if (!window.confirm("Withdraw consent? Your face templates are deleted and open sessions end.")) return;
+  if (!window.confirm(t("learner.withdraw.confirm"))) return;
   try {
     const r = await api(`/learners/${S.me.learner_id}/consent`, { method: "DELETE" });
-    if (S.running) finish();
+    if (S.session && !S.ending) {
+      S.ending = true; setState("ended", t("learner.ended.consent_withdrawn")); finish();
+    }
     if ($("mydata-view").childElementCount) await showMyData();
-    $("mydata-error").textContent =
-      `Consent withdrawn: ${r.templates_deleted} face template(s) deleted, ${r.sessions_ended} session(s) ended.`;
+    $("mydata-error").textContent = t("learner.withdraw.done",
+      { templates: r.templates_deleted, sessions: r.sessions_ended });
   } catch (e) {
     $("mydata-error").textContent = e.message;
   }
@@ -158,15 +193,15 @@ async function withdrawConsent() {
 async function refreshAlternative() {
   try {
     const a = await api(`/learners/${S.me.learner_id}/alternative`);
-    $("alt-status").textContent = a.status;
+    $("alt-status").textContent = t(`learner.alt.${a.status}`);
     $("alt-button").disabled = a.status === "requested" || a.status === "approved";
   } catch (e) {
-    $("alt-status").textContent = "unknown";
+    $("alt-status").textContent = t("learner.alt.unknown");
   }
 }
 
 async function askAlternative() {
-  const reason = $("alt-reason").value.trim() || "I prefer not to use face recognition.";
+  const reason = $("alt-reason").value.trim() || t("learner.alt.default_reason");
   try {
     await api(`/learners/${S.me.learner_id}/alternative`, {
       method: "POST", headers: { "content-type": "application/json" },
@@ -181,9 +216,11 @@ async function askAlternative() {
 // -- camera ---------------------------------------------------------------------
 
 async function openCamera() {
-  if (S.stream) return S.stream;
+  const live = S.stream && S.stream.getVideoTracks().some((x) => x.readyState === "live");
+  if (live) return S.stream;
+  // The front camera, in portrait on a phone: the learner looks at the screen.
   S.stream = await navigator.mediaDevices.getUserMedia({
-    video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false,
+    video: { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } }, audio: false,
   });
   $("preview").srcObject = S.stream;
   await new Promise((resolve) => {
@@ -205,23 +242,25 @@ async function showStudy() {
   try {
     await openCamera();
   } catch (e) {
-    $("study-error").textContent = `The camera could not be opened: ${e.name} ${e.message}`;
+    $("study-error").textContent = t("learner.camera.failed", { error: `${e.name || ""} ${e.message || ""}`.trim() });
   }
   const courses = await api("/courses");
   const select = $("course");
-  select.innerHTML = "";
+  select.replaceChildren();
   for (const c of courses) {
     const o = document.createElement("option");
-    o.value = c.id; o.textContent = `${c.name} (${c.required_hours} h)`;
+    o.value = c.id; o.textContent = t("learner.course.option", { name: c.name, hours: c.required_hours });
     select.appendChild(o);
   }
   $("start-button").disabled = courses.length === 0;
-  if (!courses.length) $("study-error").textContent = "No course is open to you yet.";
+  if (!courses.length) $("study-error").textContent = t("learner.no_course");
   document.body.dataset.ready = "1";
   const resume = new URLSearchParams(location.hash.slice(1)).get("session");
   if (resume) {
     S.session = resume;
     enterSession();
+    S.resuming = true;
+    setState("checking", t("learner.state.reattaching"));
     await connect();
   }
 }
@@ -241,58 +280,123 @@ function deviceFingerprint() {
 
 async function start() {
   $("study-error").textContent = "";
+  showAdvice([]);
+  $("start-button").disabled = true;
+  try {
+    await startSession();
+  } finally {
+    $("start-button").disabled = false;
+  }
+}
+
+async function startSession() {
+  delete document.body.dataset.refused;
+  try { await openCamera(); } catch (e) {
+    $("study-error").textContent = t("learner.camera.failed", { error: `${e.name || ""} ${e.message || ""}`.trim() });
+    return;
+  }
   const form = new FormData();
   form.append("course_id", $("course").value);
   S.fallbackForced = $("force-fallback").checked || !window.RTCPeerConnection;
   form.append("mode", S.fallbackForced ? "upload" : "webrtc");
   form.append("device", deviceFingerprint());
-  setState("checking", "identity check");
+  setState("checking", t("learner.state.signing_in"));
   // A short burst, as the server asks for it: passive liveness looks at the frames.
-  const burst = await api("/sessions/sign-in");
-  for (let i = 0; i < burst.frames; i++) {
-    if (i) await new Promise((r) => setTimeout(r, burst.spacing_s * 1000));
-    form.append("frame", await grabFrame(), `frame${i}.jpg`);
-  }
+  let res;
   try {
-    const res = await api("/sessions", { method: "POST", body: form });
-    S.session = res.session.session_id;
-    S.credited = 0;
-    showResult(res.check);
+    const burst = await api("/sessions/sign-in");
+    for (let i = 0; i < burst.frames; i++) {
+      if (i) await new Promise((r) => setTimeout(r, burst.spacing_s * 1000));
+      form.append("frame", await grabFrame(), `frame${i}.jpg`);
+    }
+    res = await api("/sessions", { method: "POST", body: form });
   } catch (e) {
-    const verdicts = ["no_face", "multiple_faces", "low_quality", "mismatch"];
-    if (verdicts.includes(e.reason)) setState("attention", "the sign-in check did not pass");
-    else setState("not started", "");
-    $("study-error").textContent = `${e.message}${e.reason ? ` (${e.reason})` : ""}`;
-    if (e.body && e.body.issues) showAdvice(e.body.issues.map(adviceFor));
-    if (e.reason === "not_enrolled") $("enrol-button").hidden = false;
+    signInRefused(e);
     return;
   }
+  S.session = res.session.session_id;
+  S.credited = 0; S.ending = false; S.away = false;
+  renderClock(0);
   enterSession();
+  showResult(res.check);
   await connect();
 }
 
+// A refused sign-in: what happened, and what to do next.
+function signInRefused(e) {
+  document.body.dataset.refused = e.reason || "error";  // the code, for scripts only
+  const verdictKey = `learner.verdict.${e.reason}`;
+  const known = e.reason && t(verdictKey) !== verdictKey;
+  if (e.reason === "not_enrolled" || e.reason === "reenrolment_needed") {
+    setState("attention", t("learner.signin.not_enrolled"));
+    $("enrol-button").hidden = false;
+  } else if (known) {
+    setState("attention", t("learner.signin.refused", { what: t(verdictKey) }));
+  } else if (e.reason === "no_consent") {
+    setState("idle", t("learner.state.not_started"));
+    showConsent();
+  } else {
+    setState("idle", t("learner.state.not_started"));
+    $("study-error").textContent = e.message;
+  }
+  if (e.body && e.body.issues) showAdvice(adviceFor(e.body.issues));
+}
+
 function enterSession() {
-  S.ending = false;
   $("start-controls").hidden = true;
   $("end-button").hidden = false;
+  $("enrol-button").hidden = true;
   document.body.dataset.session = S.session;
+  // The session id in the fragment: a reload or a language switch comes back to it.
+  const params = new URLSearchParams(location.hash.slice(1));
+  params.set("session", S.session);
+  params.delete("token");
+  history.replaceState(null, "", `#${params.toString()}`);
 }
 
 async function connect() {
   S.fallbackForced = S.fallbackForced || $("force-fallback").checked || !window.RTCPeerConnection;
-  if (!S.fallbackForced) {
+  try { await openCamera(); } catch (e) {
+    $("study-error").textContent = t("learner.camera.failed", { error: `${e.name || ""} ${e.message || ""}`.trim() });
+    return;
+  }
+  // A page back from the background may find its old connection still being closed
+  // on the server (`peer_exists`): it tries again a moment later.
+  for (let attempt = 0; attempt < 4 && !S.ending && !S.away; attempt++) {
+    if (!S.fallbackForced) {
+      try {
+        await connectWebRTC();
+        return;
+      } catch (e) {
+        closePeer();
+        if (await sessionGone(e)) return;
+        if (e.reason === "peer_exists" || e.reason === "session_already_open") {
+          await new Promise((r) => setTimeout(r, 1500));
+          continue;
+        }
+        console.warn("WebRTC failed, using still frames", e);
+      }
+    }
     try {
-      await connectWebRTC();
+      await connectFallback();
       return;
     } catch (e) {
-      console.warn("WebRTC failed, using still frames", e);
-      if (e.reason === "session_ended" || e.reason === "session_already_open") {
-        $("study-error").textContent = e.message; return;
+      if (await sessionGone(e)) return;
+      if (e.reason === "session_already_open") {
+        await new Promise((r) => setTimeout(r, 1500));
+        continue;
       }
-      closePeer();
+      $("study-error").textContent = e.message;
+      return;
     }
   }
-  await connectFallback();
+}
+
+// An error that says the session is over: show why it ended and stop.
+async function sessionGone(e) {
+  if (e.reason !== "session_ended") return false;
+  await showEnded(null);
+  return true;
 }
 
 function waitIce(pc) {
@@ -329,17 +433,18 @@ async function connectWebRTC() {
   });
   await pc.setRemoteDescription(answer);
   await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error("WebRTC did not connect")), 10000);
+    const timer = setTimeout(() => reject(new Error("WebRTC did not connect")), 10000);
     const check = () => {
-      if (pc.connectionState === "connected") { clearTimeout(t); resolve(); }
-      if (pc.connectionState === "failed") { clearTimeout(t); reject(new Error("WebRTC failed")); }
+      if (pc.connectionState === "connected") { clearTimeout(timer); resolve(); }
+      if (pc.connectionState === "failed") { clearTimeout(timer); reject(new Error("WebRTC failed")); }
     };
     pc.addEventListener("connectionstatechange", check);
     check();
   });
   pc.addEventListener("connectionstatechange", () => {
+    if (S.pc !== pc || S.ending || S.away) return;  // closed on purpose
     if (["failed", "closed", "disconnected"].includes(pc.connectionState)) {
-      setState("paused", "connection lost");
+      setState("paused", t("learner.paused.connection"));
     }
   });
   setMode("webrtc");
@@ -362,7 +467,7 @@ async function setSending(on, fps, maxWidth) {
   const params = S.sender.getParameters();
   if (!params.encodings || !params.encodings.length) params.encodings = [{}];
   const width = (S.stream && S.stream.getVideoTracks()[0].getSettings().width) || 640;
-  params.encodings[0].active = !!on;
+  params.encodings[0].active = !!on && !S.ending;
   if (fps) params.encodings[0].maxFramerate = fps;
   params.encodings[0].scaleResolutionDownBy = Math.max(1, width / (maxWidth || 640));
   params.degradationPreference = "maintain-resolution";
@@ -371,8 +476,9 @@ async function setSending(on, fps, maxWidth) {
 
 function closePeer() {
   if (S.beat) { clearInterval(S.beat); S.beat = null; }
-  if (S.pc) { try { S.pc.close(); } catch (_) { /* closed */ } }
+  const pc = S.pc;
   S.pc = null; S.sender = null; S.channel = null;
+  if (pc) { try { pc.close(); } catch (_) { /* closed */ } }
 }
 
 async function connectFallback() {
@@ -383,59 +489,54 @@ async function connectFallback() {
   setMode("upload");
   sendSignals();
   S.polling = true;
-  pollLoop();
+  pollLoop(++S.pollGen);
 }
 
-async function pollLoop() {
-  while (S.polling && S.session && !S.ending) {
+async function pollLoop(gen) {
+  // One loop per attachment: a loop of an earlier one (the page went away and came
+  // back while its long-poll was waiting) stops at its next turn.
+  const mine = () => S.polling && S.session && S.pollGen === gen && !S.ending;
+  while (mine()) {
     let messages = [];
-    const req = abortable();
     try {
-      messages = await api(`/sessions/${S.session}/messages?wait=20`, { signal: req.signal });
+      messages = await api(`/sessions/${S.session}/messages?wait=20`);
     } catch (e) {
-      if (S.ending || endedRace(e)) { S.polling = false; break; }
+      if (!mine()) break;
+      if (e.reason === "session_ended") { S.polling = false; await showEnded(null); break; }
       if (e.reason === "not_live" || e.status === 409 || e.status === 403) { S.polling = false; break; }
       await new Promise((r) => setTimeout(r, 2000));
       continue;
-    } finally { req.done(); }
-    for (const m of messages) { if (!S.ending) await handle(m); }
+    }
+    if (!mine()) break;
+    for (const m of messages) await handle(m);
   }
 }
 
-function sendFrames(m) {
-  const sending = uploadFrames(m).finally(() => {
-    S.uploads.delete(sending);
-    if (!S.uploads.size) delete document.body.dataset.uploading;
-  });
-  S.uploads.add(sending);
-  document.body.dataset.uploading = m.check_id;
-  return sending;
-}
-
-async function uploadFrames(m) {
-  const session = S.session;
-  const req = abortable();
+async function sendFrames(m) {
+  if (S.ending || S.away) return;
+  const form = new FormData();
+  form.append("check_id", m.check_id);
+  form.append("nonce", m.nonce);
+  const count = m.count || 1;
+  for (let i = 0; i < count; i++) {
+    form.append("frames", await grabFrame(), `f${i}.jpg`);
+    if (i + 1 < count) await new Promise((r) => setTimeout(r, (m.spacing || 0.5) * 1000));
+    if (S.ending) return;  // End was pressed while the frames were being taken
+  }
   try {
-    const form = new FormData();
-    form.append("check_id", m.check_id);
-    form.append("nonce", m.nonce);
-    const count = m.count || 1;
-    for (let i = 0; i < count; i++) {
-      if (S.ending) return;
-      form.append("frames", await grabFrame(), `f${i}.jpg`);
-      if (i + 1 < count) await new Promise((r) => setTimeout(r, (m.spacing || 0.5) * 1000));
-    }
-    if (S.ending || S.session !== session) return;
-    await api(`/sessions/${session}/frames`, { method: "POST", body: form, signal: req.signal });
+    await api(`/sessions/${S.session}/frames`, { method: "POST", body: form });
   } catch (e) {
-    if (!endedRace(e)) console.warn("frames", e);
-  } finally { req.done(); }
+    // A session ended while the frames were on their way (End raced the check) is not
+    // an error to show.
+    if (!S.ending && e.reason !== "session_ended") console.warn("frames", e);
+  }
 }
 
 async function handle(m) {
+  if (S.ending && m.type !== "state") return;
   switch (m.type) {
     case "capture":
-      if (S.mode === "upload") { if (m.on && m.check_id && !S.ending) sendFrames(m); }
+      if (S.mode === "upload") { if (m.on && m.check_id) sendFrames(m); }
       else await setSending(m.on, m.fps, m.max_width);
       break;
     case "hello":
@@ -444,11 +545,13 @@ async function handle(m) {
         if (S.beat) beatEvery(m.heartbeat_s);
       }
       break;
-    case "checking": setState("checking", `${m.kind} check`); break;
+    case "checking":
+      setState("checking", t(m.kind === "identity" ? "learner.state.checking_identity" : "learner.state.checking_presence"));
+      break;
     case "result": showResult(m); break;
-    case "prompt": $("prompt").textContent = m.message || ""; break;
+    case "prompt": showPrompt(m); break;
     case "challenge": showChallenge(m); break;
-    case "state": applyState(m); break;
+    case "state": await applyState(m); break;
     default: break;
   }
 }
@@ -457,27 +560,28 @@ async function handle(m) {
 
 function showChallenge(m) {
   const el = $("challenge");
-  el.textContent = m.prompt;
+  el.textContent = t(`challenge.${m.kind}`);
   el.hidden = false;
   document.body.dataset.challenge = m.kind;
-  setState("checking", "follow the instruction");
-  setTimeout(() => { el.hidden = true; delete document.body.dataset.challenge; },
+  setState("checking", t("learner.state.challenge", { action: t(`challenge.${m.kind}`), seconds: m.time_limit_s || 5 }));
+  if (S.challengeTimer) clearTimeout(S.challengeTimer);
+  S.challengeTimer = setTimeout(() => { el.hidden = true; delete document.body.dataset.challenge; },
     (m.time_limit_s || 5) * 1000 + 500);
 }
 
-function signals() {
+function signals(hidden) {
   const track = S.stream && S.stream.getVideoTracks()[0];
   const st = track ? track.getSettings() : {};
   return {
     type: "signals",
     label: track ? track.label : null,
     settings: { width: st.width, height: st.height, frameRate: st.frameRate },
-    hidden: document.visibilityState === "hidden",
+    hidden: hidden === undefined ? document.visibilityState === "hidden" : hidden,
   };
 }
 
 async function sendSignals() {
-  if (!S.session) return;
+  if (!S.session || S.ending) return;
   const body = signals();
   if (S.mode === "webrtc" && S.channel && S.channel.readyState === "open") {
     S.channel.send(JSON.stringify(body));
@@ -491,95 +595,242 @@ async function sendSignals() {
   }
 }
 
+// -- the page in the background -----------------------------------------------------
+
+// The screen locked, another app or tab came to the front, or the page is being left:
+// a phone stops the camera, so the page tells the server, which pauses the session
+// with the reason `page_hidden` (the clock stops), and lets go of its connection.
+async function pageAway() {
+  if (!S.session || S.ending || S.away || !S.mode) return;
+  S.away = true;
+  S.polling = false;
+  hideChallenge();
+  setState("paused", t("learner.paused.page_hidden"));
+  $("prompt").textContent = "";
+  const body = signals(true);
+  delete body.type;
+  // keepalive: the report goes out even if the page is frozen or unloaded next.
+  const report = fetch(`/api/v1/sessions/${S.session}/signals`, {
+    method: "POST", keepalive: true,
+    headers: { Authorization: `Bearer ${S.token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  }).catch(() => null);
+  await Promise.race([report, new Promise((r) => setTimeout(r, 2000))]);
+  closePeer();
+}
+
+// The page is in front again: reconnect; the server asks for an identity check
+// (with a challenge where the service asks one of a resuming session) before the
+// clock runs again.
+async function pageBack() {
+  if (!S.away) return;
+  S.away = false;
+  if (!S.session || S.ending) return;
+  S.resuming = true;
+  setState("checking", t("learner.state.resuming"));
+  await connect();
+}
+
+function onVisibility() {
+  if (document.visibilityState === "hidden") pageAway(); else pageBack();
+}
+
 // -- display ------------------------------------------------------------------
 
-const ADVICE = {
-  face_too_small: "Move closer to the camera.",
-  too_blurred: "Hold still and make sure the camera is in focus.",
-  too_dark: "Turn on a light or face a window.",
-  too_bright: "Move away from strong light behind or in front of you.",
-  face_cut_off: "Move so that your whole face is inside the picture.",
-  face_occluded: "Please take off your mask.",
-};
-function adviceFor(issue) { return ADVICE[issue] || issue; }
+function adviceFor(issues) {
+  return (issues || []).map((code) => {
+    const key = `advice.${code}`;
+    const text = t(key);
+    return text === key ? t("learner.advice.other") : text;
+  });
+}
 
 function showAdvice(list) {
-  const ul = $("advice"); ul.innerHTML = "";
+  const ul = $("advice"); ul.replaceChildren();
   for (const a of list || []) { const li = document.createElement("li"); li.textContent = a; ul.appendChild(li); }
 }
 
+function hideChallenge() {
+  $("challenge").hidden = true;
+  delete document.body.dataset.challenge;
+}
+
+// What a failed check means for the learner, by its verdict: never the code itself.
+function failedSentence(r) {
+  const key = `learner.failed.${r.verdict}`;
+  const text = t(key, { action: r.challenge ? t(`challenge.${r.challenge}`) : t("learner.challenge.generic") });
+  return text === key ? t("learner.failed.other") : text;
+}
+
 function showResult(r) {
-  $("last-check").textContent = `${r.kind} — ${r.verdict}`;
-  showAdvice(r.advice || []);
-  if (r.passed) { setState("verified", ""); $("prompt").textContent = ""; }
-  else if (r.verdict === "no_face") setState("attention", "please face the camera");
-  else setState("attention", r.verdict.replace("_", " "));
+  S.lastResult = r;
+  S.resuming = false;
+  const kind = t(r.kind === "presence" ? "learner.kind.presence" : "learner.kind.identity");
+  const verdictKey = `verdict.${r.verdict}`;
+  const verdict = t(verdictKey) === verdictKey ? t("learner.failed.other") : t(verdictKey);
+  $("last-check").textContent = t("learner.last_check.value", { kind, verdict, time: window.svI18n ? window.svI18n.time(new Date().toISOString()).slice(11) : "" });
+  $("last-check").dataset.verdict = r.verdict;
+  // The quality issues by code (their advice in this language); the server's English
+  // advice only stands in for a server that sends no codes.
+  showAdvice(r.issues ? adviceFor(r.issues) : []);
+  if (r.verdict !== "deferred" && r.verdict.startsWith("challenge")) hideChallenge();
+  if (r.passed) {
+    hideChallenge();
+    if (r.verdict === "deferred") setState("verified", t("learner.state.deferred"));
+    else setState("verified", t("learner.state.verified"));
+    $("prompt").textContent = "";
+  } else {
+    setState("attention", failedSentence(r));
+  }
+}
+
+function showPrompt(m) {
+  if (!m.message && !m.deadline) { $("prompt").textContent = ""; return; }
+  // The deadline is the server's; a phone whose clock is far off gets the plain words.
+  const seconds = m.deadline ? Math.round((Date.parse(m.deadline) - Date.now()) / 1000) : NaN;
+  $("prompt").textContent = seconds > 0 && seconds <= 600
+    ? t("learner.prompt.window", { seconds }) : t("learner.prompt.retry");
 }
 
 function setMode(mode) {
   S.mode = mode;
-  $("mode").textContent = mode === "webrtc" ? "video (WebRTC)" : "still frames (fallback)";
+  $("mode").textContent = t(mode === "webrtc" ? "learner.mode.webrtc" : "learner.mode.upload");
   document.body.dataset.mode = mode;
 }
 
-function setState(kind, why) {
+// `kind` is what the page's styles and tests key on (verified, checking, attention,
+// paused, ended, idle); `sentence` is what the learner reads.
+function setState(kind, sentence) {
   const el = $("state");
-  const label = { verified: "verified", checking: "check in progress", attention: "please face the camera",
-    paused: "paused", ended: "ended" }[kind] || kind;
-  el.textContent = why && kind !== "verified" ? `${label}: ${why}` : label;
-  el.className = `state-${kind}`;
+  el.textContent = sentence;
+  el.className = `state state-${kind}`;
   document.body.dataset.state = kind;
 }
 
-function applyState(m) {
-  if (typeof m.credited_seconds === "number") S.credited = m.credited_seconds;
-  S.running = !!m.clock_running;
-  renderClock();
-  if (m.state === "ended") { setState("ended", ""); finish(); return; }
-  if (m.state === "paused") setState("paused", m.note || "the clock is stopped until an identity check passes");
-  else if (m.note === "please_face_the_camera") setState("attention", "please face the camera");
-  else if (m.clock_running) setState("verified", "");
+// Why a session paused, as a sentence (the ledger's reason codes).
+function pausedSentence(note) {
+  if (!note) return t("learner.paused.other");
+  if (note.startsWith("disconnected")) return t("learner.paused.connection");
+  if (note.startsWith("check_failed:")) return failedSentence({ verdict: note.slice(13) });
+  const key = `learner.paused.${note}`;
+  const text = t(key);
+  return text === key ? t("learner.paused.other") : text;
 }
 
-function renderClock() {
+async function applyState(m) {
+  if (typeof m.credited_seconds === "number") renderClock(m.credited_seconds);
+  S.running = !!m.clock_running;
+  if (m.state === "ended") { await showEnded(m.reason || null); return; }
+  if (S.ending || S.away) return;
+  // Back on the page, the server's "still paused" (no reason) before the resuming
+  // check leaves the sentence that says what comes next.
+  if (m.state === "paused" && !m.note && S.resuming) return;
+  if (m.state === "paused") setState("paused", pausedSentence(m.note));
+  else if (m.note === "please_face_the_camera") {
+    const r = S.lastResult;
+    setState("attention", r && !r.passed ? failedSentence(r) : t("learner.failed.other"));
+  } else if (m.clock_running) setState("verified", t("learner.state.verified"));
+}
+
+// The clock: the credited seconds the server reported, never less than shown before
+// (the ledger's credited time only grows; a late or reordered message cannot take the
+// clock back).
+function renderClock(seconds) {
+  if (typeof seconds === "number" && seconds > S.credited) S.credited = seconds;
   const s = Math.floor(S.credited);
   const hh = String(Math.floor(s / 3600)).padStart(2, "0");
   const mm = String(Math.floor((s % 3600) / 60)).padStart(2, "0");
   const ss = String(s % 60).padStart(2, "0");
   $("clock").textContent = `${hh}:${mm}:${ss}`;
+  $("clock").dataset.credited = String(S.credited);
+}
+
+// The ledger's credited time of the session, read once more (at the end).
+async function refreshCredited() {
+  if (!S.session) return;
+  try {
+    const c = await api(`/sessions/${S.session}/credited`);
+    renderClock(c.credited_seconds);
+  } catch (_) { /* the figure shown stays */ }
+}
+
+// The session is over: say why, with the final credited time.
+async function showEnded(reason) {
+  let why = reason;
+  if (!why && S.session) {
+    try { why = (await api(`/sessions/${S.session}`)).end_reason; } catch (_) { why = null; }
+  }
+  const key = `learner.ended.${why}`;
+  const text = why && t(key) !== key ? t(key) : t("learner.ended.other");
+  S.ending = true;
+  hideChallenge();
+  $("prompt").textContent = "";
+  setState("ended", text);
+  document.body.dataset.endReason = why || "";
+  finish();
+  await refreshCredited();
 }
 
 async function end() {
-  // Stop uploading first: no frame goes out after End, and none in flight races the end.
-  S.ending = true; S.polling = false;
-  for (const ctl of S.aborts) ctl.abort();
-  await Promise.allSettled([...S.uploads]);
+  // From now on nothing is uploaded: no frames, no signals; the camera is not sent.
+  S.ending = true;
+  S.polling = false;
+  $("end-button").disabled = true;
+  await setSending(false);
+  closePeer();
   try {
     await api(`/sessions/${S.session}/end`, { method: "POST" });
   } catch (e) {
-    if (!(e.status === 409 && e.reason === "session_ended")) console.warn(e);  // already ended: fine
+    // Ended already (a check that failed it, or the server ending it as End was
+    // pressed): the reason it ended is shown below, not an error.
+    if (e.reason !== "session_ended") $("study-error").textContent = e.message;
   }
-  setState("ended", ""); finish();
+  $("end-button").disabled = false;
+  await showEnded(null);
 }
 
 function finish() {
-  S.ending = true; S.polling = false; closePeer();
-  for (const ctl of S.aborts) ctl.abort();
+  S.polling = false; closePeer();
+  S.running = false;
   $("end-button").hidden = true; $("start-controls").hidden = false;
-}
-
-async function enrolFromCamera() {
-  const form = new FormData();
-  form.append("photo", await grabFrame(), "photo.jpg");
-  try {
-    await api(`/learners/${S.me.learner_id}/templates`, { method: "POST", body: form });
-    $("enrol-button").hidden = true; $("study-error").textContent = "Enrolled. You can start now.";
-  } catch (e) {
-    $("study-error").textContent = `Enrolment refused: ${e.message}`;
+  const params = new URLSearchParams(location.hash.slice(1));
+  if (params.has("session")) {
+    params.delete("session");
+    history.replaceState(null, "", params.toString() ? `#${params.toString()}` : location.pathname + location.search);
   }
 }
 
-window.addEventListener("DOMContentLoaded", () => {
+async function enrolFromCamera() {
+  $("study-error").textContent = "";
+  showAdvice([]);
+  try { await openCamera(); } catch (e) {
+    $("study-error").textContent = t("learner.camera.failed", { error: `${e.name || ""} ${e.message || ""}`.trim() });
+    return;
+  }
+  const form = new FormData();
+  form.append("photo", await grabFrame(), "photo.jpg");
+  $("enrol-button").disabled = true;
+  try {
+    await api(`/learners/${S.me.learner_id}/templates`, { method: "POST", body: form });
+    $("enrol-button").hidden = true;
+    setState("idle", t("learner.enrol.done"));
+  } catch (e) {
+    // A photo refused by a quality gate says how to take a better one.
+    const key = `learner.enrol.${e.reason}`;
+    const what = t(key) !== key ? t(key) : e.message;
+    setState("attention", t("learner.enrol.refused", { what }));
+    const tips = e.body && e.body.issues && e.body.issues.length ? adviceFor(e.body.issues) : [];
+    tips.push(t("learner.enrol.tips"));
+    showAdvice(tips);
+  } finally {
+    $("enrol-button").disabled = false;
+  }
+}
+
+window.addEventListener("DOMContentLoaded", async () => {
+  if (window.svI18n) await window.svI18n.ready;
+  translatePage();
+  setState("idle", t("learner.state.not_started"));
   $("signin-form").addEventListener("submit", (ev) => { ev.preventDefault(); signIn($("token").value); });
   $("consent-agree").addEventListener("change", () => { $("consent-button").disabled = !$("consent-agree").checked; });
   $("consent-button").addEventListener("click", giveConsent);
@@ -589,8 +840,9 @@ window.addEventListener("DOMContentLoaded", () => {
   $("mydata-button").addEventListener("click", showMyData);
   $("withdraw-button").addEventListener("click", withdrawConsent);
   $("alt-button").addEventListener("click", askAlternative);
-  document.addEventListener("visibilitychange", sendSignals);
-  S.tick = setInterval(() => { if (S.running) { S.credited += 1; renderClock(); } }, 1000);
+  document.addEventListener("visibilitychange", onVisibility);
+  window.addEventListener("pagehide", pageAway);
+  window.addEventListener("pageshow", (ev) => { if (ev.persisted) pageBack(); });
   const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
   const saved = fromLink || sessionStorage.getItem("sv-token");
   if (saved) { $("token").value = saved; signIn(saved); }

@@ -228,7 +228,9 @@ def test_closing_the_tab_pauses_the_session(
         return any(
             e["kind"] == "state_changed"
             and e["payload"]["to_state"] == "paused"
-            and e["payload"]["reason"].startswith(("disconnected", "heartbeat_lost"))
+            # A closing tab is hidden first: the page says so (page_hidden) before its
+            # connection goes (disconnected, heartbeat_lost), whichever reaches first.
+            and e["payload"]["reason"].startswith(("page_hidden", "disconnected", "heartbeat_lost"))
             for e in events(svc, w.learner, sid)
         )
 

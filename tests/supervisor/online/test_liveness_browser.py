@@ -5,6 +5,7 @@ passive liveness."""
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from supervisor.web import STATIC_DIR
 from tests import imagegen
 from tests.supervisor.conftest import Service, _service, wait_js
 from tests.supervisor.online.test_learner_browser import (
@@ -26,6 +28,15 @@ from tests.supervisor.online.test_learner_browser import (
 from tests.videogen import write_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+EN = json.loads((STATIC_DIR / "i18n" / "en.json").read_text(encoding="utf-8"))
+LIVENESS_FAILURES = ("challenge_failed", "challenge_timed_out", "spoof")
+# Every text the page's state line shows, in order.
+WATCH_STATE = """
+window.__states = [];
+new MutationObserver(() => __states.push(document.getElementById('state').textContent))
+  .observe(document.getElementById('state'), {childList: true, characterData: true, subtree: true});
+"""
 
 LIVENESS = {
     "passive": True,
@@ -79,20 +90,23 @@ def test_a_photo_is_refused_and_fails_the_challenge(
     page = browser_factory(y4m)
     page.goto(f"{svc.url}/learn#token={w.learner}")  # type: ignore[attr-defined]
     page.wait_for_selector("body[data-ready='1']")  # type: ignore[attr-defined]
+    page.evaluate(WATCH_STATE)  # type: ignore[attr-defined]
     page.click("#start-button")  # type: ignore[attr-defined]
     # The sign-in is a burst with passive liveness: a photo is either refused there, or
     # let in as doubtful, and then its first check carries a challenge.
     wait_js(
         page,
-        "document.body.dataset.mode === 'webrtc' || "
-        "document.getElementById('study-error').textContent.length > 0",
+        "document.body.dataset.mode === 'webrtc' || !!document.body.dataset.refused",
         30,
     )
     sid = page.evaluate("document.body.dataset.session || ''")  # type: ignore[attr-defined]
     if not sid:
-        error = page.text_content("#study-error") or ""  # type: ignore[attr-defined]
+        refused = page.evaluate("document.body.dataset.refused")  # type: ignore[attr-defined]
         shot(page, "learner-photo-refused-at-sign-in")
-        assert "spoof" in error, error
+        assert refused == "spoof", refused
+        # Said as a sentence: what happened and what to do, not the code.
+        said = page.text_content("#state") or ""  # type: ignore[attr-defined]
+        assert "looked like a photo or a screen" in said and "spoof" not in said, said
         # Nothing was recorded: the learner has no session.
         started = [
             h.chain_id
@@ -121,6 +135,13 @@ def test_a_photo_is_refused_and_fails_the_challenge(
     assert not challenge["passed"]
     assert challenge["verdict"] == "spoof" or challenge["verdict"].startswith("challenge_")
     assert seen_prompt["yes"], "the page never showed the challenge"
+    # The learner reads what went wrong with the challenge, in its own words: not the
+    # words of a mismatch, and no code.
+    failed = [EN[f"learner.failed.{v}"].split("{")[0] for v in LIVENESS_FAILURES]
+    wait_js(page, f"window.__states.some((s) => {failed!r}.some((f) => s.startsWith(f)))", 20)
+    said = page.evaluate("window.__states")  # type: ignore[attr-defined]
+    assert EN["learner.failed.mismatch"] not in said
+    assert not [x for x in said if "challenge_" in x or "timed_out" in x], said
     # The retries are challenges too (a presence check cannot clear it); they fail,
     # the session pauses, and two signs raise a fraud flag for the bureau.
     wait_for(

@@ -142,6 +142,50 @@ def test_a_window_without_a_pass_pauses_and_only_an_identity_check_resumes(
     assert changes[-1]["reason"] == "identity_check_passed"
 
 
+def test_a_hidden_page_pauses_its_session_and_coming_back_resumes_after_an_identity_check(
+    service: Service,
+) -> None:
+    w = service.world()
+    sid = service.start(w)
+    page = StillFrames(service, w.learner, sid).attach()
+    first = page.check(HOPPER_FRAME)
+    assert first["passed"]
+    # The screen locks: the page says it is hidden; the session pauses at once, with
+    # that reason, and the page's link is let go (it long-polls no more).
+    r = service.call(
+        "POST", f"/api/v1/sessions/{sid}/signals", w.learner, json={"hidden": True, "label": "cam"}
+    )
+    assert r.status_code == 204, r.text
+    session = service.call("GET", f"/api/v1/sessions/{sid}", w.learner).json()
+    assert session["state"] == "paused"
+    events = service.call("GET", f"/api/v1/sessions/{sid}/events", w.learner).json()
+    pause = [e["payload"] for e in events if e["kind"] == "state_changed"][-1]
+    assert pause["to_state"] == "paused" and pause["reason"] == "page_hidden"
+    refused = service.call("GET", f"/api/v1/sessions/{sid}/messages?wait=0", w.learner)
+    assert refused.status_code == 409 and refused.json()["reason"] == "not_live"
+    before = service.call("GET", f"/api/v1/sessions/{sid}/credited", w.learner).json()
+    # Back in front: the page attaches again, and the first thing asked is an identity
+    # check; only its pass resumes the session.
+    page.inbox.clear()
+    page.attach()
+    resumed = page.check(HOPPER_FRAME)
+    assert resumed["asked"] == "identity" and resumed["passed"], resumed
+    page.end()
+    events = service.call("GET", f"/api/v1/sessions/{sid}/events", w.learner).json()
+    resume_checks = [
+        e["payload"] for e in events if e["kind"] == "check" and e["payload"]["purpose"] == "resume"
+    ]
+    assert resume_checks and resume_checks[0]["check_kind"] == "identity"
+    changes = [e["payload"] for e in events if e["kind"] == "state_changed"]
+    assert [c["reason"] for c in changes] == ["page_hidden", "identity_check_passed"]
+    # Nothing was credited for the time the page was away.
+    after = service.call("GET", f"/api/v1/sessions/{sid}/credited", w.learner).json()
+    pause_at, resume_at = _ts(changes[0]["at"]), _ts(changes[1]["at"])
+    for interval in after["intervals"]:
+        assert not (_ts(interval["start"]) < resume_at and _ts(interval["end"]) > pause_at)
+    assert after["credited_seconds"] >= before["credited_seconds"]
+
+
 def test_responses_mask_the_id_number(service: Service) -> None:
     w = service.world(enrol=False)
     learner = service.call("GET", f"/api/v1/learners/{w.learner_id}", w.operator).json()
@@ -409,3 +453,36 @@ def test_an_edited_row_is_caught_and_named(
     out = capsys.readouterr().out
     assert f"BROKEN {chain} first bad event seq={mismatch.seq}" in out
     assert json.loads(out.strip().splitlines()[-1])["ok"] is False
+
+
+def test_the_learner_page_and_its_consent_text_follow_the_readers_language(
+    service: Service,
+) -> None:
+    # Chinese by default, English when the browser asks for it, the switch above both.
+    page = service.client.get("/learn")
+    assert page.status_code == 200 and '<html lang="zh-CN">' in page.text
+    assert 'id="lang-switch"' in page.text and 'href="/learn?lang=en"' in page.text
+    english = service.client.get("/learn", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert '<html lang="en">' in english.text
+    try:
+        switched = service.client.get("/learn?lang=zh-CN", headers={"Accept-Language": "en"})
+        assert '<html lang="zh-CN">' in switched.text
+    finally:
+        service.client.cookies.clear()  # the switch's cookie: not for the other tests
+    # The consent text a Chinese reader gets is the Chinese version, which names its
+    # language; consent to it is consent to the version in force.
+    zh = service.client.get("/api/v1/consent-text", headers={"Accept-Language": "zh-CN"}).json()
+    en = service.client.get("/api/v1/consent-text", headers={"Accept-Language": "en"}).json()
+    current = service.settings.security.consent_text_version
+    assert zh["version"] == f"{current}-zh-CN" and "人脸" in zh["text"]
+    assert en["version"] == current and "consent" in en["text"].lower()
+    w = service.world(enrol=False)
+    r = service.call(
+        "POST",
+        f"/api/v1/learners/{w.learner_id}/consent",
+        w.learner,
+        json={"text_version": zh["version"]},
+    )
+    assert r.status_code == 201, r.text
+    status = service.call("GET", f"/api/v1/learners/{w.learner_id}/consent", w.learner).json()
+    assert status["consent"]["text_version"] == f"{current}-zh-CN"

@@ -37,7 +37,7 @@ def test_a_learner_sees_their_data_asks_for_the_non_face_path_and_withdraws(
     view = page.inner_text("#mydata-view")  # type: ignore[attr-defined]
     assert "Grace Hopper" in view and "**********" in view
     assert "Face templates (the face numbers themselves are never shown) (1)" in view
-    assert "consent_given" in view
+    assert "consent given" in view
 
     page.fill("#alt-reason", "<b>I prefer not</b>")  # type: ignore[attr-defined]
     page.click("#alt-button")  # type: ignore[attr-defined]
@@ -52,6 +52,6 @@ def test_a_learner_sees_their_data_asks_for_the_non_face_path_and_withdraws(
     assert svc.storage.templates.for_learner(w.learner_id) == []
     # The view was refreshed: no template left, the withdrawal listed.
     view = page.inner_text("#mydata-view")  # type: ignore[attr-defined]
-    assert "never shown) (0)" in view and "consent_withdrawn" in view
+    assert "never shown) (0)" in view and "consent withdrawn" in view
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "learner-your-data.png"), full_page=True)  # type: ignore[attr-defined]
