@@ -33,12 +33,14 @@ from tests.supervisor.conftest import (
 
 @contextmanager
 def unchanged(svc: Service) -> Iterator[None]:
-    """The block appends nothing to the ledger and leaves every chain intact."""
+    """The block appends nothing to the ledger and breaks no chain. (The service is
+    shared by the session's tests, some of which tamper with a chain on purpose: a
+    break found before the block is not the block's.)"""
     before = svc.storage.ledger.verify(None)
     yield
     after = svc.storage.ledger.verify(None)
     assert after.events == before.events, "the ledger changed"
-    assert after.ok, after.breaks
+    assert set(after.breaks) <= set(before.breaks), after.breaks
 
 
 def refused(r: httpx.Response, status: int, reason: str | None = None) -> None:
