@@ -134,6 +134,23 @@ class ClassroomService:
             raise Conflict(str(exc), reason="roster_frozen") from None
         return await self.roster(p, class_id)
 
+    async def roster_room(
+        self, p: Principal, class_id: int, registered: Sequence[int], unregistered: int
+    ) -> None:
+        """Refuse, as `add_to_roster` would, before learners are registered for the
+        class (a roster import): the class is writable by `p` and its roster open and
+        large enough for the `registered` learners not on it yet and `unregistered`
+        learners still to be registered."""
+        await self._class(p, class_id, write=True)
+        await self._roster_open(class_id)
+        current = {e.learner_id for e in await self.ctx.db(self.store.roster, class_id)}
+        adding = len({i for i in registered if i not in current}) + unregistered
+        limit = self.ctx.settings.classroom.max_roster
+        if len(current) + adding > limit:
+            raise InvalidInput(
+                f"a class may have at most {limit} learners", reason="roster_too_large"
+            )
+
     async def remove_from_roster(
         self, p: Principal, class_id: int, learner_id: int
     ) -> list[tuple[RosterEntry, Learner]]:
