@@ -1,0 +1,185 @@
+"""The operator console over HTTP on SQLite and PostgreSQL: sign-in, CSRF on every form,
+the roster import's per-row report (nothing registered from a file that fails), rosters,
+a statement on a flag, the bureau's pages, and the pages in Chinese."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import httpx
+
+from storage.types import Role
+from supervisor.checks.flags import raise_flag
+from tests.supervisor.conftest import Service, new_id_number
+from tests.supervisor.registry.test_roster_import import bad_check_digit, csv_bytes, xlsx
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def console(svc: Service, token: str) -> tuple[httpx.Client, str]:
+    """A signed-in console client (its own cookie jar) and the pages' CSRF value."""
+    c = httpx.Client(base_url=svc.url, timeout=60, headers={"Accept-Language": "zh-CN"})
+    r = c.post("/console/login", data={"token": token})
+    assert r.status_code == 303 and r.headers["location"] == "/console", r.text
+    r = c.get("/console/flags")
+    assert r.status_code == 200, r.text
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', r.text)
+    assert found is not None
+    return c, found.group(1)
+
+
+def test_sign_in_is_required_and_a_wrong_token_is_refused(service: Service) -> None:
+    c = httpx.Client(base_url=service.url, timeout=60)
+    r = c.get("/console/learners")
+    assert r.status_code == 303 and r.headers["location"] == "/console/login"
+    r = c.post("/console/login", data={"token": "nope"})
+    assert r.status_code == 401 and 'id="login-error"' in r.text
+    w = service.world(enrol=False)
+    r = c.post("/console/login", data={"token": w.learner})
+    assert r.status_code == 403
+    # The page's headers: no inline script allowed, never cached.
+    r = c.get("/console/login")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+
+
+def test_operator_imports_a_roster_with_a_bad_row_then_the_fixed_file(service: Service) -> None:
+    w = service.world(enrol=False)
+    c, csrf = console(service, w.operator)
+    good = new_id_number()
+    bad = bad_check_digit(new_id_number())
+    book = xlsx([["姓名", "身份证号"], ["赵六", good], ["钱七", bad]])
+    files = {"file": ("名单.xlsx", book, XLSX)}
+    before = (len(service.storage.registry.list_learners(w.institution_id)), service.event_count())
+
+    # No CSRF value: refused, nothing registered.
+    r = c.post("/console/import", data={"mode": "all"}, files=files)
+    assert r.status_code == 403 and 'data-reason="csrf"' in r.text
+
+    r = c.post("/console/import", data={"mode": "all", "csrf": csrf}, files=files)
+    assert r.status_code == 422, r.text
+    assert 'data-row="3" data-status="error"' in r.text
+    assert 'data-code="id_number_check_digit"' in r.text
+    assert "校验码" in r.text  # the reason, in Chinese
+    assert 'data-imported="no"' in r.text
+    after = (len(service.storage.registry.list_learners(w.institution_id)), service.event_count())
+    assert after == before
+
+    fixed = xlsx([["姓名", "身份证号"], ["赵六", good], ["钱七", new_id_number()]])
+    data = {"mode": "all", "csrf": csrf, "course_id": str(w.course_id)}
+    r = c.post("/console/import", data=data, files={"file": ("名单.xlsx", fixed, XLSX)})
+    assert r.status_code == 200, r.text
+    assert 'data-imported="yes"' in r.text
+    names = {lr.full_name for lr in service.storage.registry.list_learners(w.institution_id)}
+    assert {"赵六", "钱七"} <= names
+    assert service.event_count() == before[1] + 2  # two enrolments on the course
+
+    r = c.get("/console/learners")
+    assert r.status_code == 200 and "赵六" in r.text and good not in r.text  # masked
+
+    # A file that is not a spreadsheet: a clear message, nothing registered.
+    r = c.post(
+        "/console/import",
+        data={"mode": "all", "csrf": csrf},
+        files={"file": ("photo.csv", b"\x89PNG\r\n\x1a\n\0\0", "text/csv")},
+    )
+    assert r.status_code == 415 and 'id="import-error"' in r.text
+    assert "不是电子表格" in r.text
+
+
+def test_roster_of_a_class_and_a_statement_on_a_flag(service: Service) -> None:
+    w = service.world(enrol=False)
+    r = service.call(
+        "POST",
+        "/api/v1/courses",
+        w.operator,
+        json={
+            "institution_id": w.institution_id,
+            "name": "电工 四级 (课堂)",
+            "required_hours": 40,
+            "delivery_mode": "classroom",
+        },
+    )
+    assert r.status_code == 201, r.text
+    course = r.json()["id"]
+    r = service.call(
+        "POST",
+        "/api/v1/classes",
+        w.operator,
+        json={
+            "course_id": course,
+            "name": "电工一班",
+            "mode": "training",
+            "starts_at": "2030-01-01T01:00:00Z",
+            "ends_at": "2030-01-01T09:00:00Z",
+        },
+    )
+    assert r.status_code == 201, r.text
+    class_id = r.json()["id"]
+    c, csrf = console(service, w.operator)
+    book = csv_bytes([["姓名", "身份证号"], ["孙八", new_id_number()]])
+    r = c.post(
+        "/console/import",
+        data={"mode": "all", "csrf": csrf, "class_id": str(class_id)},
+        files={"file": ("名单.csv", book, "text/csv")},
+    )
+    assert r.status_code == 200 and 'data-imported="yes"' in r.text, r.text
+    r = c.get(f"/console/classes/{class_id}")
+    assert r.status_code == 200 and "孙八" in r.text
+    assert f'data-id="{w.learner_id}"' in r.text  # Grace Hopper may be added
+    r = c.post(
+        f"/console/classes/{class_id}/roster",
+        data={"csrf": csrf, "learner_id": str(w.learner_id)},
+    )
+    assert r.status_code == 303
+    roster = {e.learner_id for e in service.storage.classroom.roster(class_id)}
+    assert w.learner_id in roster and len(roster) == 2
+
+    flag = raise_flag(
+        service.storage,
+        "duplicate_device",
+        w.institution_id,
+        w.learner_id,
+        [],
+        "two learners studied from one device",
+        [],
+        datetime.now(UTC),
+    )
+    r = c.get("/console/flags")
+    assert r.status_code == 200 and f'data-id="{flag.id}"' in r.text
+    before = service.event_count()
+    r = c.post(f"/console/flags/{flag.id}/statement", data={"statement": "同一台电脑"})
+    assert r.status_code == 403  # no CSRF value
+    r = c.post(
+        f"/console/flags/{flag.id}/statement", data={"statement": "同一台电脑", "csrf": csrf}
+    )
+    assert r.status_code == 303
+    assert service.event_count() == before + 1
+    r = c.get(f"/console/flags/{flag.id}")
+    assert "同一台电脑" in r.text and 'data-status="open"' in r.text  # it decides nothing
+
+    # Another institution's operator sees neither the class nor the flag.
+    other = service.world(enrol=False)
+    c2, _ = console(service, other.operator)
+    assert c2.get(f"/console/classes/{class_id}").status_code == 403
+    assert c2.get(f"/console/flags/{flag.id}").status_code == 403
+
+
+def test_bureau_pages(service: Service) -> None:
+    w = service.world(enrol=False)
+    c, _ = console(service, service.bureau)
+    r = c.get("/console")
+    assert r.status_code == 303 and r.headers["location"] == "/console/institutions"
+    r = c.get("/console/institutions")
+    assert r.status_code == 200 and f'data-id="{w.institution_id}"' in r.text
+    assert "正常" in r.text or "active" not in r.text
+    r = c.get("/console/catalogue")
+    assert r.status_code == 200 and f'data-id="{w.course_id}"' in r.text
+    # The bureau reads learners; it does not import them.
+    r = c.get(f"/console/learners?institution_id={w.institution_id}")
+    assert r.status_code == 200 and "Grace Hopper" in r.text
+    r = c.get("/console/import")
+    assert r.status_code == 403
+    inspector, _ = console(service, service.token(Role.inspector))
+    assert inspector.get("/console/institutions").status_code == 200
