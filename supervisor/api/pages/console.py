@@ -50,7 +50,9 @@ STATEMENT_MAX = 4000
 Page = Callable[[Request, Principal, dict[str, Any]], Awaitable[Response]]
 
 
-def _error(request: Request, status: int, reason: str, message: str, base: dict[str, Any]) -> Response:
+def _error(
+    request: Request, status: int, reason: str, message: str, base: dict[str, Any]
+) -> Response:
     text = error_text(request, reason, message)
     return render(request, "console_error.html", status, reason=reason, message=text, **base)
 
@@ -167,7 +169,9 @@ async def learners_page(request: Request) -> Response:
     return await _page(request, body)
 
 
-async def _import_choices(request: Request, p: Principal, institution: int | None) -> dict[str, Any]:
+async def _import_choices(
+    request: Request, p: Principal, institution: int | None
+) -> dict[str, Any]:
     if institution is None:
         return {"courses": [], "classes": []}
     courses = await get_registry(request).list_courses(p, institution)
@@ -249,7 +253,10 @@ async def import_post(request: Request) -> Response:
             **context,
         )
 
-    return await _page(request, body, form)
+    try:
+        return await _page(request, body, form)
+    finally:
+        await form.close()  # the upload's spooled file
 
 
 # -- classes and rosters ----------------------------------------------------------------
@@ -269,7 +276,9 @@ async def classes_page(request: Request) -> Response:
     return await _page(request, body)
 
 
-async def _class_page(request: Request, p: Principal, base: dict[str, Any], class_id: int) -> Response:
+async def _class_page(
+    request: Request, p: Principal, base: dict[str, Any], class_id: int
+) -> Response:
     classroom = get_classroom(request)
     cls = await classroom.get_class(p, class_id)
     roster = await classroom.roster(p, class_id)
