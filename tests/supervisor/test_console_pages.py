@@ -63,6 +63,9 @@ def test_sign_in_is_required_and_a_wrong_token_is_refused(service: Service) -> N
 def test_operator_imports_a_roster_with_a_bad_row_then_the_fixed_file(service: Service) -> None:
     w = service.world(enrol=False)
     c, csrf = console(service, w.operator)
+    r = c.get("/console/import")
+    assert r.status_code == 200 and 'id="import-form"' in r.text
+    assert f'<option value="{w.course_id}"' in r.text
     good = new_id_number()
     bad = bad_check_digit(new_id_number())
     book = xlsx([["姓名", "身份证号"], ["赵六", good], ["钱七", bad]])

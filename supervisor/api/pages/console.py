@@ -192,7 +192,7 @@ async def import_page(request: Request) -> Response:
             result=None,
             file_error="",
             limits=limits,
-            chosen={},
+            chosen={"class_id": None, "course_id": None},
             **(await _import_choices(request, p, institution)),
             **base,
         )
