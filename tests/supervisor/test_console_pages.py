@@ -155,6 +155,23 @@ def test_roster_of_a_class_and_a_statement_on_a_flag(service: Service) -> None:
     roster = {e.learner_id for e in service.storage.classroom.roster(class_id)}
     assert w.learner_id in roster and len(roster) == 2
 
+    # A camera, and the filing (a ledger event in the class's chain).
+    r = c.post(
+        f"/console/classes/{class_id}/cameras",
+        data={"csrf": csrf, "url": "rtsp://user:secret@192.0.2.10/stream1", "label": "前门"},
+    )
+    assert r.status_code == 303, r.text
+    before = service.event_count()
+    filing = {"teacher": "李老师", "teaching_plan": "八学时实操", "assessment_plan": "实操考核"}
+    r = c.post(f"/console/classes/{class_id}/filing", data=filing)
+    assert r.status_code == 403 and service.event_count() == before  # no CSRF value
+    r = c.post(f"/console/classes/{class_id}/filing", data={**filing, "csrf": csrf})
+    assert r.status_code == 303, r.text
+    assert service.event_count() == before + 1
+    r = c.get(f"/console/classes/{class_id}")
+    assert 'data-filed="yes"' in r.text and "前门" in r.text
+    assert "secret" not in r.text  # the camera's credentials are not shown
+
     flag = raise_flag(
         service.storage,
         "duplicate_device",
@@ -202,3 +219,28 @@ def test_bureau_pages(service: Service) -> None:
     assert r.status_code == 403
     inspector, _ = console(service, service.token(Role.inspector))
     assert inspector.get("/console/institutions").status_code == 200
+
+
+def test_operator_records_an_assessment_result(service: Service) -> None:
+    w = service.world(enrol=False)
+    r = service.call(
+        "POST",
+        f"/api/v1/courses/{w.course_id}/enrolments",
+        w.operator,
+        json={"learner_ids": [w.learner_id]},
+    )
+    assert r.status_code == 201, r.text
+    c, csrf = console(service, w.operator)
+    r = c.get("/console/courses")
+    assert r.status_code == 200 and f'data-id="{w.course_id}"' in r.text
+    r = c.get(f"/console/courses/{w.course_id}")
+    assert r.status_code == 200 and "Grace Hopper" in r.text
+    before = service.event_count()
+    form = {"csrf": csrf, "learner_id": str(w.learner_id), "passed": "yes", "score": "86.5"}
+    r = c.post(f"/console/courses/{w.course_id}/assessments", data={**form, "score": "x"})
+    assert r.status_code == 422 and service.event_count() == before
+    r = c.post(f"/console/courses/{w.course_id}/assessments", data=form)
+    assert r.status_code == 303, r.text
+    assert service.event_count() == before + 1
+    r = c.get(f"/console/courses/{w.course_id}")
+    assert f'data-learner="{w.learner_id}" data-passed="yes"' in r.text and "86.5" in r.text

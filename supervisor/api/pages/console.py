@@ -338,6 +338,115 @@ async def roster_remove(request: Request, class_id: int, learner_id: int) -> Res
     return await _page(request, body, form)
 
 
+def _text(form: FormData, name: str, limit: int, what: str) -> str:
+    value = str(form.get(name, "")).strip()
+    if not value:
+        raise InvalidInput(f"{what} is required")
+    if len(value) > limit:
+        raise InvalidInput(f"{what} may be at most {limit} characters")
+    return value
+
+
+@router.post("/classes/{class_id}/filing")
+async def class_filing(request: Request, class_id: int) -> Response:
+    """File the class before training (a ledger event, as through the API)."""
+    form = await request.form()
+
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        await get_classroom(request).file(
+            p,
+            class_id,
+            _text(form, "teacher", 200, "the teacher"),
+            _text(form, "teaching_plan", 20_000, "the teaching plan"),
+            _text(form, "assessment_plan", 20_000, "the assessment plan"),
+        )
+        return RedirectResponse(f"/console/classes/{class_id}", status_code=303)
+
+    return await _page(request, body, form)
+
+
+@router.post("/classes/{class_id}/cameras")
+async def class_camera(request: Request, class_id: int) -> Response:
+    form = await request.form()
+
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        await get_classroom(request).add_camera(
+            p,
+            class_id,
+            _text(form, "url", 2000, "the camera's address"),
+            str(form.get("label", "")).strip()[:200],
+        )
+        return RedirectResponse(f"/console/classes/{class_id}", status_code=303)
+
+    return await _page(request, body, form)
+
+
+# -- courses: enrolments and assessment results ---------------------------------------------
+
+
+@router.get("/courses")
+async def courses_page(request: Request) -> Response:
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        institution = _institution(p, request.query_params.get("institution_id"))
+        courses = []
+        if institution is not None:
+            courses = await get_registry(request).list_courses(p, institution)
+        return render(
+            request, "console_courses.html", courses=courses, institution=institution, **base
+        )
+
+    return await _page(request, body)
+
+
+@router.get("/courses/{course_id}")
+async def course_page(request: Request, course_id: int) -> Response:
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        subsidy = get_subsidy(request)
+        course = await get_registry(request).get_course(p, course_id)
+        enrolments = await subsidy.enrolments(p, course_id)
+        results = await subsidy.assessments(p, course_id)
+        everyone = await get_registry(request).list_learners(p, course.institution_id)
+        names = {lr.id: lr for lr in everyone}
+        return render(
+            request,
+            "console_course.html",
+            course=course,
+            enrolments=enrolments,
+            results=results,
+            names=names,
+            **base,
+        )
+
+    return await _page(request, body)
+
+
+@router.post("/courses/{course_id}/assessments")
+async def course_assessment(request: Request, course_id: int) -> Response:
+    """Record an assessment result (a ledger event, as through the API)."""
+    form = await request.form()
+
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        learner = _int(form.get("learner_id"), "learner")
+        if learner is None:
+            raise InvalidInput("choose the learner")
+        outcome = str(form.get("passed", ""))
+        if outcome not in ("yes", "no"):
+            raise InvalidInput("say whether the learner passed")
+        raw = str(form.get("score", "")).strip()
+        try:
+            score = float(raw) if raw else None
+        except ValueError:
+            raise InvalidInput("the score must be a number") from None
+        if score is not None and not 0 <= score <= 1000:
+            raise InvalidInput("the score must be between 0 and 1000")
+        await get_subsidy(request).record_assessment(
+            p, course_id, learner, outcome == "yes", score, None
+        )
+        return RedirectResponse(f"/console/courses/{course_id}", status_code=303)
+
+    return await _page(request, body, form)
+
+
 # -- flags --------------------------------------------------------------------------------
 
 
