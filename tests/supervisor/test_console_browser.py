@@ -26,7 +26,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("svc-console-browser")
-    yield from _service(tmp, f"sqlite:///{tmp / 'supervisor.db'}", "sqlite")
+    (tmp / "videos").mkdir()
+    yield from _service(
+        tmp,
+        f"sqlite:///{tmp / 'supervisor.db'}",
+        "sqlite",
+        classroom={"file_sources_dir": str(tmp / "videos")},
+    )
 
 
 def shot(page: Any, name: str) -> None:
@@ -156,6 +162,20 @@ def test_operator_imports_a_roster_fixes_a_bad_row_and_answers_a_flag(
     page.click("#roster-form button[type=submit]")
     page.wait_for_selector(f"#roster tr[data-id='{w.learner_id}']")
     assert page.inner_text("#roster-count") == "4"
+
+    # A camera (a video file the server may read) and its test-connection button.
+    folder = svc.settings.classroom.file_sources_dir
+    assert folder is not None
+    grey = np.full((240, 320, 3), 128, np.uint8)
+    video = write_y4m(Path(folder) / "room.y4m", [(grey, 3.0)])
+    page.fill("#camera-form input[name=url]", f"file://{video}")
+    page.fill("#camera-form input[name=label]", "教室前门")
+    page.click("#camera-form button[type=submit]")
+    page.wait_for_selector("#cameras >> text=教室前门")
+    page.click("#cameras form.camera-test button")
+    page.wait_for_selector(".camera-result", timeout=40_000)
+    assert page.get_attribute(".camera-result", "data-reachable") == "yes"
+    assert "320×240" in page.inner_text(".camera-result")
     shot(page, "class-roster")
 
     flag = raise_flag(

@@ -171,6 +171,18 @@ def test_roster_of_a_class_and_a_statement_on_a_flag(service: Service) -> None:
     r = c.get(f"/console/classes/{class_id}")
     assert 'data-filed="yes"' in r.text and "前门" in r.text
     assert "secret" not in r.text  # the camera's credentials are not shown
+    # Test the connection of a camera nothing answers at: a clear "no picture".
+    r = c.post(
+        f"/console/classes/{class_id}/cameras",
+        data={"csrf": csrf, "url": "rtsp://127.0.0.1:9/none", "label": "后门"},
+    )
+    assert r.status_code == 303, r.text
+    (dead,) = [x for x in service.storage.classroom.cameras(class_id) if x.label == "后门"]
+    before = service.event_count()
+    r = c.post(f"/console/classes/{class_id}/cameras/{dead.id}/test", data={"csrf": csrf})
+    assert r.status_code == 200, r.text
+    assert 'data-reachable="no"' in r.text and "没有画面" in r.text
+    assert service.event_count() == before  # a test records nothing
 
     flag = raise_flag(
         service.storage,

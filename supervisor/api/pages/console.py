@@ -37,6 +37,7 @@ from supervisor.api.routes.subsidy import get_subsidy
 from supervisor.api.speech import translator_of
 from supervisor.auth import READ_ALL, Principal
 from supervisor.classroom.cameras import masked_url
+from supervisor.classroom.service import CameraTest
 from supervisor.errors import InvalidInput, ServiceError, UnknownId, WrongRole
 from supervisor.i18n import N_
 
@@ -277,7 +278,11 @@ async def classes_page(request: Request) -> Response:
 
 
 async def _class_page(
-    request: Request, p: Principal, base: dict[str, Any], class_id: int
+    request: Request,
+    p: Principal,
+    base: dict[str, Any],
+    class_id: int,
+    camera_test: CameraTest | None = None,
 ) -> Response:
     classroom = get_classroom(request)
     cls = await classroom.get_class(p, class_id)
@@ -300,6 +305,7 @@ async def _class_page(
         cameras=cameras,
         filing=filing,
         candidates=candidates,
+        camera_test=camera_test,
         **base,
     )
 
@@ -377,6 +383,18 @@ async def class_camera(request: Request, class_id: int) -> Response:
             str(form.get("label", "")).strip()[:200],
         )
         return RedirectResponse(f"/console/classes/{class_id}", status_code=303)
+
+    return await _page(request, body, form)
+
+
+@router.post("/classes/{class_id}/cameras/{camera_id}/test")
+async def class_camera_test(request: Request, class_id: int, camera_id: int) -> Response:
+    """The test-connection button: the class page again, with the camera's answer."""
+    form = await request.form()
+
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        tested = await get_classroom(request).test_camera(p, class_id, camera_id)
+        return await _class_page(request, p, base, class_id, tested)
 
     return await _page(request, body, form)
 
