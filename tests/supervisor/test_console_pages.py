@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -231,6 +231,32 @@ def test_bureau_pages(service: Service) -> None:
     assert r.status_code == 403
     inspector, _ = console(service, service.token(Role.inspector))
     assert inspector.get("/console/institutions").status_code == 200
+
+    # Claims of a period: Grace Hopper is registered but has no consent, no hours.
+    r = service.call(
+        "POST",
+        f"/api/v1/courses/{w.course_id}/enrolments",
+        w.operator,
+        json={"learner_ids": [w.learner_id]},
+    )
+    assert r.status_code == 201, r.text
+    r = service.call(
+        "POST",
+        f"/api/v1/courses/{w.course_id}/assessments",
+        w.operator,
+        json={"learner_id": w.learner_id, "passed": True},
+    )
+    assert r.status_code == 201, r.text
+    today = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    query = f"institution_id={w.institution_id}&date_from=2020-01-01&date_to={today}"
+    r = c.get(f"/console/claims?{query}")
+    assert r.status_code == 200, r.text
+    row = re.search(
+        rf'<tr data-learner="{w.learner_id}" data-eligible="(\w+)">(.*?)</tr>', r.text, re.S
+    )
+    assert row is not None and row.group(1) == "no"
+    assert "课程未公示" in row.group(2)  # the reasons, in Chinese
+    assert c.get("/console/claims?date_from=nope&date_to=2020-01-01").status_code == 422
 
 
 def test_operator_records_an_assessment_result(service: Service) -> None:

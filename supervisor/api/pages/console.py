@@ -14,6 +14,7 @@ through the same services as the JSON API, so the same duties and scope rules ap
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -34,7 +35,7 @@ from supervisor.api.routes.roster import (
     run_import,
 )
 from supervisor.api.routes.subsidy import get_subsidy
-from supervisor.api.speech import translator_of
+from supervisor.api.speech import speech_of, translator_of
 from supervisor.auth import READ_ALL, Principal
 from supervisor.classroom.cameras import masked_url
 from supervisor.classroom.service import CameraTest
@@ -516,6 +517,43 @@ async def institutions_page(request: Request) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
         found = await get_registry(request).list_institutions(p)
         return render(request, "console_institutions.html", institutions=found, **base)
+
+    return await _page(request, body)
+
+
+def _day(request: Request, value: str, what: str) -> datetime | None:
+    """A day typed on a page, as its start in the display zone (`web.timezone`)."""
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{what} is not a date (YYYY-MM-DD)") from None
+    return datetime.combine(day, time(), tzinfo=speech_of(request).clock.zone)
+
+
+@router.get("/claims")
+async def claims_page(request: Request) -> Response:
+    """Subsidy claims of a period, from the ledger (the bureau; an operator sees its own)."""
+
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        qp = request.query_params
+        institution = _institution(p, qp.get("institution_id"))
+        start = _day(request, qp.get("date_from", ""), "from")
+        end = _day(request, qp.get("date_to", ""), "to")
+        rows = None
+        if start is not None and end is not None:
+            rows = await get_subsidy(request).claims(p, institution, start, end + timedelta(days=1))
+        total = sum(r.eligibility.amount for r in rows or ())
+        return render(
+            request,
+            "console_claims.html",
+            rows=rows,
+            total=total,
+            institution=institution,
+            f={"date_from": qp.get("date_from", ""), "date_to": qp.get("date_to", "")},
+            **base,
+        )
 
     return await _page(request, body)
 
