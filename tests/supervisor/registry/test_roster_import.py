@@ -217,6 +217,25 @@ def _zip_bomb() -> bytes:
     return out.getvalue()
 
 
+def _xml_bomb() -> bytes:
+    """A workbook whose sheet expands entities a billion times (the "billion laughs")."""
+    book = xlsx([["姓名", "身份证号"], ["LAUGH", new_id_number()]])
+    src = zipfile.ZipFile(io.BytesIO(book))
+    entities = "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+        for i in range(1, 10)
+    )
+    sheet = src.read("xl/worksheets/sheet1.xml").decode()
+    sheet = sheet.replace(
+        "<worksheet", f'<!DOCTYPE worksheet [<!ENTITY lol "lol">{entities}]><worksheet', 1
+    ).replace("LAUGH", "&lol9;")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name in src.namelist():
+            z.writestr(name, sheet if name == "xl/worksheets/sheet1.xml" else src.read(name))
+    return out.getvalue()
+
+
 def _docx() -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
@@ -233,6 +252,7 @@ def _docx() -> bytes:
         ("docx", 415, "roster_not_a_spreadsheet"),
         ("broken_xlsx", 415, "roster_not_a_spreadsheet"),
         ("zip_bomb", 413, "roster_file_too_large"),
+        ("xml_bomb", 415, "roster_not_a_spreadsheet"),
         ("huge", 413, "roster_file_too_large"),
         ("too_many_rows", 422, "roster_too_many_rows"),
         ("no_columns", 422, "roster_missing_column"),
@@ -251,6 +271,7 @@ def test_bad_files_are_refused_whole(service: Service, case: str, status: int, r
         "docx": ("roster.xlsx", _docx()),
         "broken_xlsx": ("roster.xlsx", xlsx([header, ["甲", new_id_number()]])[:400]),
         "zip_bomb": ("roster.xlsx", _zip_bomb()),
+        "xml_bomb": ("roster.xlsx", _xml_bomb()),
         "huge": ("roster.csv", csv_bytes([header]) + b"x" * limits.max_bytes),
         "too_many_rows": (
             "roster.csv",
