@@ -230,7 +230,36 @@ def test_bureau_pages(service: Service) -> None:
     r = c.get("/console/import")
     assert r.status_code == 403
     inspector, _ = console(service, service.token(Role.inspector))
-    assert inspector.get("/console/institutions").status_code == 200
+    r = inspector.get("/console/institutions")
+    assert r.status_code == 200 and 'id="status-form"' not in r.text  # the bureau's duty
+
+    # The bureau suspends the institution, with a reason: a ledger event.
+    c, csrf = console(service, service.bureau)
+    before = service.event_count()
+    change = {"institution_id": str(w.institution_id), "status": "suspended", "reason": "虚报学时"}
+    r = c.post("/console/institutions/status", data=change)
+    assert r.status_code == 403 and service.event_count() == before  # no CSRF value
+    r = c.post("/console/institutions/status", data={**change, "csrf": csrf})
+    assert r.status_code == 303, r.text
+    assert service.event_count() == before + 1
+    r = c.get("/console/institutions")
+    assert f'<tr data-id="{w.institution_id}" data-status="suspended">' in r.text
+    # Its operator reads, but imports nobody now.
+    op, op_csrf = console(service, w.operator)
+    book = csv_bytes([["姓名", "身份证号"], ["甲", new_id_number()]])
+    r = op.post(
+        "/console/import",
+        data={"mode": "all", "csrf": op_csrf},
+        files={"file": ("名单.csv", book, "text/csv")},
+    )
+    assert r.status_code == 403 and 'id="import-error"' in r.text
+    r = service.call(
+        "POST",
+        f"/api/v1/institutions/{w.institution_id}/status",
+        service.bureau,
+        json={"status": "active", "reason": "整改完成"},
+    )
+    assert r.status_code == 200, r.text
 
     # Claims of a period: Grace Hopper is registered but has no consent, no hours.
     r = service.call(

@@ -22,7 +22,7 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData, UploadFile
 
 from storage import exceptions as se
-from storage.types import FlagStatus, Role
+from storage.types import FlagStatus, InstitutionStatus, Role
 from supervisor.api.deps import get_ctx, get_registry
 from supervisor.api.errors import STORAGE_ERRORS
 from supervisor.api.pages.common import error_text, render
@@ -516,7 +516,14 @@ async def flag_statement(request: Request, flag_id: int) -> Response:
 async def institutions_page(request: Request) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
         found = await get_registry(request).list_institutions(p)
-        return render(request, "console_institutions.html", institutions=found, **base)
+        may_change = p.role in (Role.admin, Role.bureau)
+        return render(
+            request,
+            "console_institutions.html",
+            institutions=found,
+            may_change=may_change,
+            **base,
+        )
 
     return await _page(request, body)
 
@@ -556,6 +563,26 @@ async def claims_page(request: Request) -> Response:
         )
 
     return await _page(request, body)
+
+
+@router.post("/institutions/status")
+async def institution_status(request: Request) -> Response:
+    """Suspend, expel or reinstate (the bureau), with a reason: a ledger event."""
+    form = await request.form()
+
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        try:
+            status = InstitutionStatus(str(form.get("status", "")))
+        except ValueError:
+            raise InvalidInput("unknown institution status") from None
+        reason = _text(form, "reason", 2000, "the reason")
+        institution = _int(form.get("institution_id"), "institution")
+        if institution is None:
+            raise InvalidInput("choose the institution")
+        await get_subsidy(request).change_status(p, institution, status, reason, None)
+        return RedirectResponse("/console/institutions", status_code=303)
+
+    return await _page(request, body, form)
 
 
 @router.get("/catalogue")
