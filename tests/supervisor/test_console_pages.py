@@ -182,6 +182,11 @@ def test_roster_of_a_class_and_a_statement_on_a_flag(service: Service) -> None:
     r = c.post(f"/console/classes/{class_id}/cameras/{dead.id}/test", data={"csrf": csrf})
     assert r.status_code == 200, r.text
     assert 'data-reachable="no"' in r.text and "没有画面" in r.text
+    r = service.call("POST", f"/api/v1/classes/{class_id}/cameras/{dead.id}/test", w.operator)
+    assert r.status_code == 200, r.text
+    assert r.json()["reachable"] is False and r.json()["error"]
+    r = service.call("POST", f"/api/v1/classes/{class_id}/cameras/9999/test", w.operator)
+    assert r.status_code == 404
     assert service.event_count() == before  # a test records nothing
 
     flag = raise_flag(
