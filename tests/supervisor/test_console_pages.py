@@ -316,3 +316,35 @@ def test_operator_records_an_assessment_result(service: Service) -> None:
     assert service.event_count() == before + 1
     r = c.get(f"/console/courses/{w.course_id}")
     assert f'data-learner="{w.learner_id}" data-passed="yes"' in r.text and "86.5" in r.text
+
+
+def test_bureau_sets_and_publishes_a_subsidy_standard(service: Service) -> None:
+    w = service.world(enrol=False)
+    c, csrf = console(service, service.bureau)
+    r = c.get(f"/console/catalogue/{w.course_id}")
+    assert r.status_code == 200 and 'id="standard-form"' in r.text
+    standard = {
+        "csrf": csrf,
+        "action": "set",
+        "occupation": "电工",
+        "skill_level": "4",
+        "subsidy_kind": "per_learner",
+        "subsidy_amount": "1500",
+    }
+    r = c.post(f"/console/catalogue/{w.course_id}", data={**standard, "skill_level": "9"})
+    assert r.status_code == 422
+    r = c.post(f"/console/catalogue/{w.course_id}", data=standard)
+    assert r.status_code == 303, r.text
+    before = service.event_count()
+    r = c.post(f"/console/catalogue/{w.course_id}", data={"csrf": csrf, "action": "publish"})
+    assert r.status_code == 303, r.text
+    assert service.event_count() > before  # publishing is in the course's chain
+    r = c.get(f"/console/catalogue/{w.course_id}")
+    assert 'data-status="published"' in r.text and "1500.00" in r.text
+    assert 'id="standard-form"' not in r.text  # frozen once published
+    # The institution reads its catalogue, but sets no standard.
+    op, op_csrf = console(service, w.operator)
+    r = op.get(f"/console/catalogue/{w.course_id}")
+    assert r.status_code == 200 and 'id="publish-form"' not in r.text
+    r = op.post(f"/console/catalogue/{w.course_id}", data={"csrf": op_csrf, "action": "withdraw"})
+    assert r.status_code == 403

@@ -22,7 +22,7 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData, UploadFile
 
 from storage import exceptions as se
-from storage.types import FlagStatus, InstitutionStatus, Role
+from storage.types import FlagStatus, InstitutionStatus, Role, SubsidyKind
 from supervisor.api.deps import get_ctx, get_registry
 from supervisor.api.errors import STORAGE_ERRORS
 from supervisor.api.pages.common import error_text, render
@@ -462,6 +462,77 @@ async def course_assessment(request: Request, course_id: int) -> Response:
             p, course_id, learner, outcome == "yes", score, None
         )
         return RedirectResponse(f"/console/courses/{course_id}", status_code=303)
+
+    return await _page(request, body, form)
+
+
+# -- the catalogue: subsidy standards (the bureau) -------------------------------------------
+
+
+@router.get("/catalogue/{course_id}")
+async def standard_page(request: Request, course_id: int) -> Response:
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        course, rules = await get_subsidy(request).rules(p, course_id)
+        may_set = p.role in (Role.admin, Role.bureau)
+        return render(
+            request, "console_standard.html", course=course, rules=rules, may_set=may_set, **base
+        )
+
+    return await _page(request, body)
+
+
+def _amount(form: FormData, name: str, what: str, required: bool) -> float | None:
+    raw = str(form.get(name, "")).strip()
+    if not raw:
+        if required:
+            raise InvalidInput(f"{what} is required")
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{what} must be a number") from None
+    if not 0 <= value <= 1_000_000:
+        raise InvalidInput(f"{what} must be between 0 and 1000000")
+    return value
+
+
+@router.post("/catalogue/{course_id}")
+async def standard_set(request: Request, course_id: int) -> Response:
+    """Set a draft's occupation, level and subsidy standard; or publish or withdraw it
+    (`action`). The bureau's duty; publishing goes into the course's ledger chain."""
+    form = await request.form()
+
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        subsidy = get_subsidy(request)
+        action = str(form.get("action", ""))
+        if action == "publish":
+            await subsidy.publish(p, course_id)
+        elif action == "withdraw":
+            await subsidy.withdraw(p, course_id)
+        elif action == "set":
+            try:
+                kind = SubsidyKind(str(form.get("subsidy_kind", "")))
+            except ValueError:
+                raise InvalidInput("unknown kind of subsidy") from None
+            level = _int(form.get("skill_level"), "the skill level")
+            if level is None or level > 5:
+                raise InvalidInput("the skill level is 1 to 5")
+            amount = _amount(form, "subsidy_amount", "the subsidy", True)
+            assert amount is not None
+            await subsidy.set_rules(
+                p,
+                course_id,
+                _text(form, "occupation", 200, "the occupation"),
+                level,
+                kind,
+                amount,
+                _amount(form, "subsidy_cap", "the cap", False),
+                None,
+                None,
+            )
+        else:
+            raise InvalidInput("unknown action")
+        return RedirectResponse(f"/console/catalogue/{course_id}", status_code=303)
 
     return await _page(request, body, form)
 
