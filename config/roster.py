@@ -15,7 +15,8 @@ class RosterSettings(_Section):
         2 * 1024 * 1024,
         ge=1024,
         le=64 * 1024 * 1024,
-        description="Largest roster file in bytes; a larger one is refused whole (413).",
+        description="Largest roster file in bytes; a larger one is refused whole (413). "
+        "Every request body is also bounded by 4 x `images.max_upload_bytes`.",
     )
     max_rows: int = Field(
         5000,

@@ -348,3 +348,16 @@ def test_bureau_sets_and_publishes_a_subsidy_standard(service: Service) -> None:
     assert r.status_code == 200 and 'id="publish-form"' not in r.text
     r = op.post(f"/console/catalogue/{w.course_id}", data={"csrf": op_csrf, "action": "withdraw"})
     assert r.status_code == 403
+
+
+def test_console_templates_hold_no_inline_script_style_or_handler() -> None:
+    from supervisor.web import TEMPLATES_DIR
+
+    pages = sorted(TEMPLATES_DIR.glob("*console*.html"))
+    assert len(pages) >= 10
+    for page in pages:
+        html = page.read_text()
+        assert "<script" not in html, page.name
+        assert not re.search(r"\son[a-z]+\s*=", html), f"{page.name}: inline event handler"
+        assert "style=" not in html and "<style" not in html, f"{page.name}: inline style"
+        assert "javascript:" not in html.lower(), page.name
