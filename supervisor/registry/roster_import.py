@@ -24,7 +24,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -593,7 +593,3 @@ class RosterImport:
             created.append((row.row, learner))
             ids.append(learner.id)
         return ImportOutcome(report, True, tuple(created), tuple(ids))
-
-
-def problem_rows(report: RosterReport) -> Iterator[RosterRow]:
-    return (r for r in report.rows if r.status is RowStatus.error)
