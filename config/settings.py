@@ -42,6 +42,7 @@ from config.inspection import InspectionSettings
 from config.liveness import LivenessSettings
 from config.policy import PolicySettings
 from config.privacy import PrivacySettings
+from config.roster import RosterSettings
 from config.security import DEV_DEVICE_SALT, DEV_SEAL_KEY, DEV_TEMPLATE_KEY, SecuritySettings
 from config.server import ServerSettings
 from config.subsidy import SubsidySettings
@@ -108,6 +109,9 @@ class Settings(BaseSettings):
     )
     subsidy: SubsidySettings = Field(
         default_factory=SubsidySettings, description="Subsidy and fraud signals."
+    )
+    roster: RosterSettings = Field(
+        default_factory=RosterSettings, description="Roster imports (learners' files)."
     )
 
     @model_validator(mode="after")

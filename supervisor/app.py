@@ -23,6 +23,7 @@ from supervisor.api.middleware.body_limit import BodyLimitMiddleware
 from supervisor.api.middleware.language import LanguageMiddleware
 from supervisor.api.middleware.security import CSRFMiddleware, SecurityHeadersMiddleware
 from supervisor.api.pages import common as pages_common
+from supervisor.api.pages import console as pages_console
 from supervisor.api.pages import docs as pages_docs
 from supervisor.api.pages import inspect as pages_inspect
 from supervisor.api.pages import public as pages_public
@@ -32,6 +33,7 @@ from supervisor.api.routes import inspect as routes_inspect
 from supervisor.api.routes import live as routes_live
 from supervisor.api.routes import privacy as routes_privacy
 from supervisor.api.routes import registry as routes_registry
+from supervisor.api.routes import roster as routes_roster
 from supervisor.api.routes import sessions as routes_sessions
 from supervisor.api.routes import subsidy as routes_subsidy
 from supervisor.checks.pool import VerificationPool
@@ -167,6 +169,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     # Added last, so outermost: every response, refusals from the middlewares included.
     app.add_middleware(SecurityHeadersMiddleware, settings=settings.web)
     app.include_router(routes_registry.router)
+    app.include_router(routes_roster.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_live.router)
     app.include_router(routes_classes.router)
@@ -175,6 +178,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_inspect.router)
     app.include_router(routes_inspect.public)
     app.include_router(pages_inspect.router)
+    app.include_router(pages_console.router)
     app.include_router(routes_subsidy.router)
     app.include_router(pages_public.router)
     pages_docs.install(app)

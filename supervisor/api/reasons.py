@@ -132,6 +132,26 @@ REASON_MESSAGES: dict[str, str] = {
     "too_early": N_("It is too early to start supervision of this class."),
     "already_running": N_("Supervision of the class is already running."),
     "not_running": N_("Supervision of the class is not running."),
+    # -- roster import (learners from a spreadsheet) -------------------------------------
+    "roster_file_too_large": N_("The file is too large; at most {limit_bytes} bytes."),
+    "roster_not_a_spreadsheet": N_(
+        "The file is not a spreadsheet. Upload an Excel file (.xlsx) or a CSV file."
+    ),
+    "roster_empty": N_("The file has no learner rows."),
+    "roster_too_many_rows": N_("The file has more than {limit} learner rows; split it."),
+    "roster_missing_column": N_(
+        "The first row must name the columns 姓名 (name) and 身份证号 (ID number)."
+    ),
+    "roster_has_errors": N_(
+        "{errors} rows of the file have problems, so nothing was imported. Correct them, "
+        "or import only the clean rows."
+    ),
+    "roster_import_interrupted": N_(
+        "Row {row} could not be registered (registered meanwhile elsewhere?); the "
+        "{registered} learners of earlier rows were registered."
+    ),
+    "class_other_institution": N_("The class belongs to another institution."),
+    "course_other_institution": N_("The course belongs to another institution."),
     # -- inspection -----------------------------------------------------------------------
     "bad_hash": N_("A frame is named by 64 lowercase hexadecimal characters."),
     "no_seal": N_("No seal has been made yet."),

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from capture.exceptions import CaptureError
 from storage.exceptions import Duplicate, InvalidState
 from storage.types import (
     CameraSource,
@@ -27,7 +29,7 @@ from storage.types import (
     TrainingClass,
 )
 from supervisor.auth import Principal, can_read_institution, can_read_learner
-from supervisor.classroom.cameras import check_camera_url
+from supervisor.classroom.cameras import check_camera_url, open_camera
 from supervisor.classroom.supervisor import ClassSupervisor
 from supervisor.classroom.timeline import Attendance, SupervisionStatus, timeline
 from supervisor.context import Context
@@ -38,6 +40,17 @@ from supervisor.registry.status import ensure_active, ensure_may_register
 from supervisor.rules.crediting import credit
 
 MAX_SCHEDULE: Final = timedelta(days=366)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraTest:
+    """Whether a camera gave a frame when asked (the operator's test-connection)."""
+
+    camera_id: int
+    reachable: bool
+    width: int | None
+    height: int | None
+    error: str | None  # the capture layer's last error (URL redacted), when unreachable
 
 
 class ClassroomService:
@@ -134,6 +147,23 @@ class ClassroomService:
             raise Conflict(str(exc), reason="roster_frozen") from None
         return await self.roster(p, class_id)
 
+    async def roster_room(
+        self, p: Principal, class_id: int, registered: Sequence[int], unregistered: int
+    ) -> None:
+        """Refuse, as `add_to_roster` would, before learners are registered for the
+        class (a roster import): the class is writable by `p` and its roster open and
+        large enough for the `registered` learners not on it yet and `unregistered`
+        learners still to be registered."""
+        await self._class(p, class_id, write=True)
+        await self._roster_open(class_id)
+        current = {e.learner_id for e in await self.ctx.db(self.store.roster, class_id)}
+        adding = len({i for i in registered if i not in current}) + unregistered
+        limit = self.ctx.settings.classroom.max_roster
+        if len(current) + adding > limit:
+            raise InvalidInput(
+                f"a class may have at most {limit} learners", reason="roster_too_large"
+            )
+
     async def remove_from_roster(
         self, p: Principal, class_id: int, learner_id: int
     ) -> list[tuple[RosterEntry, Learner]]:
@@ -181,6 +211,32 @@ class ClassroomService:
             raise Conflict(str(exc), reason="duplicate_camera") from None
         except InvalidState as exc:
             raise Conflict(str(exc), reason="class_running") from None
+
+    async def test_camera(self, p: Principal, class_id: int, camera_id: int) -> CameraTest:
+        """Open a camera of the class, wait for one frame, close it: nothing is recorded.
+        Waits at most `classroom.camera_open_timeout_s` + `frame_timeout_s`."""
+        await self._class(p, class_id, write=True)
+        found = [c for c in await self.ctx.db(self.store.cameras, class_id) if c.id == camera_id]
+        if not found:
+            raise UnknownId("the class has no camera with this id")
+        s = self.ctx.settings.classroom
+        source = open_camera(
+            f"test-class-{class_id}-camera-{camera_id}",
+            found[0].url,
+            s,
+            self.ctx.clock,
+            lambda _status: None,
+        )
+        await source.start()
+        try:
+            frames = await source.sample(1, 0.0, s.camera_open_timeout_s + s.frame_timeout_s)
+        except CaptureError as exc:
+            error = source.status().last_error or type(exc).__name__
+            return CameraTest(camera_id, False, None, None, error)
+        finally:
+            await source.stop()
+        height, width = frames[0].image.shape[:2]
+        return CameraTest(camera_id, True, int(width), int(height), None)
 
     async def remove_camera(self, p: Principal, class_id: int, camera_id: int) -> None:
         await self._class(p, class_id, write=True)

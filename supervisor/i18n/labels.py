@@ -11,6 +11,7 @@ LABELS: dict[str, dict[str, str]] = {
     "role": {
         "admin": N_("administrator"),
         "operator": N_("institution operator"),
+        "bureau": N_("bureau staff"),
         "inspector": N_("inspector"),
         "learner": N_("learner"),
     },

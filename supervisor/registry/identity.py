@@ -26,22 +26,39 @@ def normalise_id_number(raw: str) -> str:
     return raw.strip().replace(" ", "").upper()
 
 
-def id_number_problem(raw: str, today: date | None = None) -> str | None:
-    """Why `raw` is not a valid resident ID number, or None if it is."""
+# Why an ID number is refused, by code (the roster import reports these per row).
+ID_PROBLEMS: dict[str, str] = {
+    "format": "must be 17 digits followed by a digit or X (18 characters)",
+    "region": "region code is not valid",
+    "birth_date": "birth date part is not a real date",
+    "birth_range": "birth date part is out of range",
+    "check_digit": "check character does not match (GB 11643)",
+}
+
+
+def id_number_problem_code(raw: str, today: date | None = None) -> str | None:
+    """The code (a key of `ID_PROBLEMS`) of why `raw` is not a valid resident ID
+    number, or None if it is."""
     value = normalise_id_number(raw)
     if not _ID_RE.match(value):
-        return "must be 17 digits followed by a digit or X (18 characters)"
+        return "format"
     if value[:2] == "00":
-        return "region code is not valid"
+        return "region"
     try:
         born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
-        return "birth date part is not a real date"
+        return "birth_date"
     if born.year < 1900 or born > (today or date.today()):
-        return "birth date part is out of range"
+        return "birth_range"
     if id_check_character(value[:17]) != value[17]:
-        return "check character does not match (GB 11643)"
+        return "check_digit"
     return None
+
+
+def id_number_problem(raw: str, today: date | None = None) -> str | None:
+    """Why `raw` is not a valid resident ID number, or None if it is."""
+    code = id_number_problem_code(raw, today)
+    return None if code is None else ID_PROBLEMS[code]
 
 
 def mask_id_number(value: str) -> str:

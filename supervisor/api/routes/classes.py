@@ -20,6 +20,7 @@ from supervisor.api.schemas.classes import (
     AttendanceOut,
     CameraIn,
     CameraOut,
+    CameraTestOut,
     ClassIn,
     ClassOut,
     FilingIn,
@@ -119,6 +120,19 @@ async def add_camera(
     """Add a camera (RTSP, HTTP(S) MJPEG, or an allowed video file). Its URL is never
     shown again with its credentials."""
     return CameraOut.of(await classes.add_camera(p, class_id, body.url, body.label))
+
+
+@router.post("/classes/{class_id}/cameras/{camera_id}/test", response_model=CameraTestOut)
+async def test_camera(
+    class_id: int, camera_id: int, p: PrincipalDep, classes: ClassesDep
+) -> CameraTestOut:
+    """Test the connection: open the camera, wait for one frame, close it (admin, or the
+    institution's operator). Records nothing; an unreachable camera is a 200 with
+    `reachable: false` and the reason."""
+    t = await classes.test_camera(p, class_id, camera_id)
+    return CameraTestOut(
+        camera_id=t.camera_id, reachable=t.reachable, width=t.width, height=t.height, error=t.error
+    )
 
 
 @router.delete("/classes/{class_id}/cameras/{camera_id}", status_code=204)

@@ -91,6 +91,14 @@ class CameraOut(BaseModel):
         )
 
 
+class CameraTestOut(BaseModel):
+    camera_id: int
+    reachable: bool = Field(description="A frame arrived within the open and frame timeouts.")
+    width: int | None = None
+    height: int | None = None
+    error: str | None = Field(None, description="Why not, when unreachable (URL redacted).")
+
+
 class FilingIn(In):
     teacher: str = Field(min_length=1, max_length=200)
     teaching_plan: str = Field(min_length=1, max_length=20_000)
