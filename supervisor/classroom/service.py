@@ -29,7 +29,7 @@ from storage.types import (
     TrainingClass,
 )
 from supervisor.auth import Principal, can_read_institution, can_read_learner
-from supervisor.classroom.cameras import check_camera_url, open_camera
+from supervisor.classroom.cameras import camera_policy, check_camera_url, open_camera
 from supervisor.classroom.supervisor import ClassSupervisor
 from supervisor.classroom.timeline import Attendance, SupervisionStatus, timeline
 from supervisor.context import Context
@@ -226,6 +226,7 @@ class ClassroomService:
             s,
             self.ctx.clock,
             lambda _status: None,
+            camera_policy(self.ctx.settings),  # the same address checks as supervision
         )
         await source.start()
         try:

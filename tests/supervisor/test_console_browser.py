@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 from supervisor.checks.flags import raise_flag
-from tests.supervisor.conftest import Service, _service, new_id_number
+from supervisor.rules.flags import EvidenceRef
+from tests import imagegen
+from tests.classgen import MjpegCamera
+from tests.supervisor.conftest import TEST_CAMERA_NETWORKS, Service, _service, new_id_number
 from tests.supervisor.registry.test_roster_import import bad_check_digit, xlsx
 from tests.videogen import write_y4m
 
@@ -31,7 +34,10 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         tmp,
         f"sqlite:///{tmp / 'supervisor.db'}",
         "sqlite",
-        classroom={"file_sources_dir": str(tmp / "videos")},
+        classroom={
+            "file_sources_dir": str(tmp / "videos"),
+            "camera_networks": TEST_CAMERA_NETWORKS,
+        },
     )
 
 
@@ -59,7 +65,10 @@ def _sign_in(page: Any, svc: Service, token: str, lands: str) -> None:
 
 
 def test_operator_imports_a_roster_fixes_a_bad_row_and_answers_a_flag(
-    svc: Service, browser_factory: Callable[..., Any], tmp_path: Path
+    svc: Service,
+    browser_factory: Callable[..., Any],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     w = svc.world(enrol=False)
     r = svc.call(
@@ -163,12 +172,13 @@ def test_operator_imports_a_roster_fixes_a_bad_row_and_answers_a_flag(
     page.wait_for_selector(f"#roster tr[data-id='{w.learner_id}']")
     assert page.inner_text("#roster-count") == "4"
 
-    # A camera (a video file the server may read) and its test-connection button.
-    folder = svc.settings.classroom.file_sources_dir
-    assert folder is not None
-    grey = np.full((240, 320, 3), 128, np.uint8)
-    video = write_y4m(Path(folder) / "room.y4m", [(grey, 3.0)])
-    page.fill("#camera-form input[name=url]", f"file://{video}")
+    # A camera (an MJPEG camera on this machine, inside the test's camera networks;
+    # video files are the admin's) and its test-connection button.
+    grey = imagegen.jpeg_bytes(np.full((240, 320, 3), 128, np.uint8))
+    camera = MjpegCamera([grey] * 10, 5.0)
+    request.addfinalizer(camera.__exit__)
+    camera.__enter__()
+    page.fill("#camera-form input[name=url]", camera.url)
     page.fill("#camera-form input[name=label]", "教室前门")
     page.click("#camera-form button[type=submit]")
     page.wait_for_selector("#cameras >> text=教室前门")
@@ -178,6 +188,7 @@ def test_operator_imports_a_roster_fixes_a_bad_row_and_answers_a_flag(
     assert "320×240" in page.inner_text(".camera-result")
     shot(page, "class-roster")
 
+    filed = svc.storage.ledger.read_chain(f"institution:{w.institution_id}")[0]
     flag = raise_flag(
         svc.storage,
         "duplicate_device",
@@ -185,7 +196,8 @@ def test_operator_imports_a_roster_fixes_a_bad_row_and_answers_a_flag(
         w.learner_id,
         [],
         "two learners studied from one device",
-        [],
+        # A flag always carries its evidence: the institution's filing stands in here.
+        [EvidenceRef(filed.chain_id, filed.seq, filed.hash, None, {})],
         datetime.now(UTC),
     )
     page.click("#console-nav >> text=疑点")

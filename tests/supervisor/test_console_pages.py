@@ -13,6 +13,7 @@ import pytest
 
 from storage.types import Role
 from supervisor.checks.flags import raise_flag
+from supervisor.rules.flags import EvidenceRef
 from tests.supervisor.conftest import Service, new_id_number
 from tests.supervisor.registry.test_roster_import import bad_check_digit, csv_bytes, xlsx
 
@@ -58,6 +59,22 @@ def test_sign_in_is_required_and_a_wrong_token_is_refused(service: Service) -> N
     r = c.get("/console/login")
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["cache-control"] == "no-store"
+
+
+def test_the_cookie_is_an_opaque_session_that_sign_out_revokes(service: Service) -> None:
+    w = service.world(enrol=False)
+    c, csrf = console(service, w.operator)
+    session = c.cookies.get("sv_console")
+    # The token never goes back to the browser: the cookie is a server-side session.
+    assert session and w.operator not in session and session != w.operator
+    copied = client(service)
+    copied.cookies.set("sv_console", session)
+    assert copied.get("/console/learners").status_code == 200
+    r = c.post("/console/logout", data={"csrf": csrf})
+    assert r.status_code == 303
+    # Revoked on the server: the copied cookie no longer signs anyone in.
+    r = copied.get("/console/learners")
+    assert r.status_code == 303 and r.headers["location"] == "/console/login"
 
 
 def test_operator_imports_a_roster_with_a_bad_row_then_the_fixed_file(service: Service) -> None:
@@ -158,7 +175,7 @@ def test_roster_of_a_class_and_a_statement_on_a_flag(service: Service) -> None:
     # A camera, and the filing (a ledger event in the class's chain).
     r = c.post(
         f"/console/classes/{class_id}/cameras",
-        data={"csrf": csrf, "url": "rtsp://user:secret@192.0.2.10/stream1", "label": "前门"},
+        data={"csrf": csrf, "url": "rtsp://user:secret@10.20.30.40/stream1", "label": "前门"},
     )
     assert r.status_code == 303, r.text
     before = service.event_count()
@@ -189,6 +206,9 @@ def test_roster_of_a_class_and_a_statement_on_a_flag(service: Service) -> None:
     assert r.status_code == 404
     assert service.event_count() == before  # a test records nothing
 
+    # A flag always carries its evidence: here the institution's filing event stands in
+    # for the sessions a real duplicate_device flag names.
+    filed = service.storage.ledger.read_chain(f"institution:{w.institution_id}")[0]
     flag = raise_flag(
         service.storage,
         "duplicate_device",
@@ -196,7 +216,7 @@ def test_roster_of_a_class_and_a_statement_on_a_flag(service: Service) -> None:
         w.learner_id,
         [],
         "two learners studied from one device",
-        [],
+        [EvidenceRef(filed.chain_id, filed.seq, filed.hash, None, {})],
         datetime.now(UTC),
     )
     r = c.get("/console/flags")

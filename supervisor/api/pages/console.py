@@ -137,12 +137,12 @@ async def login(request: Request) -> Response:
     if token.role is Role.learner:
         error = t(N_("Learners have no console; please use the learner's page."))
         return render(request, "console_login.html", 403, error=error)
-    return SIGN_IN.open(request, secret)
+    return await SIGN_IN.open(request, token)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    return SIGN_IN.close(request)
+    return await SIGN_IN.close(request)
 
 
 @router.get("")

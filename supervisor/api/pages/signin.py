@@ -1,22 +1,26 @@
 """Sign-in of a cookie-authenticated workspace (the operator console), in one place.
 
-As the inspector's workspace does today (`supervisor.api.pages.inspect`): sign-in
-checks an API token and keeps it in an HttpOnly, SameSite=Strict cookie limited to
-the workspace's path; every form that changes something carries a CSRF value derived
-from the cookie (`inspect.csrf_token`), checked by `WorkspaceSignIn.check_form`, and
-comes from this origin (Origin or Referer; SameSite=Strict keeps the cookie off
-cross-site requests anyway).
+As the inspector's workspace does (`supervisor.api.pages.inspect`): sign-in checks an
+API token once, and the browser gets an opaque server-side session id (stored hashed
+in `workspace_sessions`, with idle and absolute expiry, revoked on sign-out) in an
+HttpOnly, SameSite=Strict cookie limited to the workspace's path; the token never
+goes back to the browser. Every form that changes something carries the session's
+CSRF value (`inspect.csrf_token`), checked by `WorkspaceSignIn.check_form`, and comes
+from this origin (Origin or Referer; SameSite=Strict keeps the cookie off cross-site
+requests anyway). A session cookie that names no live session counts as a failed
+sign-in for the limiter, as a wrong token does.
 
 Everything a page needs from sign-in goes through `WorkspaceSignIn`: who is signed
 in (`principal`), the CSRF value of the session (`csrf`), opening and closing the
-session (`open`, `close`). When the inspector's workspace moves to server-side
-sessions, only this module changes for the console.
+session (`open`, `close`).
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from fastapi import Request, Response
@@ -28,8 +32,7 @@ from supervisor.api.pages.inspect import csrf_token
 from supervisor.auth import Principal
 from supervisor.errors import WrongRole
 
-# A workspace session ends after this long, whatever the browser keeps.
-MAX_AGE_S = 8 * 3600
+SECRET_BYTES = 32
 
 
 def _client(request: Request) -> str:
@@ -44,18 +47,23 @@ class WorkspaceSignIn:
     home_url: str
 
     async def principal(self, request: Request) -> tuple[Principal, str] | None:
-        """The signed-in principal and the session's secret, or None."""
-        secret = request.cookies.get(self.cookie)
-        if not secret:
+        """The signed-in principal and the session's id, or None without a live session."""
+        session = request.cookies.get(self.cookie)
+        if not session:
             return None
         ctx = get_ctx(request)
         limiter = get_limiter(request)
         await limiter.check_auth_allowed(_client(request))
-        token = await ctx.db(ctx.storage.registry.resolve_token, secret)
-        if token is None:
+        found = await ctx.db(
+            ctx.storage.workspace_sessions.resolve,
+            session,
+            ctx.clock(),
+            ctx.settings.inspection.session_idle_s,
+        )
+        if found is None:
             await limiter.auth_failed(_client(request))
             return None
-        return Principal.from_token(token), secret
+        return Principal.from_token(found[1]), session
 
     @staticmethod
     def csrf(secret: str) -> str:
@@ -82,20 +90,41 @@ class WorkspaceSignIn:
             await limiter.auth_failed(_client(request))
         return token
 
-    def open(self, request: Request, secret: str) -> Response:
+    async def open(self, request: Request, token: Token) -> Response:
+        """A new server-side session for the token (the browser's earlier one revoked)."""
+        ctx = get_ctx(request)
+        now = ctx.clock()
+        old = request.cookies.get(self.cookie)
+        if old:
+            await ctx.db(ctx.storage.workspace_sessions.revoke, old, now)
+        await ctx.db(ctx.storage.workspace_sessions.purge, now)
+        session = secrets.token_urlsafe(SECRET_BYTES)
+        lifetime = ctx.settings.inspection.session_absolute_s
+        await ctx.db(
+            ctx.storage.workspace_sessions.open,
+            session,
+            token.id,
+            now,
+            now + timedelta(seconds=lifetime),
+        )
         resp = RedirectResponse(self.home_url, status_code=303)
         resp.set_cookie(
             self.cookie,
-            secret,
+            session,
             httponly=True,
             samesite="strict",
-            secure=get_ctx(request).settings.inspection.cookie_secure,
+            secure=ctx.settings.inspection.cookie_secure,
             path=self.path,
-            max_age=MAX_AGE_S,
+            max_age=int(lifetime),
         )
         return resp
 
-    def close(self, request: Request) -> Response:
+    async def close(self, request: Request) -> Response:
+        """Sign out: the session is revoked on the server, whatever the browser keeps."""
+        ctx = get_ctx(request)
+        session = request.cookies.get(self.cookie)
+        if session:
+            await ctx.db(ctx.storage.workspace_sessions.revoke, session, ctx.clock())
         resp = RedirectResponse(self.login_url, status_code=303)
         resp.delete_cookie(self.cookie, path=self.path)
         return resp
