@@ -246,6 +246,25 @@ class ChainVerifier:
         self._prev = hash_
         return None
 
+    def resume(self, chain_id: str, seq: int, hash_: str) -> None:
+        """Go on verifying `chain_id` after an event already verified: its `seq` and
+        `hash` (seq 0 and the genesis hash: from the start). Incremental verification
+        of a chain that grew since it was last verified re-hashes only the new events;
+        the events up to `seq` are covered by `hash`, which was verified then."""
+        self.finish()
+        self._chain = chain_id
+        self._chain_json = encode_basestring(chain_id)
+        self._next_seq = seq + 1
+        self._prev = hash_
+        self._broken = False
+        self.chains += 1
+
+    def break_here(self, found: ChainBreak) -> None:
+        """Record a break of the current chain found outside `feed` (e.g. a verified
+        point that is no longer in the chain): its later events are skipped."""
+        if found.chain_id == self._chain:
+            self._broken = True
+
     def finish(self) -> None:
         """Record the current chain's head if it is intact (call after the last event)."""
         if self._chain is not None and not self._broken and self._next_seq > 1:

@@ -43,14 +43,24 @@ from storage.canonical import (
 from storage.engine import Database
 from storage.exceptions import (
     AppendConflict,
+    BrokenChain,
     Duplicate,
     InvalidInput,
     StorageError,
 )
+from storage.models import broken_chains as B
 from storage.models import ledger_events as T
 from storage.models import ledger_heads as H
 from storage.models import ledger_keys as K
-from storage.types import ChainBreak, ChainHead, LedgerEvent, LedgerRow, NewEvent, VerifyReport
+from storage.types import (
+    BrokenRecord,
+    ChainBreak,
+    ChainHead,
+    LedgerEvent,
+    LedgerRow,
+    NewEvent,
+    VerifyReport,
+)
 from storage.validate import aware, ident
 
 MAX_PAYLOAD_CHARS: Final = 65_536
@@ -152,6 +162,9 @@ class SqlLedgerStore:
                         if (chain_id, key) in found:
                             return _events_at(conn, [(chain_id, found[(chain_id, key)])])[0], False
                     head = _load_heads(conn, [chain_id]).get(chain_id, _GENESIS)
+                    refused = _refuse_broken(conn, {chain_id: head}, self._db.is_sqlite)
+                    if refused:
+                        raise refused[chain_id]
                     rows: list[tuple[Any, ...]] = []
                     out, _ = _build(chain_id, head, events, datetime.now(UTC), rows, self._db)
                     _insert(conn, rows)
@@ -236,11 +249,14 @@ class SqlLedgerStore:
             for row in result:
                 yield LedgerEvent(*row)
 
-    def stream_rows(self, until: datetime | None = None) -> Iterator[list[LedgerRow]]:
+    def stream_rows(
+        self, until: datetime | None = None, *, links: bool = False
+    ) -> Iterator[list[LedgerRow]]:
         """Every event recorded before `until`, as (chain_id, seq, kind, payload, hash)
         tuples in (chain_id, seq) order, in batches: the bulk read of eligibility,
         reports and fraud scans (DBAPI tuples, no time parsing: the event's own times
-        are in its payload)."""
+        are in its payload). With `links`, each tuple also has what verifying it needs:
+        `LinkedRow` (prev_hash, and recorded_at as the hashed text)."""
         where, params = "", cast(tuple[Any, ...], ())
         if until is not None:
             aware(until, "until")
@@ -248,10 +264,102 @@ class SqlLedgerStore:
             bound: Any = format_timestamp(until) if self._db.is_sqlite else until
             params = (bound,)
         sql = (
-            "SELECT chain_id, seq, kind, payload, hash "
+            f"SELECT {linked_columns(self._db.is_sqlite) if links else _ROW_COLUMNS} "
             f"FROM ledger_events{where} ORDER BY chain_id, seq"
         )
         return self._db.stream(sql, params, _BULK_ROWS)
+
+    # -- the register of broken chains --------------------------------------------------
+
+    def mark_broken(self, found: Sequence[BrokenRecord]) -> list[BrokenRecord]:
+        """Register chains found broken; returns those not registered before (a chain
+        stays registered with its first record: a break is never forgotten)."""
+        if not found:
+            return []
+        for r in found:
+            ident(r.chain_id, "chain id")
+            aware(r.found_at, "found_at")
+        new: list[BrokenRecord] = []
+        with self._db.write() as conn:
+            known = _registered(conn, [r.chain_id for r in found])
+            for r in found:
+                if r.chain_id in known:
+                    continue
+                known[r.chain_id] = r
+                conn.execute(
+                    B.insert().values(
+                        chain_id=r.chain_id,
+                        seq=r.seq,
+                        reason=r.reason[:500],
+                        found_at=r.found_at,
+                        found_by=r.found_by[:64],
+                    )
+                )
+                new.append(r)
+        return new
+
+    def broken(self, chain_ids: Sequence[str] | None = None) -> dict[str, BrokenRecord]:
+        """The registered broken chains (all, or those of `chain_ids`)."""
+        with self._db.read() as conn:
+            if chain_ids is None:
+                return {r[0]: BrokenRecord(*r) for r in conn.execute(select(*_B_COLUMNS))}
+            return _registered(conn, list(chain_ids))
+
+    def verify_from(
+        self, starts: Sequence[tuple[str, int, str]], upto: dict[str, int] | None = None
+    ) -> tuple[list[ChainBreak], dict[str, tuple[int, str]]]:
+        """Incremental verification: each chain from a verified point (chain_id, seq,
+        hash; seq 0 with the genesis hash: from the start), up to seq `upto[chain]`
+        when given. The event at a point must still be there with that hash and must
+        still recompute to it; the events after it are re-hashed and linked.
+
+        Returns the first break of each broken chain and the last verified head
+        (seq, hash) of every chain read (the point itself when nothing followed)."""
+        verifier = ChainVerifier()
+        breaks: list[ChainBreak] = []
+        last: dict[str, tuple[int, str]] = {}
+        points = {c: (seq, h) for c, seq, h in starts}
+        sqlite = self._db.is_sqlite
+        cols = linked_columns(sqlite)
+        wanted = sorted(points)
+        with self._db.read(snapshot=True) as conn:
+            dbapi: Any = conn.connection.driver_connection
+            cursor = dbapi.cursor()
+            try:
+                for i in range(0, len(wanted), _IN_CHUNK):
+                    chunk = wanted[i : i + _IN_CHUNK]
+                    if sqlite:
+                        rows: list[Any] = []
+                        for c in chunk:
+                            cursor.execute(
+                                f"SELECT {cols} FROM ledger_events WHERE chain_id = ? "
+                                "AND seq >= ? ORDER BY seq",
+                                (c, points[c][0]),
+                            )
+                            rows.extend(cursor.fetchall())
+                    else:
+                        cursor.execute(
+                            f"SELECT {cols.replace('chain_id', 'e.chain_id')} "
+                            "FROM unnest(%s::text[], %s::bigint[]) AS w(chain_id, after) "
+                            "JOIN ledger_events e ON e.chain_id = w.chain_id "
+                            "AND e.seq >= w.after ORDER BY e.chain_id, e.seq",
+                            (chunk, [points[c][0] for c in chunk]),
+                        )
+                        rows = cursor.fetchall()
+                    by_chain: dict[str, list[Any]] = {}
+                    for r in rows:
+                        by_chain.setdefault(r[0], []).append(r)
+                    for c in chunk:
+                        found = _verify_suffix(
+                            verifier, c, points[c], by_chain.get(c, []), (upto or {}).get(c)
+                        )
+                        if found is not None:
+                            breaks.append(found)
+                        else:
+                            last[c] = verifier.intact_heads.get(c, points[c])
+            finally:
+                cursor.close()
+        return breaks, last
 
     # -- verification -------------------------------------------------------------
 
@@ -336,6 +444,99 @@ def _verify_postgres(
         rows_iter.close()
         cursor.close()
     return breaks
+
+
+_ROW_COLUMNS: Final = "chain_id, seq, kind, payload, hash"
+_B_COLUMNS = (B.c.chain_id, B.c.seq, B.c.reason, B.c.found_at, B.c.found_by)
+
+
+def linked_columns(sqlite: bool) -> str:
+    """The SELECT list of a `LinkedRow` from ledger_events (recorded_at as hashed text)."""
+    ts = "recorded_at" if sqlite else _PG_TS
+    return f"chain_id, seq, kind, payload, hash, prev_hash, {ts}"
+
+
+def _verify_suffix(
+    verifier: ChainVerifier,
+    chain_id: str,
+    point: tuple[int, str],
+    rows: list[Any],
+    upto: int | None,
+) -> ChainBreak | None:
+    """Verify one chain's `LinkedRow`s from a verified point (see `verify_from`)."""
+    seq, hash_ = point
+    verifier.resume(chain_id, seq, hash_)
+    if upto is not None:
+        rows = [r for r in rows if r[1] <= upto]
+    if seq > 0:
+        if not rows or rows[0][1] != seq:
+            found = ChainBreak(
+                chain_id, seq, f"event {seq}, verified before, is missing: the chain was cut"
+            )
+            verifier.break_here(found)
+            return found
+        r = rows[0]
+        try:
+            again = hash_event_fields(
+                bytes.fromhex(r[5]), encode_basestring(chain_id), seq, r[6], r[2], r[3]
+            )
+        except (InvalidInput, ValueError):
+            again = ""
+        if r[4] != hash_ or again != hash_:
+            found = ChainBreak(chain_id, seq, f"event {seq}, verified before, was altered since")
+            verifier.break_here(found)
+            return found
+        rows = rows[1:]
+    found_all = verifier.feed_rows([(r[0], r[1], r[6], r[2], r[3], r[5], r[4]) for r in rows])
+    verifier.finish()
+    return found_all[0] if found_all else None
+
+
+def _registered(conn: Connection, chain_ids: list[str]) -> dict[str, BrokenRecord]:
+    found: dict[str, BrokenRecord] = {}
+    for i in range(0, len(chain_ids), _IN_CHUNK):
+        chunk = chain_ids[i : i + _IN_CHUNK]
+        for r in conn.execute(select(*_B_COLUMNS).where(B.c.chain_id.in_(chunk))):
+            found[r[0]] = BrokenRecord(*r)
+    return found
+
+
+def _refuse_broken(
+    conn: Connection, heads: dict[str, _Head], sqlite: bool
+) -> dict[str, BrokenChain]:
+    """The chains of an append that must be refused: registered as broken, or whose
+    stored head no longer verifies (the head index names an event that is gone, or
+    whose fields no longer hash to the indexed hash). Checked inside the append's
+    write transaction, after the chains' locks. Returns chain -> error."""
+    refused: dict[str, BrokenChain] = {}
+    chain_ids = list(heads)
+    for chain_id, r in _registered(conn, chain_ids).items():
+        refused[chain_id] = BrokenChain(chain_id, r.seq, r.reason)
+    cols = linked_columns(sqlite)
+    p = "?" if sqlite else "%s"
+    for chain_id, head in heads.items():
+        if chain_id in refused or head.seq == 0:
+            continue
+        row = conn.exec_driver_sql(
+            f"SELECT {cols} FROM ledger_events WHERE chain_id = {p} AND seq = {p}",
+            (chain_id, head.seq),
+        ).first()
+        problem = None
+        if row is None:
+            problem = f"the head event {head.seq} is missing: the chain was cut"
+        else:
+            try:
+                again = hash_event_fields(
+                    bytes.fromhex(row[5]), encode_basestring(chain_id), head.seq, row[6],
+                    row[2], row[3],
+                )  # fmt: skip
+            except (InvalidInput, ValueError):
+                again = ""
+            if row[4] != head.hash or again != head.hash:
+                problem = f"the head event {head.seq} was altered"
+        if problem is not None:
+            refused[chain_id] = BrokenChain(chain_id, head.seq, problem)
+    return refused
 
 
 def _check_heads(
@@ -666,6 +867,8 @@ class _GroupCommitWriter:
         heads = self._heads
         used: dict[str, _Head] = {}
         results: list[list[LedgerEvent]] = []
+        failed: list[_Pending] = []
+        refused: dict[str, BrokenChain] = {}
         chain_ids = list({p.chain_id: None for p in batch})
         try:
             with self._store.db.write() as conn:
@@ -678,6 +881,8 @@ class _GroupCommitWriter:
                 for chain_id in chain_ids:
                     head = heads.get(chain_id) or loaded.get(chain_id, _GENESIS)
                     used[chain_id] = working[chain_id] = head
+                # A broken chain takes no more events (its requests fail, the others go on).
+                refused = _refuse_broken(conn, dict(working), self._store.db.is_sqlite)
                 rows: list[tuple[Any, ...]] = []
                 key_rows: list[tuple[str, str, int]] = []
                 keyed = [(p.chain_id, p.key) for p in batch if p.key is not None]
@@ -696,6 +901,10 @@ class _GroupCommitWriter:
                         # Already appended (earlier, or earlier in this batch).
                         p.created = False
                         results.append(first_of[ref])
+                        continue
+                    if p.chain_id in refused:
+                        results.append([])
+                        failed.append(p)
                         continue
                     out, working[p.chain_id] = _build(
                         p.chain_id, working[p.chain_id], p.events, now, rows, self._store.db
@@ -724,10 +933,15 @@ class _GroupCommitWriter:
             return []
         for chain_id, head in working.items():
             heads.pop(chain_id, None)  # re-insert: most recently used last
-            heads[chain_id] = head
+            if chain_id not in refused:
+                heads[chain_id] = head
         while len(heads) > _HEAD_CACHE_SIZE:
             del heads[next(iter(heads))]
-        committed.extend(zip(batch, results, strict=True))
+        for p in failed:
+            err = refused[p.chain_id]
+            p.fail(BrokenChain(err.chain_id, err.seq, err.reason))
+        done = set(map(id, failed))
+        committed.extend((p, r) for p, r in zip(batch, results, strict=True) if id(p) not in done)
         return []
 
     def _after_conflict(
@@ -782,6 +996,8 @@ def _wake(committed: list[tuple[_Pending, list[LedgerEvent]]]) -> None:
 
 def _copy_error(exc: StorageError) -> StorageError:
     # Each waiting thread raises its own instance (tracebacks are per raise).
+    if isinstance(exc, BrokenChain):
+        return BrokenChain(exc.chain_id, exc.seq, exc.reason)
     try:
         copy = type(exc)(*exc.args)
     except Exception:  # pragma: no cover - all our errors take a message
