@@ -39,6 +39,7 @@ from storage.canonical import (
     format_timestamp,
     hash_event_fields,
     is_canonical_json,
+    verify_linked,
 )
 from storage.engine import Database
 from storage.exceptions import (
@@ -464,32 +465,11 @@ def _verify_suffix(
     upto: int | None,
 ) -> ChainBreak | None:
     """Verify one chain's `LinkedRow`s from a verified point (see `verify_from`)."""
-    seq, hash_ = point
-    verifier.resume(chain_id, seq, hash_)
-    if upto is not None:
-        rows = [r for r in rows if r[1] <= upto]
-    if seq > 0:
-        if not rows or rows[0][1] != seq:
-            found = ChainBreak(
-                chain_id, seq, f"event {seq}, verified before, is missing: the chain was cut"
-            )
-            verifier.break_here(found)
-            return found
-        r = rows[0]
-        try:
-            again = hash_event_fields(
-                bytes.fromhex(r[5]), encode_basestring(chain_id), seq, r[6], r[2], r[3]
-            )
-        except (InvalidInput, ValueError):
-            again = ""
-        if r[4] != hash_ or again != hash_:
-            found = ChainBreak(chain_id, seq, f"event {seq}, verified before, was altered since")
-            verifier.break_here(found)
-            return found
-        rows = rows[1:]
-    found_all = verifier.feed_rows([(r[0], r[1], r[6], r[2], r[3], r[5], r[4]) for r in rows])
-    verifier.finish()
-    return found_all[0] if found_all else None
+    found, seq, hash_ = verify_linked(chain_id, point[0], point[1], rows, upto)
+    verifier.chains += 1
+    if found is None:
+        verifier.intact_heads[chain_id] = (seq, hash_)
+    return found
 
 
 def _registered(conn: Connection, chain_ids: list[str]) -> dict[str, BrokenRecord]:
