@@ -36,7 +36,7 @@ import orjson
 from config import Settings
 from storage import Storage
 from storage.canonical import GENESIS_HASH, verify_events, verify_linked
-from storage.types import BrokenRecord, LedgerEvent, LedgerRow
+from storage.types import BrokenRecord, ChainBreak, LedgerEvent, LedgerRow
 from supervisor.checks.integrity import owner, report_breaks
 from supervisor.ledger import codec, kinds
 from supervisor.ledger import events as ev
@@ -600,7 +600,13 @@ def _walk(
         # that it is still the one verified then) up to the head stored under.
         if t.after > 0 and rows and rows[0][1] < t.after:
             rows = [r for r in rows if r[1] >= t.after]
-        bad, _, _ = verify_linked(chain_id, t.after, t.after_hash, rows, limit)
+        bad, seq, hash_ = verify_linked(chain_id, t.after, t.after_hash, rows, limit)
+        if bad is None and t.head is not None and (seq, hash_) != t.head[:2]:
+            bad = ChainBreak(
+                chain_id,
+                seq + 1,
+                f"the head index names event {t.head[0]}, but the chain ends at event {seq}",
+            )
         events_read += len(rows)
         if bad is not None:
             broken(chain_id, bad.seq, bad.reason, True)
@@ -738,10 +744,21 @@ def learner_snapshot(
             snap.broken[chain_id] = (registered[chain_id].seq, registered[chain_id].reason)
             continue
         stored = storage.ledger.read_chain(chain_id)
+        head = storage.ledger.head(chain_id)
+        bad = None
+        if head is not None and (
+            not stored or (stored[-1].seq, stored[-1].hash) != (head.seq, head.hash)
+        ):
+            last = stored[-1].seq if stored else 0
+            bad = ChainBreak(
+                chain_id,
+                last + 1,
+                f"the head index names event {head.seq}, but the chain ends at event {last}",
+            )
         if until is not None:
             stored = [e for e in stored if e.recorded_at < until]
         # Every chain read is verified whole (a few chains: the cheap, strict way).
-        bad = verify_events(stored)
+        bad = bad or verify_events(stored)
         if bad is not None:
             snap.broken[chain_id] = (bad.seq, bad.reason)
             found.append(BrokenRecord(chain_id, bad.seq, bad.reason, datetime.now(UTC), "scan"))
