@@ -37,6 +37,7 @@ from supervisor.subsidy.report import claims
 from supervisor.subsidy.scan import Snapshot, learner_snapshot, scan
 from tests import ledgergen as lg
 from tests.storage.helpers import raw_rows, tamper
+from tests.supervisor.conftest import HOPPER_FRAME, Service, StillFrames
 
 T1 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -260,3 +261,73 @@ def test_a_chain_cut_and_its_head_index_rewritten_is_shorter_than_sealed(
         .eligibility(learner_id, course_id)
         .reasons
     )
+
+
+def test_through_the_api_a_session_with_moved_check_times_pays_nothing_and_takes_nothing(
+    service: Service,
+) -> None:
+    from tests.supervisor.subsidy.test_subsidy_api import _course, _eligibility, _publish
+
+    w = service.world()
+    course = _course(service, w)
+    _publish(service, w, course)
+    r = service.call(
+        "POST", f"/api/v1/courses/{course}/enrolments", w.operator,
+        json={"learner_ids": [w.learner_id]},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = service.call(
+        "POST", f"/api/v1/courses/{course}/assessments", w.operator,
+        json={"learner_id": w.learner_id, "passed": True, "score": 90},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = service.sign_in(w.learner, course, HOPPER_FRAME)
+    assert r.status_code == 201, r.text
+    sid = r.json()["session"]["session_id"]
+    page = StillFrames(service, w.learner, sid).attach()
+    assert page.check(HOPPER_FRAME)["passed"]
+    e = _eligibility(service, w.operator, w.learner_id, course)
+    assert e["eligible"] and e["amount"] == 1500, e
+    chain = f"session:{sid}"
+
+    # The sign-in check moved an hour back in the database: more credited time.
+    start = next(x for x in service.storage.ledger.read_chain(chain) if x.kind == "check")
+    at = json.loads(start.payload)["at"]
+    earlier = (datetime.fromisoformat(at) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    tamper(
+        service.storage,
+        "UPDATE ledger_events SET payload = :p WHERE chain_id = :c AND seq = :s",
+        p=start.payload.replace(at, earlier),
+        c=chain,
+        s=start.seq,
+    )
+    before = _events(service.storage, (INTEGRITY_CHAIN,))
+
+    e = _eligibility(service, w.operator, w.learner_id, course)
+    assert not e["eligible"] and e["amount"] == 0
+    assert "chain_broken" in e["reasons"] and e["broken_chains"] == [chain]
+    assert e["credited_hours"] == 0 and e["sessions"] == []
+    now = datetime.now(UTC)
+    period = {
+        "from": (now - timedelta(days=1)).isoformat(),
+        "until": (now + timedelta(days=1)).isoformat(),
+        "institution_id": w.institution_id,
+    }
+    r = service.call("GET", "/api/v1/claims", service.bureau, params=period)
+    assert r.status_code == 200, r.text
+    (row,) = [x for x in r.json() if x["course_id"] == course]
+    assert row["eligible"] is False and "chain_broken" in row["reasons"] and row["amount"] == 0
+    # The bureau has the flag; the metric counts the alarm.
+    r = service.call("GET", "/api/v1/flags", service.bureau, params={"status": "open"})
+    assert r.status_code == 200, r.text
+    assert [f["learner_id"] for f in r.json() if f["kind"] == FLAG_KIND] == [w.learner_id]
+    assert (
+        'supervisor_chain_breaks_total{found_by="scan"} 1.0' in service.client.get("/metrics").text
+    )
+    # The learner's page can add nothing to the chain any more.
+    r = service.call("POST", f"/api/v1/sessions/{sid}/end", w.learner)
+    assert r.status_code == 409 and r.json()["reason"] == "chain_broken", r.text
+    assert _events(service.storage, (INTEGRITY_CHAIN,)) == before
+    # The next seal records it broken.
+    r = service.call("POST", "/api/v1/seals", service.admin)
+    assert r.status_code == 201 and r.json()["broken"] == 1, r.text
