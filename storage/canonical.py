@@ -260,12 +260,6 @@ class ChainVerifier:
         self._broken = False
         self.chains += 1
 
-    def break_here(self, found: ChainBreak) -> None:
-        """Record a break of the current chain found outside `feed` (e.g. a verified
-        point that is no longer in the chain): its later events are skipped."""
-        if found.chain_id == self._chain:
-            self._broken = True
-
     def finish(self) -> None:
         """Record the current chain's head if it is intact (call after the last event)."""
         if self._chain is not None and not self._broken and self._next_seq > 1:

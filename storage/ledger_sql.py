@@ -72,6 +72,7 @@ _IN_CHUNK: Final = 500  # ids per IN (...) list
 _STREAM_ROWS: Final = 5_000  # rows per fetch when streaming
 _BULK_ROWS: Final = 10_000  # rows per batch of `stream_rows`
 _PG_CHUNK_ROWS: Final = 1_000  # rows per message in psycopg's chunked streaming
+_BULK_CHAINS: Final = 20_000  # chains to verify past which `verify_from` reads the table once
 
 _COLUMN_NAMES: Final = "chain_id, seq, recorded_at, kind, payload, prev_hash, hash"
 _COLUMNS = (T.c.chain_id, T.c.seq, T.c.recorded_at, T.c.kind, T.c.payload, T.c.prev_hash, T.c.hash)
@@ -314,21 +315,59 @@ class SqlLedgerStore:
         when given. The event at a point must still be there with that hash and must
         still recompute to it; the events after it are re-hashed and linked.
 
+        Reads: a chain whose `upto` is its point costs one row, read with others in one
+        statement per 500; the others are read from their point, chain by chain (or, when
+        there are more than `_BULK_CHAINS` of them, in one ordered pass over the table).
+
         Returns the first break of each broken chain and the last verified head
         (seq, hash) of every chain read (the point itself when nothing followed)."""
-        verifier = ChainVerifier()
         breaks: list[ChainBreak] = []
         last: dict[str, tuple[int, str]] = {}
+        limits = upto or {}
         points = {c: (seq, h) for c, seq, h in starts}
+        still = sorted(c for c, (seq, _) in points.items() if seq > 0 and limits.get(c) == seq)
+        grown = sorted(set(points) - set(still))
+
+        def check(chain_id: str, rows: list[Any]) -> None:
+            seq, hash_ = points[chain_id]
+            if rows and rows[0][1] < seq:  # the bulk pass reads chains from their start
+                rows = [r for r in rows if r[1] >= seq]
+            found, at, h = verify_linked(chain_id, seq, hash_, rows, limits.get(chain_id))
+            if found is not None:
+                breaks.append(found)
+            else:
+                last[chain_id] = (at, h)
+
         sqlite = self._db.is_sqlite
         cols = linked_columns(sqlite)
-        wanted = sorted(points)
+        e_cols = cols.replace("chain_id", "e.chain_id")
         with self._db.read(snapshot=True) as conn:
             dbapi: Any = conn.connection.driver_connection
             cursor = dbapi.cursor()
             try:
-                for i in range(0, len(wanted), _IN_CHUNK):
-                    chunk = wanted[i : i + _IN_CHUNK]
+                for i in range(0, len(still), _IN_CHUNK):
+                    chunk = still[i : i + _IN_CHUNK]
+                    if sqlite:
+                        cursor.execute(
+                            f"SELECT {cols} FROM ledger_events WHERE (chain_id, seq) IN "
+                            f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+                            tuple(v for c in chunk for v in (c, points[c][0])),
+                        )
+                    else:
+                        cursor.execute(
+                            f"SELECT {e_cols} FROM unnest(%s::text[], %s::bigint[]) "
+                            "AS w(chain_id, at) JOIN ledger_events e "
+                            "ON e.chain_id = w.chain_id AND e.seq = w.at",
+                            (chunk, [points[c][0] for c in chunk]),
+                        )
+                    found_rows = {r[0]: [r] for r in cursor.fetchall()}
+                    for c in chunk:
+                        check(c, found_rows.get(c, []))
+                if len(grown) > _BULK_CHAINS:
+                    self._verify_bulk(cursor, cols, set(grown), check)
+                    return breaks, last
+                for i in range(0, len(grown), _IN_CHUNK):
+                    chunk = grown[i : i + _IN_CHUNK]
                     if sqlite:
                         rows: list[Any] = []
                         for c in chunk:
@@ -340,7 +379,7 @@ class SqlLedgerStore:
                             rows.extend(cursor.fetchall())
                     else:
                         cursor.execute(
-                            f"SELECT {cols.replace('chain_id', 'e.chain_id')} "
+                            f"SELECT {e_cols} "
                             "FROM unnest(%s::text[], %s::bigint[]) AS w(chain_id, after) "
                             "JOIN ledger_events e ON e.chain_id = w.chain_id "
                             "AND e.seq >= w.after ORDER BY e.chain_id, e.seq",
@@ -351,16 +390,36 @@ class SqlLedgerStore:
                     for r in rows:
                         by_chain.setdefault(r[0], []).append(r)
                     for c in chunk:
-                        found = _verify_suffix(
-                            verifier, c, points[c], by_chain.get(c, []), (upto or {}).get(c)
-                        )
-                        if found is not None:
-                            breaks.append(found)
-                        else:
-                            last[c] = verifier.intact_heads.get(c, points[c])
+                        check(c, by_chain.get(c, []))
             finally:
                 cursor.close()
         return breaks, last
+
+    def _verify_bulk(self, cursor: Any, cols: str, wanted: set[str], check: Any) -> None:
+        """`verify_from` for many chains: one ordered pass over every event."""
+        sql = f"SELECT {cols} FROM ledger_events ORDER BY chain_id, seq"
+        if self._db.is_sqlite:
+            cursor.execute(sql)
+            batches: Iterator[list[Any]] = iter(lambda: cursor.fetchmany(_STREAM_ROWS), [])
+        else:
+            it = cursor.stream(sql, size=_PG_CHUNK_ROWS)
+            batches = iter(lambda: list(islice(it, _STREAM_ROWS)), [])
+        current: str | None = None
+        rows: list[Any] = []
+        for batch in batches:
+            for r in batch:
+                if r[0] != current:
+                    if current in wanted:
+                        check(current, rows)
+                        wanted.discard(current)
+                    current, rows = r[0], []
+                if current in wanted:
+                    rows.append(r)
+        if current in wanted:
+            check(current, rows)
+            wanted.discard(current)
+        for chain_id in sorted(wanted):  # no events at all
+            check(chain_id, [])
 
     # -- verification -------------------------------------------------------------
 
@@ -455,21 +514,6 @@ def linked_columns(sqlite: bool) -> str:
     """The SELECT list of a `LinkedRow` from ledger_events (recorded_at as hashed text)."""
     ts = "recorded_at" if sqlite else _PG_TS
     return f"chain_id, seq, kind, payload, hash, prev_hash, {ts}"
-
-
-def _verify_suffix(
-    verifier: ChainVerifier,
-    chain_id: str,
-    point: tuple[int, str],
-    rows: list[Any],
-    upto: int | None,
-) -> ChainBreak | None:
-    """Verify one chain's `LinkedRow`s from a verified point (see `verify_from`)."""
-    found, seq, hash_ = verify_linked(chain_id, point[0], point[1], rows, upto)
-    verifier.chains += 1
-    if found is None:
-        verifier.intact_heads[chain_id] = (seq, hash_)
-    return found
 
 
 def _registered(conn: Connection, chain_ids: list[str]) -> dict[str, BrokenRecord]:
