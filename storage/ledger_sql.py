@@ -536,30 +536,37 @@ def _refuse_broken(
     chain_ids = list(heads)
     for chain_id, r in _registered(conn, chain_ids).items():
         refused[chain_id] = BrokenChain(chain_id, r.seq, r.reason)
+    wanted = [(c, h.seq) for c, h in heads.items() if c not in refused and h.seq > 0]
     cols = linked_columns(sqlite)
-    p = "?" if sqlite else "%s"
-    for chain_id, head in heads.items():
-        if chain_id in refused or head.seq == 0:
-            continue
-        row = conn.exec_driver_sql(
-            f"SELECT {cols} FROM ledger_events WHERE chain_id = {p} AND seq = {p}",
-            (chain_id, head.seq),
-        ).first()
-        problem = None
-        if row is None:
-            problem = f"the head event {head.seq} is missing: the chain was cut"
+    for i in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[i : i + _IN_CHUNK]
+        # One statement for the batch's chains (the group commit writes many at once).
+        if sqlite:
+            found = conn.exec_driver_sql(
+                f"SELECT {cols} FROM ledger_events WHERE (chain_id, seq) IN "
+                f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+                tuple(v for pair in chunk for v in pair),
+            ).all()
         else:
-            try:
-                again = hash_event_fields(
-                    bytes.fromhex(row[5]), encode_basestring(chain_id), head.seq, row[6],
-                    row[2], row[3],
-                )  # fmt: skip
-            except (InvalidInput, ValueError):
-                again = ""
-            if row[4] != head.hash or again != head.hash:
-                problem = f"the head event {head.seq} was altered"
-        if problem is not None:
-            refused[chain_id] = BrokenChain(chain_id, head.seq, problem)
+            found = conn.exec_driver_sql(
+                f"SELECT {cols.replace('chain_id', 'e.chain_id')} FROM "
+                "unnest(%(c)s::text[], %(s)s::bigint[]) AS w(chain_id, at) "
+                "JOIN ledger_events e ON e.chain_id = w.chain_id AND e.seq = w.at",
+                {"c": [c for c, _ in chunk], "s": [s for _, s in chunk]},
+            ).all()
+        rows = {r[0]: r for r in found}
+        for chain_id, seq in chunk:
+            head = heads[chain_id]
+            row = rows.get(chain_id)
+            problem = None
+            if row is None:
+                problem = f"the head event {seq} is missing: the chain was cut"
+            else:
+                bad, _, _ = verify_linked(chain_id, seq, head.hash, [row])
+                if bad is not None:
+                    problem = f"the head event {seq} was altered"
+            if problem is not None:
+                refused[chain_id] = BrokenChain(chain_id, seq, problem)
     return refused
 
 
