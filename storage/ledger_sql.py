@@ -348,11 +348,15 @@ class SqlLedgerStore:
                 for i in range(0, len(still), _IN_CHUNK):
                     chunk = still[i : i + _IN_CHUNK]
                     if sqlite:
-                        cursor.execute(
-                            f"SELECT {cols} FROM ledger_events WHERE (chain_id, seq) IN "
-                            f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})",
-                            tuple(v for c in chunk for v in (c, points[c][0])),
-                        )
+                        # A point query per chain: in-process, each a primary-key search
+                        # (a row-value IN list would scan the whole table instead).
+                        point_rows: list[Any] = []
+                        for c in chunk:
+                            cursor.execute(
+                                f"SELECT {cols} FROM ledger_events WHERE chain_id = ? AND seq = ?",
+                                (c, points[c][0]),
+                            )
+                            point_rows.extend(cursor.fetchall())
                     else:
                         cursor.execute(
                             f"SELECT {e_cols} FROM unnest(%s::text[], %s::bigint[]) "
@@ -360,7 +364,8 @@ class SqlLedgerStore:
                             "ON e.chain_id = w.chain_id AND e.seq = w.at",
                             (chunk, [points[c][0] for c in chunk]),
                         )
-                    found_rows = {r[0]: [r] for r in cursor.fetchall()}
+                        point_rows = cursor.fetchall()
+                    found_rows = {r[0]: [r] for r in point_rows}
                     for c in chunk:
                         check(c, found_rows.get(c, []))
                 if len(grown) > _BULK_CHAINS:
@@ -540,15 +545,19 @@ def _refuse_broken(
     cols = linked_columns(sqlite)
     for i in range(0, len(wanted), _IN_CHUNK):
         chunk = wanted[i : i + _IN_CHUNK]
-        # One statement for the batch's chains (the group commit writes many at once).
+        # PostgreSQL: one statement for the batch's chains (the group commit writes many
+        # at once). SQLite: point queries (primary-key searches, in-process), as a
+        # row-value IN list would make it scan the whole table.
+        found: list[Any] = []
         if sqlite:
-            found = conn.exec_driver_sql(
-                f"SELECT {cols} FROM ledger_events WHERE (chain_id, seq) IN "
-                f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})",
-                tuple(v for pair in chunk for v in pair),
-            ).all()
+            for pair in chunk:
+                found.extend(
+                    conn.exec_driver_sql(
+                        f"SELECT {cols} FROM ledger_events WHERE chain_id = ? AND seq = ?", pair
+                    ).all()
+                )
         else:
-            found = conn.exec_driver_sql(
+            found[:] = conn.exec_driver_sql(
                 f"SELECT {cols.replace('chain_id', 'e.chain_id')} FROM "
                 "unnest(%(c)s::text[], %(s)s::bigint[]) AS w(chain_id, at) "
                 "JOIN ledger_events e ON e.chain_id = w.chain_id AND e.seq = w.at",
