@@ -73,6 +73,7 @@ _STREAM_ROWS: Final = 5_000  # rows per fetch when streaming
 _BULK_ROWS: Final = 10_000  # rows per batch of `stream_rows`
 _PG_CHUNK_ROWS: Final = 1_000  # rows per message in psycopg's chunked streaming
 _BULK_CHAINS: Final = 20_000  # chains to verify past which `verify_from` reads the table once
+_BULK_POINTS: Final = 5_000  # unchanged chains past which it joins every head to its event
 
 _COLUMN_NAMES: Final = "chain_id, seq, recorded_at, kind, payload, prev_hash, hash"
 _COLUMNS = (T.c.chain_id, T.c.seq, T.c.recorded_at, T.c.kind, T.c.payload, T.c.prev_hash, T.c.hash)
@@ -340,11 +341,17 @@ class SqlLedgerStore:
 
         sqlite = self._db.is_sqlite
         cols = linked_columns(sqlite)
-        e_cols = cols.replace("chain_id", "e.chain_id")
+        e_cols = linked_columns(sqlite, "e")
         with self._db.read(snapshot=True) as conn:
             dbapi: Any = conn.connection.driver_connection
             cursor = dbapi.cursor()
             try:
+                if len(still) > _BULK_POINTS:
+                    # Many unchanged chains (a seal when little grew): their head events in
+                    # one pass over the head index joined to the events, not a query each.
+                    still = self._verify_heads(
+                        cursor, e_cols, {c: points[c][0] for c in still}, check
+                    )
                 for i in range(0, len(still), _IN_CHUNK):
                     chunk = still[i : i + _IN_CHUNK]
                     if sqlite:
@@ -399,6 +406,29 @@ class SqlLedgerStore:
             finally:
                 cursor.close()
         return breaks, last
+
+    def _verify_heads(
+        self, cursor: Any, e_cols: str, wanted: dict[str, int], check: Any
+    ) -> list[str]:
+        """`verify_from` for chains whose point is their indexed head: the head event of
+        every chain, in one statement. Returns the chains left to read one by one (their
+        point is not the indexed head, or that event is gone)."""
+        sql = (
+            f"SELECT {e_cols} FROM ledger_heads h JOIN ledger_events e "
+            "ON e.chain_id = h.chain_id AND e.seq = h.seq"
+        )
+        if self._db.is_sqlite:
+            cursor.execute(sql)
+            batches: Iterator[list[Any]] = iter(lambda: cursor.fetchmany(_STREAM_ROWS), [])
+        else:
+            it = cursor.stream(sql, size=_PG_CHUNK_ROWS)
+            batches = iter(lambda: list(islice(it, _STREAM_ROWS)), [])
+        for batch in batches:
+            for r in batch:
+                if wanted.get(r[0]) == r[1]:
+                    del wanted[r[0]]
+                    check(r[0], [r])
+        return sorted(wanted)
 
     def _verify_bulk(self, cursor: Any, cols: str, wanted: set[str], check: Any) -> None:
         """`verify_from` for many chains: one ordered pass over every event."""
@@ -515,10 +545,12 @@ _ROW_COLUMNS: Final = "chain_id, seq, kind, payload, hash"
 _B_COLUMNS = (B.c.chain_id, B.c.seq, B.c.reason, B.c.found_at, B.c.found_by)
 
 
-def linked_columns(sqlite: bool) -> str:
-    """The SELECT list of a `LinkedRow` from ledger_events (recorded_at as hashed text)."""
-    ts = "recorded_at" if sqlite else _PG_TS
-    return f"chain_id, seq, kind, payload, hash, prev_hash, {ts}"
+def linked_columns(sqlite: bool, table: str = "") -> str:
+    """The SELECT list of a `LinkedRow` from ledger_events (recorded_at as hashed text),
+    its columns qualified by `table` (an alias) when given."""
+    q = f"{table}." if table else ""
+    ts = f"{q}recorded_at" if sqlite else _PG_TS.replace("recorded_at", f"{q}recorded_at")
+    return f"{q}chain_id, {q}seq, {q}kind, {q}payload, {q}hash, {q}prev_hash, {ts}"
 
 
 def _registered(conn: Connection, chain_ids: list[str]) -> dict[str, BrokenRecord]:

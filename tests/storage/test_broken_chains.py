@@ -99,6 +99,7 @@ def test_verify_from_rehashes_only_the_suffix_and_catches_a_cut_or_altered_point
 ) -> None:
     # Many chains to verify are read in one ordered pass: the same answers.
     monkeypatch.setattr("storage.ledger_sql._BULK_CHAINS", 0 if bulk else 20_000)
+    monkeypatch.setattr("storage.ledger_sql._BULK_POINTS", 0 if bulk else 5_000)
     fill(store, "a", 10)
     fill(store, "b", 4)
     fill(store, "c", 4)
@@ -125,6 +126,13 @@ def test_verify_from_rehashes_only_the_suffix_and_catches_a_cut_or_altered_point
     breaks, last = store.ledger.verify_from(
         [("a", 5, events[4].hash), ("b", 4, "f" * 64), ("c", 4, "e" * 64)]
     )
+    # Chains that did not grow cost their head event only (with `upto` at the point).
+    b4 = store.ledger.read_chain("b")[3].hash
+    breaks_still, last_still = store.ledger.verify_from(
+        [("b", 4, b4), ("c", 4, "e" * 64), ("a", 5, events[4].hash)], upto={"b": 4, "c": 4, "a": 5}
+    )
+    assert last_still == {"b": (4, b4), "a": (5, events[4].hash)}
+    assert [(x.chain_id, x.seq) for x in breaks_still] == [("c", 4)]
     found = {b.chain_id: b for b in breaks}
     assert found["a"].seq == 8
     assert found["b"].seq == 4 and "altered" in found["b"].reason
