@@ -23,6 +23,16 @@ is verified with the store's own `verify`). Then, timed, each as a reader would 
    `read_chain` and decoded with `events.decode` into the reference functions, on a
    random sample of learners, extrapolated to all of them (labelled as such).
 
+Integrity (issue 21: money only from intact chains, seals vouch for what they
+verified). Every scan verifies the chains it folds (incrementally: from the head its
+summary covers), so the rows above include that cost. Timed besides, in the same run:
+the **full verification** of every event (`LedgerStore.verify()`, what a scan that
+re-hashed everything would add), a **seal without verification** (the heads, the
+Merkle root and the signature: what a seal cost before), the **first verifying seal**
+(no earlier verifying seal: every chain re-hashed from its first event), a seal when
+nothing grew (one row read per chain), and a seal after the growth of step 5 (only the
+new events re-hashed).
+
 Every scan's decisions are compared with the recomputation's (they must be equal).
 Aims (issue 6): eligibility under 60 s and the report under 10 s at 100,000 learners
 and 10 million events. Prints a table; the last line is JSON.
@@ -42,17 +52,24 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import Settings  # noqa: E402
-from config.settings import DEV_TEMPLATE_KEY, DatabaseSettings, EvidenceSettings  # noqa: E402
+from config.settings import (  # noqa: E402
+    DEV_SEAL_KEY,
+    DEV_TEMPLATE_KEY,
+    DatabaseSettings,
+    EvidenceSettings,
+)
 from storage import Storage, open_storage  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
-from supervisor.ledger import codec
+from supervisor.inspect import seals as sl  # noqa: E402
+from supervisor.inspect.sealing import make_seal  # noqa: E402
+from supervisor.ledger import codec  # noqa: E402
 from supervisor.ledger import events as ev  # noqa: E402
 from supervisor.ledger import subsidy as se  # noqa: E402
 from supervisor.rules.eligibility import (  # noqa: E402
@@ -102,6 +119,12 @@ class Result:
     baseline_sample: int
     baseline_per_learner_ms: float
     baseline_extrapolated_s: float
+    full_verify_s: float = 0.0
+    unverified_seal_s: float = 0.0
+    first_seal_s: float = 0.0
+    unchanged_seal_s: float = 0.0
+    grown_seal_s: float = 0.0
+    broken_found: int = 0
 
 
 @gc_paused  # as `report.claims`, which decides every claim of a period, runs
@@ -254,8 +277,9 @@ def bench(backend: str, url: str, args: argparse.Namespace, folder: Path) -> Res
         (_, got), first_s = timed(eligibility)
         assert got == want, "the first summarised scan differs from the recomputation"
         print(f"[{backend}] first scan (storing summaries): {first_s:.1f} s", flush=True)
-        (_, got), warm_s = timed(eligibility)
+        (warm, got), warm_s = timed(eligibility)
         assert got == want, "the scan from summaries differs from the recomputation"
+        assert not warm.broken and not truth.broken, "a generated chain does not verify"
         print(f"[{backend}] eligibility from current summaries: {warm_s:.1f} s", flush=True)
         report_json, report_s = timed(lambda: report_end_to_end(storage, settings))
         recomputed_report, report_recompute_s = timed(
@@ -264,12 +288,36 @@ def bench(backend: str, url: str, args: argparse.Namespace, folder: Path) -> Res
         assert report_json == recomputed_report, "the report differs from its recomputation"
         print(f"[{backend}] report: {report_s:.1f} s ({report_recompute_s:.1f} s recomputed)")
 
+        full, full_verify_s = timed(lambda: storage.ledger.verify())
+        assert full.ok, "the generated ledger does not verify"
+        key = sl.private_key(DEV_SEAL_KEY)
+
+        def unverified_seal() -> str:
+            heads = sl.sorted_heads(storage.ledger.heads())
+            root = sl.merkle_root(heads)
+            return sl.sign(key, sl.statement(len(heads), root, datetime.now(UTC)))
+
+        _, unverified_s = timed(unverified_seal)
+        seal, first_seal_s = timed(lambda: make_seal(storage, DEV_SEAL_KEY, datetime.now(UTC)))
+        assert seal is not None and sl.statement_fields(seal.statement)["broken"] == 0
+        _, unchanged_seal_s = timed(lambda: make_seal(storage, DEV_SEAL_KEY, datetime.now(UTC)))
+        print(
+            f"[{backend}] full verify {full_verify_s:.1f} s; seal: unverified "
+            f"{unverified_s:.1f} s, first verifying {first_seal_s:.1f} s, "
+            f"nothing grown {unchanged_seal_s:.1f} s",
+            flush=True,
+        )
+
         grown, _ = timed(lambda: grow(storage, truth, args.grow_share))
         refreshed, refresh_s = timed(lambda: refresh_summaries(storage, settings))
         (_, got), grown_s = timed(eligibility)
         (_, want), _ = timed(lambda: eligibility(False))
         assert got == want, "after growth, the summarised scan differs from the recomputation"
         _, grown_report_s = timed(lambda: report_end_to_end(storage, settings))
+        seal, grown_seal_s = timed(lambda: make_seal(storage, DEV_SEAL_KEY, datetime.now(UTC)))
+        assert seal is not None
+        broken_found = int(sl.statement_fields(seal.statement)["broken"])  # type: ignore[call-overload]
+        print(f"[{backend}] seal after growth {grown_seal_s:.1f} s, broken {broken_found}")
         print(
             f"[{backend}] +{grown:,} events: refresh {refresh_s:.1f} s "
             f"({refreshed.refolded:,} chains), eligibility {grown_s:.1f} s, "
@@ -307,6 +355,12 @@ def bench(backend: str, url: str, args: argparse.Namespace, folder: Path) -> Res
             len(sample),
             round(per_learner * 1000, 2),
             round(per_learner * len(learner_ids), 1),
+            round(full_verify_s, 2),
+            round(unverified_s, 2),
+            round(first_seal_s, 2),
+            round(unchanged_seal_s, 2),
+            round(grown_seal_s, 2),
+            broken_found,
         )
     finally:
         storage.close()
@@ -366,6 +420,14 @@ def print_table(results: list[Result]) -> None:
         ),
         ("  eligibility after it (s)", lambda r: f"{r.grown_eligibility_s}"),
         ("  monthly report after it (s)", lambda r: f"{r.grown_report_s}"),
+        ("full verification of every event (s)", lambda r: f"{r.full_verify_s}"),
+        ("seal without verification (before; s)", lambda r: f"{r.unverified_seal_s}"),
+        ("first verifying seal, every chain (s)", lambda r: f"{r.first_seal_s}"),
+        ("verifying seal, nothing grown (s)", lambda r: f"{r.unchanged_seal_s}"),
+        (
+            "verifying seal after the growth (s)",
+            lambda r: f"{r.grown_seal_s} (broken: {r.broken_found})",
+        ),
         (
             "baseline: naive per learner (ms)",
             lambda r: f"{r.baseline_per_learner_ms} (sample of {r.baseline_sample})",

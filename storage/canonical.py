@@ -64,9 +64,10 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring  # the escaping of json.dumps(ensure_ascii=False)
+from typing import Any
 
 from storage.exceptions import InvalidInput
 from storage.types import ChainBreak, LedgerEvent
@@ -246,6 +247,19 @@ class ChainVerifier:
         self._prev = hash_
         return None
 
+    def resume(self, chain_id: str, seq: int, hash_: str) -> None:
+        """Go on verifying `chain_id` after an event already verified: its `seq` and
+        `hash` (seq 0 and the genesis hash: from the start). Incremental verification
+        of a chain that grew since it was last verified re-hashes only the new events;
+        the events up to `seq` are covered by `hash`, which was verified then."""
+        self.finish()
+        self._chain = chain_id
+        self._chain_json = encode_basestring(chain_id)
+        self._next_seq = seq + 1
+        self._prev = hash_
+        self._broken = False
+        self.chains += 1
+
     def finish(self) -> None:
         """Record the current chain's head if it is intact (call after the last event)."""
         if self._chain is not None and not self._broken and self._next_seq > 1:
@@ -294,6 +308,77 @@ class ChainVerifier:
             if found is not None:
                 breaks.append(found)
         return breaks
+
+
+def verify_linked(
+    chain_id: str,
+    seq: int,
+    hash_: str,
+    rows: Sequence[Sequence[Any]],
+    upto: int | None = None,
+) -> tuple[ChainBreak | None, int, str]:
+    """Verify one chain's rows from a verified point: incremental verification.
+
+    `rows` are `storage.types.LinkedRow`s of the chain, (chain_id, seq, kind, payload,
+    hash, prev_hash, recorded_at text), in seq order from `seq` itself when `seq` > 0
+    (the event verified before: it must still be there with `hash_` and still
+    recompute to it) or from 1 (`seq` 0, `hash_` the genesis hash); rows past `upto`
+    are ignored. Returns the first break (None: intact) and the last verified
+    (seq, hash). The rules are `ChainVerifier`'s.
+    """
+    if upto is not None and rows and rows[-1][1] > upto:
+        rows = [r for r in rows if r[1] <= upto]
+    i = 0
+    if seq > 0:
+        if not rows or rows[0][1] != seq:
+            why = f"event {seq}, verified before, is missing: the chain was cut"
+            return ChainBreak(chain_id, seq, why), 0, GENESIS_HASH
+        r = rows[0]
+        try:
+            again = hash_event_fields(
+                bytes.fromhex(r[5]), encode_basestring(chain_id), seq, r[6], r[2], r[3]
+            )
+        except (InvalidInput, ValueError):
+            again = ""
+        if r[4] != hash_ or again != hash_:
+            why = f"event {seq}, verified before, was altered since"
+            return ChainBreak(chain_id, seq, why), 0, GENESIS_HASH
+        i = 1
+    sha256 = hashlib.sha256
+    fromhex = bytes.fromhex
+    enc = encode_basestring
+    chain_json = enc(chain_id)
+    prev, expected = hash_, seq + 1
+    kinds: dict[str, str] = {}
+    for n in range(i, len(rows)):
+        r = rows[n]
+        if r[1] != expected or r[5] != prev:
+            break
+        kind_json = kinds.get(r[2])
+        if kind_json is None:
+            kind_json = kinds[r[2]] = enc(r[2])
+        text = (
+            f'{{"chain_id":{chain_json},"kind":{kind_json},'
+            f'"payload":{enc(r[3])},"recorded_at":"{r[6]}","seq":{expected}}}'
+        )
+        try:
+            digest = sha256(fromhex(prev))
+            digest.update(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            break
+        if digest.hexdigest() != r[4]:
+            break
+        prev, expected = r[4], expected + 1
+    else:
+        return None, expected - 1, prev
+    # The first bad row: name it as `ChainVerifier` does.
+    verifier = ChainVerifier()
+    verifier.resume(chain_id, expected - 1, prev)
+    r = rows[n]
+    found = verifier.feed(chain_id, r[1], r[6], r[2], r[3], r[5], r[4])
+    if found is None:  # pragma: no cover - the loop above and `feed` agree
+        found = ChainBreak(chain_id, expected, "event does not verify")
+    return found, expected - 1, prev
 
 
 def verify_events(events: Iterable[LedgerEvent]) -> ChainBreak | None:

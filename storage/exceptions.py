@@ -78,6 +78,20 @@ class TemplateModelMismatch(StorageError):
         return (TemplateModelMismatch, (self.learner_id, self.wanted, self.found))
 
 
+class BrokenChain(StorageError):
+    """An append to a chain that is broken: its stored head no longer verifies, or it
+    is in the register of broken chains. Nothing was appended."""
+
+    def __init__(self, chain_id: str, seq: int, reason: str) -> None:
+        super().__init__(
+            f"chain {chain_id!r} is broken (first bad event seq {seq}: {reason}); "
+            "nothing is appended to it"
+        )
+        self.chain_id = chain_id
+        self.seq = seq
+        self.reason = reason
+
+
 class AppendConflict(StorageError):
     """A ledger append kept losing the race for the next sequence number."""
 

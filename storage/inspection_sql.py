@@ -70,17 +70,25 @@ class SqlSealStore:
                 with (
                     raw.cursor() as cur,
                     cur.copy(
-                        "COPY ledger_seal_leaves (seal_id, chain_id, seq, hash) FROM STDIN"
+                        "COPY ledger_seal_leaves (seal_id, chain_id, seq, hash, broken) FROM STDIN"
                     ) as copy,
                 ):
                     for h in it:
-                        copy.write_row((seal_id, ident(h.chain_id, "chain id"), h.seq, h.hash))
+                        copy.write_row(
+                            (seal_id, ident(h.chain_id, "chain id"), h.seq, h.hash, h.broken)
+                        )
                         written += 1
             while chunk := list(islice(it, _CHUNK)):
                 conn.execute(
                     insert(L),
                     [
-                        {"seal_id": seal_id, "chain_id": h.chain_id, "seq": h.seq, "hash": h.hash}
+                        {
+                            "seal_id": seal_id,
+                            "chain_id": h.chain_id,
+                            "seq": h.seq,
+                            "hash": h.hash,
+                            "broken": h.broken,
+                        }
                         for h in chunk
                     ],
                 )
@@ -111,11 +119,22 @@ class SqlSealStore:
         """Every head the seal covers, ordered by chain_id (the Merkle leaf order)."""
         with self._db.read() as conn:
             rows = conn.execute(
-                select(L.c.chain_id, L.c.seq, L.c.hash)
+                select(L.c.chain_id, L.c.seq, L.c.hash, L.c.broken)
                 .where(L.c.seal_id == seal_id)
                 .order_by(L.c.chain_id)
             ).all()
-        return [ChainHead(r[0], r[1], r[2]) for r in rows]
+        return [ChainHead(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def covering(self, chain_id: str) -> list[tuple[Seal, ChainHead]]:
+        """Every seal that covers a chain, oldest first, with the chain's leaf in it."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                select(S, L.c.seq, L.c.hash, L.c.broken)
+                .join(L, L.c.seal_id == S.c.id)
+                .where(L.c.chain_id == chain_id)
+                .order_by(S.c.id)
+            ).all()
+        return [(_seal(r), ChainHead(chain_id, r.seq, r.hash, r.broken)) for r in rows]
 
 
 class SqlAccessLog:

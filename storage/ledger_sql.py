@@ -39,18 +39,29 @@ from storage.canonical import (
     format_timestamp,
     hash_event_fields,
     is_canonical_json,
+    verify_linked,
 )
 from storage.engine import Database
 from storage.exceptions import (
     AppendConflict,
+    BrokenChain,
     Duplicate,
     InvalidInput,
     StorageError,
 )
+from storage.models import broken_chains as B
 from storage.models import ledger_events as T
 from storage.models import ledger_heads as H
 from storage.models import ledger_keys as K
-from storage.types import ChainBreak, ChainHead, LedgerEvent, LedgerRow, NewEvent, VerifyReport
+from storage.types import (
+    BrokenRecord,
+    ChainBreak,
+    ChainHead,
+    LedgerEvent,
+    LedgerRow,
+    NewEvent,
+    VerifyReport,
+)
 from storage.validate import aware, ident
 
 MAX_PAYLOAD_CHARS: Final = 65_536
@@ -61,6 +72,8 @@ _IN_CHUNK: Final = 500  # ids per IN (...) list
 _STREAM_ROWS: Final = 5_000  # rows per fetch when streaming
 _BULK_ROWS: Final = 10_000  # rows per batch of `stream_rows`
 _PG_CHUNK_ROWS: Final = 1_000  # rows per message in psycopg's chunked streaming
+_BULK_CHAINS: Final = 20_000  # chains to verify past which `verify_from` reads the table once
+_BULK_POINTS: Final = 5_000  # unchanged chains past which it joins every head to its event
 
 _COLUMN_NAMES: Final = "chain_id, seq, recorded_at, kind, payload, prev_hash, hash"
 _COLUMNS = (T.c.chain_id, T.c.seq, T.c.recorded_at, T.c.kind, T.c.payload, T.c.prev_hash, T.c.hash)
@@ -152,6 +165,9 @@ class SqlLedgerStore:
                         if (chain_id, key) in found:
                             return _events_at(conn, [(chain_id, found[(chain_id, key)])])[0], False
                     head = _load_heads(conn, [chain_id]).get(chain_id, _GENESIS)
+                    refused = _refuse_broken(conn, {chain_id: head}, self._db.is_sqlite)
+                    if refused:
+                        raise refused[chain_id]
                     rows: list[tuple[Any, ...]] = []
                     out, _ = _build(chain_id, head, events, datetime.now(UTC), rows, self._db)
                     _insert(conn, rows)
@@ -236,11 +252,14 @@ class SqlLedgerStore:
             for row in result:
                 yield LedgerEvent(*row)
 
-    def stream_rows(self, until: datetime | None = None) -> Iterator[list[LedgerRow]]:
+    def stream_rows(
+        self, until: datetime | None = None, *, links: bool = False
+    ) -> Iterator[list[LedgerRow]]:
         """Every event recorded before `until`, as (chain_id, seq, kind, payload, hash)
         tuples in (chain_id, seq) order, in batches: the bulk read of eligibility,
         reports and fraud scans (DBAPI tuples, no time parsing: the event's own times
-        are in its payload)."""
+        are in its payload). With `links`, each tuple also has what verifying it needs:
+        `LinkedRow` (prev_hash, and recorded_at as the hashed text)."""
         where, params = "", cast(tuple[Any, ...], ())
         if until is not None:
             aware(until, "until")
@@ -248,10 +267,194 @@ class SqlLedgerStore:
             bound: Any = format_timestamp(until) if self._db.is_sqlite else until
             params = (bound,)
         sql = (
-            "SELECT chain_id, seq, kind, payload, hash "
+            f"SELECT {linked_columns(self._db.is_sqlite) if links else _ROW_COLUMNS} "
             f"FROM ledger_events{where} ORDER BY chain_id, seq"
         )
         return self._db.stream(sql, params, _BULK_ROWS)
+
+    # -- the register of broken chains --------------------------------------------------
+
+    def mark_broken(self, found: Sequence[BrokenRecord]) -> list[BrokenRecord]:
+        """Register chains found broken; returns those not registered before (a chain
+        stays registered with its first record: a break is never forgotten)."""
+        if not found:
+            return []
+        for r in found:
+            ident(r.chain_id, "chain id")
+            aware(r.found_at, "found_at")
+        new: list[BrokenRecord] = []
+        with self._db.write() as conn:
+            known = _registered(conn, [r.chain_id for r in found])
+            for r in found:
+                if r.chain_id in known:
+                    continue
+                known[r.chain_id] = r
+                conn.execute(
+                    B.insert().values(
+                        chain_id=r.chain_id,
+                        seq=r.seq,
+                        reason=r.reason[:500],
+                        found_at=r.found_at,
+                        found_by=r.found_by[:64],
+                    )
+                )
+                new.append(r)
+        return new
+
+    def broken(self, chain_ids: Sequence[str] | None = None) -> dict[str, BrokenRecord]:
+        """The registered broken chains (all, or those of `chain_ids`)."""
+        with self._db.read() as conn:
+            if chain_ids is None:
+                return {r[0]: BrokenRecord(*r) for r in conn.execute(select(*_B_COLUMNS))}
+            return _registered(conn, list(chain_ids))
+
+    def verify_from(
+        self, starts: Sequence[tuple[str, int, str]], upto: dict[str, int] | None = None
+    ) -> tuple[list[ChainBreak], dict[str, tuple[int, str]]]:
+        """Incremental verification: each chain from a verified point (chain_id, seq,
+        hash; seq 0 with the genesis hash: from the start), up to seq `upto[chain]`
+        when given. The event at a point must still be there with that hash and must
+        still recompute to it; the events after it are re-hashed and linked.
+
+        Reads: a chain whose `upto` is its point costs one row, read with others in one
+        statement per 500; the others are read from their point, chain by chain (or, when
+        there are more than `_BULK_CHAINS` of them, in one ordered pass over the table).
+
+        Returns the first break of each broken chain and the last verified head
+        (seq, hash) of every chain read (the point itself when nothing followed)."""
+        breaks: list[ChainBreak] = []
+        last: dict[str, tuple[int, str]] = {}
+        limits = upto or {}
+        points = {c: (seq, h) for c, seq, h in starts}
+        still = sorted(c for c, (seq, _) in points.items() if seq > 0 and limits.get(c) == seq)
+        grown = sorted(set(points) - set(still))
+
+        def check(chain_id: str, rows: list[Any]) -> None:
+            seq, hash_ = points[chain_id]
+            if rows and rows[0][1] < seq:  # the bulk pass reads chains from their start
+                rows = [r for r in rows if r[1] >= seq]
+            found, at, h = verify_linked(chain_id, seq, hash_, rows, limits.get(chain_id))
+            if found is not None:
+                breaks.append(found)
+            else:
+                last[chain_id] = (at, h)
+
+        sqlite = self._db.is_sqlite
+        cols = linked_columns(sqlite)
+        e_cols = linked_columns(sqlite, "e")
+        with self._db.read(snapshot=True) as conn:
+            dbapi: Any = conn.connection.driver_connection
+            cursor = dbapi.cursor()
+            try:
+                if len(still) > _BULK_POINTS:
+                    # Many unchanged chains (a seal when little grew): their head events in
+                    # one pass over the head index joined to the events, not a query each.
+                    still = self._verify_heads(
+                        cursor, e_cols, {c: points[c][0] for c in still}, check
+                    )
+                for i in range(0, len(still), _IN_CHUNK):
+                    chunk = still[i : i + _IN_CHUNK]
+                    if sqlite:
+                        # A point query per chain: in-process, each a primary-key search
+                        # (a row-value IN list would scan the whole table instead).
+                        point_rows: list[Any] = []
+                        for c in chunk:
+                            cursor.execute(
+                                f"SELECT {cols} FROM ledger_events WHERE chain_id = ? AND seq = ?",
+                                (c, points[c][0]),
+                            )
+                            point_rows.extend(cursor.fetchall())
+                    else:
+                        cursor.execute(
+                            f"SELECT {e_cols} FROM unnest(%s::text[], %s::bigint[]) "
+                            "AS w(chain_id, at) JOIN ledger_events e "
+                            "ON e.chain_id = w.chain_id AND e.seq = w.at",
+                            (chunk, [points[c][0] for c in chunk]),
+                        )
+                        point_rows = cursor.fetchall()
+                    found_rows = {r[0]: [r] for r in point_rows}
+                    for c in chunk:
+                        check(c, found_rows.get(c, []))
+                if len(grown) > _BULK_CHAINS:
+                    self._verify_bulk(cursor, cols, set(grown), check)
+                    return breaks, last
+                for i in range(0, len(grown), _IN_CHUNK):
+                    chunk = grown[i : i + _IN_CHUNK]
+                    if sqlite:
+                        rows: list[Any] = []
+                        for c in chunk:
+                            cursor.execute(
+                                f"SELECT {cols} FROM ledger_events WHERE chain_id = ? "
+                                "AND seq >= ? ORDER BY seq",
+                                (c, points[c][0]),
+                            )
+                            rows.extend(cursor.fetchall())
+                    else:
+                        cursor.execute(
+                            f"SELECT {e_cols} "
+                            "FROM unnest(%s::text[], %s::bigint[]) AS w(chain_id, after) "
+                            "JOIN ledger_events e ON e.chain_id = w.chain_id "
+                            "AND e.seq >= w.after ORDER BY e.chain_id, e.seq",
+                            (chunk, [points[c][0] for c in chunk]),
+                        )
+                        rows = cursor.fetchall()
+                    by_chain: dict[str, list[Any]] = {}
+                    for r in rows:
+                        by_chain.setdefault(r[0], []).append(r)
+                    for c in chunk:
+                        check(c, by_chain.get(c, []))
+            finally:
+                cursor.close()
+        return breaks, last
+
+    def _verify_heads(
+        self, cursor: Any, e_cols: str, wanted: dict[str, int], check: Any
+    ) -> list[str]:
+        """`verify_from` for chains whose point is their indexed head: the head event of
+        every chain, in one statement. Returns the chains left to read one by one (their
+        point is not the indexed head, or that event is gone)."""
+        sql = (
+            f"SELECT {e_cols} FROM ledger_heads h JOIN ledger_events e "
+            "ON e.chain_id = h.chain_id AND e.seq = h.seq"
+        )
+        if self._db.is_sqlite:
+            cursor.execute(sql)
+            batches: Iterator[list[Any]] = iter(lambda: cursor.fetchmany(_STREAM_ROWS), [])
+        else:
+            it = cursor.stream(sql, size=_PG_CHUNK_ROWS)
+            batches = iter(lambda: list(islice(it, _STREAM_ROWS)), [])
+        for batch in batches:
+            for r in batch:
+                if wanted.get(r[0]) == r[1]:
+                    del wanted[r[0]]
+                    check(r[0], [r])
+        return sorted(wanted)
+
+    def _verify_bulk(self, cursor: Any, cols: str, wanted: set[str], check: Any) -> None:
+        """`verify_from` for many chains: one ordered pass over every event."""
+        sql = f"SELECT {cols} FROM ledger_events ORDER BY chain_id, seq"
+        if self._db.is_sqlite:
+            cursor.execute(sql)
+            batches: Iterator[list[Any]] = iter(lambda: cursor.fetchmany(_STREAM_ROWS), [])
+        else:
+            it = cursor.stream(sql, size=_PG_CHUNK_ROWS)
+            batches = iter(lambda: list(islice(it, _STREAM_ROWS)), [])
+        current: str | None = None
+        rows: list[Any] = []
+        for batch in batches:
+            for r in batch:
+                if r[0] != current:
+                    if current in wanted:
+                        check(current, rows)
+                        wanted.discard(current)
+                    current, rows = r[0], []
+                if current in wanted:
+                    rows.append(r)
+        if current in wanted:
+            check(current, rows)
+            wanted.discard(current)
+        for chain_id in sorted(wanted):  # no events at all
+            check(chain_id, [])
 
     # -- verification -------------------------------------------------------------
 
@@ -336,6 +539,76 @@ def _verify_postgres(
         rows_iter.close()
         cursor.close()
     return breaks
+
+
+_ROW_COLUMNS: Final = "chain_id, seq, kind, payload, hash"
+_B_COLUMNS = (B.c.chain_id, B.c.seq, B.c.reason, B.c.found_at, B.c.found_by)
+
+
+def linked_columns(sqlite: bool, table: str = "") -> str:
+    """The SELECT list of a `LinkedRow` from ledger_events (recorded_at as hashed text),
+    its columns qualified by `table` (an alias) when given."""
+    q = f"{table}." if table else ""
+    ts = f"{q}recorded_at" if sqlite else _PG_TS.replace("recorded_at", f"{q}recorded_at")
+    return f"{q}chain_id, {q}seq, {q}kind, {q}payload, {q}hash, {q}prev_hash, {ts}"
+
+
+def _registered(conn: Connection, chain_ids: list[str]) -> dict[str, BrokenRecord]:
+    found: dict[str, BrokenRecord] = {}
+    for i in range(0, len(chain_ids), _IN_CHUNK):
+        chunk = chain_ids[i : i + _IN_CHUNK]
+        for r in conn.execute(select(*_B_COLUMNS).where(B.c.chain_id.in_(chunk))):
+            found[r[0]] = BrokenRecord(*r)
+    return found
+
+
+def _refuse_broken(
+    conn: Connection, heads: dict[str, _Head], sqlite: bool
+) -> dict[str, BrokenChain]:
+    """The chains of an append that must be refused: registered as broken, or whose
+    stored head no longer verifies (the head index names an event that is gone, or
+    whose fields no longer hash to the indexed hash). Checked inside the append's
+    write transaction, after the chains' locks. Returns chain -> error."""
+    refused: dict[str, BrokenChain] = {}
+    chain_ids = list(heads)
+    for chain_id, r in _registered(conn, chain_ids).items():
+        refused[chain_id] = BrokenChain(chain_id, r.seq, r.reason)
+    wanted = [(c, h.seq) for c, h in heads.items() if c not in refused and h.seq > 0]
+    cols = linked_columns(sqlite)
+    for i in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[i : i + _IN_CHUNK]
+        # PostgreSQL: one statement for the batch's chains (the group commit writes many
+        # at once). SQLite: point queries (primary-key searches, in-process), as a
+        # row-value IN list would make it scan the whole table.
+        found: list[Any] = []
+        if sqlite:
+            for pair in chunk:
+                found.extend(
+                    conn.exec_driver_sql(
+                        f"SELECT {cols} FROM ledger_events WHERE chain_id = ? AND seq = ?", pair
+                    ).all()
+                )
+        else:
+            found[:] = conn.exec_driver_sql(
+                f"SELECT {cols.replace('chain_id', 'e.chain_id')} FROM "
+                "unnest(%(c)s::text[], %(s)s::bigint[]) AS w(chain_id, at) "
+                "JOIN ledger_events e ON e.chain_id = w.chain_id AND e.seq = w.at",
+                {"c": [c for c, _ in chunk], "s": [s for _, s in chunk]},
+            ).all()
+        rows = {r[0]: r for r in found}
+        for chain_id, seq in chunk:
+            head = heads[chain_id]
+            row = rows.get(chain_id)
+            problem = None
+            if row is None:
+                problem = f"the head event {seq} is missing: the chain was cut"
+            else:
+                bad, _, _ = verify_linked(chain_id, seq, head.hash, [row])
+                if bad is not None:
+                    problem = f"the head event {seq} was altered"
+            if problem is not None:
+                refused[chain_id] = BrokenChain(chain_id, seq, problem)
+    return refused
 
 
 def _check_heads(
@@ -666,6 +939,8 @@ class _GroupCommitWriter:
         heads = self._heads
         used: dict[str, _Head] = {}
         results: list[list[LedgerEvent]] = []
+        failed: list[_Pending] = []
+        refused: dict[str, BrokenChain] = {}
         chain_ids = list({p.chain_id: None for p in batch})
         try:
             with self._store.db.write() as conn:
@@ -678,6 +953,8 @@ class _GroupCommitWriter:
                 for chain_id in chain_ids:
                     head = heads.get(chain_id) or loaded.get(chain_id, _GENESIS)
                     used[chain_id] = working[chain_id] = head
+                # A broken chain takes no more events (its requests fail, the others go on).
+                refused = _refuse_broken(conn, dict(working), self._store.db.is_sqlite)
                 rows: list[tuple[Any, ...]] = []
                 key_rows: list[tuple[str, str, int]] = []
                 keyed = [(p.chain_id, p.key) for p in batch if p.key is not None]
@@ -696,6 +973,10 @@ class _GroupCommitWriter:
                         # Already appended (earlier, or earlier in this batch).
                         p.created = False
                         results.append(first_of[ref])
+                        continue
+                    if p.chain_id in refused:
+                        results.append([])
+                        failed.append(p)
                         continue
                     out, working[p.chain_id] = _build(
                         p.chain_id, working[p.chain_id], p.events, now, rows, self._store.db
@@ -724,10 +1005,15 @@ class _GroupCommitWriter:
             return []
         for chain_id, head in working.items():
             heads.pop(chain_id, None)  # re-insert: most recently used last
-            heads[chain_id] = head
+            if chain_id not in refused:
+                heads[chain_id] = head
         while len(heads) > _HEAD_CACHE_SIZE:
             del heads[next(iter(heads))]
-        committed.extend(zip(batch, results, strict=True))
+        for p in failed:
+            err = refused[p.chain_id]
+            p.fail(BrokenChain(err.chain_id, err.seq, err.reason))
+        done = set(map(id, failed))
+        committed.extend((p, r) for p, r in zip(batch, results, strict=True) if id(p) not in done)
         return []
 
     def _after_conflict(
@@ -782,6 +1068,8 @@ def _wake(committed: list[tuple[_Pending, list[LedgerEvent]]]) -> None:
 
 def _copy_error(exc: StorageError) -> StorageError:
     # Each waiting thread raises its own instance (tracebacks are per raise).
+    if isinstance(exc, BrokenChain):
+        return BrokenChain(exc.chain_id, exc.seq, exc.reason)
     try:
         copy = type(exc)(*exc.args)
     except Exception:  # pragma: no cover - all our errors take a message

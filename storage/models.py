@@ -295,6 +295,20 @@ class ChainSummaryRow(Base):
     state: Mapped[str] = mapped_column(Text)  # what folding needs to go on ('' if none)
 
 
+class BrokenChainRow(Base):
+    """The register of chains found broken (revision 0009s): appends to them are
+    refused and no money is paid from them. Written by whatever verification found
+    the break (a seal, a scan, an append); the integrity chain records each one."""
+
+    __tablename__ = "ledger_broken_chains"
+
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, autoincrement=False)  # first bad event
+    reason: Mapped[str] = mapped_column(String(500))
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    found_by: Mapped[str] = mapped_column(String(KIND_LEN))
+
+
 # Core tables for the stores (declarative types `__table__` as FromClause).
 institutions = cast(Table, InstitutionRow.__table__)
 courses = cast(Table, CourseRow.__table__)
@@ -312,6 +326,7 @@ ledger_events = cast(Table, LedgerEventRow.__table__)
 ledger_keys = cast(Table, LedgerKeyRow.__table__)
 ledger_heads = cast(Table, LedgerHeadRow.__table__)
 chain_summaries = cast(Table, ChainSummaryRow.__table__)
+broken_chains = cast(Table, BrokenChainRow.__table__)
 
 
 # -- classroom training and assessments ----------------------------------------
@@ -425,9 +440,13 @@ class SealLeafRow(Base):
     __tablename__ = "ledger_seal_leaves"
 
     seal_id: Mapped[int] = mapped_column(ForeignKey("ledger_seals.id"), primary_key=True)
-    chain_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    # Indexed alone too (0009s): every seal that covered a chain, for `verify-seal`.
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True, index=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(HASH_LEN))
+    # Seals of format 2 (revision 0009s): the chain was found broken, at this first bad
+    # seq; seq and hash are then its last verified head.
+    broken: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class AccessLogRow(Base):

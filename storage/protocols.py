@@ -13,7 +13,9 @@ from typing import Any, Protocol
 from storage.types import (
     AccessEntry,
     AssessmentResult,
+    BrokenRecord,
     CameraSource,
+    ChainBreak,
     ChainHead,
     ClassFiling,
     ClassMode,
@@ -101,9 +103,30 @@ class LedgerStore(Protocol):
         """Events across all chains, ordered by (chain_id, seq), optionally filtered."""
         ...
 
-    def stream_rows(self, until: datetime | None = None) -> Iterator[list[LedgerRow]]:
+    def stream_rows(
+        self, until: datetime | None = None, *, links: bool = False
+    ) -> Iterator[list[LedgerRow]]:
         """Every event recorded before `until` as `LedgerRow` tuples, in (chain_id, seq)
-        order, in batches: the bulk read of eligibility, reports and fraud scans."""
+        order, in batches: the bulk read of eligibility, reports and fraud scans. With
+        `links`, `LinkedRow`s: what verifying each event needs besides."""
+        ...
+
+    def mark_broken(self, found: Sequence[BrokenRecord]) -> list[BrokenRecord]:
+        """Register chains found broken (appends to them are then refused); returns
+        those not registered before. A registered chain keeps its first record."""
+        ...
+
+    def broken(self, chain_ids: Sequence[str] | None = None) -> dict[str, BrokenRecord]:
+        """The registered broken chains (all, or those of `chain_ids`)."""
+        ...
+
+    def verify_from(
+        self, starts: Sequence[tuple[str, int, str]], upto: dict[str, int] | None = None
+    ) -> tuple[list[ChainBreak], dict[str, tuple[int, str]]]:
+        """Incremental verification of chains from verified points (chain_id, seq,
+        hash; seq 0 with the genesis hash: from the start), up to `upto[chain]`.
+        Returns the first break of each broken chain and the last verified head of
+        every other one."""
         ...
 
     def close(self) -> None:
@@ -372,6 +395,9 @@ class SealStore(Protocol):
     def latest(self) -> Seal | None: ...
     def recent(self, limit: int = 50) -> Sequence[Seal]: ...
     def leaves(self, seal_id: int) -> list[ChainHead]: ...
+    def covering(self, chain_id: str) -> list[tuple[Seal, ChainHead]]:
+        """Every seal that covers a chain, oldest first, with the chain's leaf in it."""
+        ...
 
 
 class WorkspaceSessionStore(Protocol):
@@ -443,9 +469,14 @@ class SummaryStore(Protocol):
         ...
 
     def read_chains(
-        self, after: Sequence[tuple[str, int]], until: datetime | None = None
+        self,
+        after: Sequence[tuple[str, int]],
+        until: datetime | None = None,
+        *,
+        links: bool = False,
     ) -> Iterator[list[Any]]:
-        """Events of the given chains after the given seq, recorded before `until`."""
+        """Events of the given chains after the given seq, recorded before `until`
+        (with `links`: `LinkedRow`s, from the given seq itself)."""
         ...
 
     def put(self, version: str, rows: Sequence[Any]) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from storage.canonical import format_timestamp
 from storage.engine import Database
+from storage.ledger_sql import linked_columns
 from storage.types import LedgerRow
 from storage.validate import aware
 
@@ -78,11 +79,19 @@ class SqlSummaryStore:
         return self._db.stream(sql, params, _STREAM_ROWS)
 
     def read_chains(
-        self, after: Sequence[tuple[str, int]], until: datetime | None = None
+        self,
+        after: Sequence[tuple[str, int]],
+        until: datetime | None = None,
+        *,
+        links: bool = False,
     ) -> Iterator[list[LedgerRow]]:
         """Events of the given chains with seq above the given one (recorded before
-        `until`), as (chain_id, seq, kind, payload, hash), in (chain_id, seq) order."""
+        `until`), as (chain_id, seq, kind, payload, hash), in (chain_id, seq) order.
+        With `links`: as `LinkedRow`s, and from the given seq itself (the event a
+        verification resumes from: it checks that this one is still as verified)."""
         p = self._p()
+        cols = linked_columns(self._db.is_sqlite) if links else "chain_id, seq, kind, payload, hash"
+        gt = ">=" if links else ">"
         wanted = sorted(after)
         cut = "" if until is None else f" AND recorded_at < {p}"
         tail: tuple[Any, ...] = () if until is None else (self._time(until),)
@@ -96,8 +105,8 @@ class SqlSummaryStore:
                         rows: list[LedgerRow] = []
                         for chain_id, seq in chunk:
                             cursor.execute(
-                                "SELECT chain_id, seq, kind, payload, hash FROM ledger_events "
-                                f"WHERE chain_id = ? AND seq > ?{cut} ORDER BY seq",
+                                f"SELECT {cols} FROM ledger_events "
+                                f"WHERE chain_id = ? AND seq {gt} ?{cut} ORDER BY seq",
                                 (chain_id, seq, *tail),
                             )
                             rows.extend(cursor.fetchall())
@@ -105,9 +114,10 @@ class SqlSummaryStore:
                         # One round trip per chunk, not per chain (4,000 grown chains
                         # took seconds one by one).
                         cursor.execute(
-                            "SELECT e.chain_id, e.seq, e.kind, e.payload, e.hash "
+                            f"SELECT {cols.replace('chain_id', 'e.chain_id', 1)} "
                             "FROM unnest(%s::text[], %s::bigint[]) AS w(chain_id, after) "
-                            "JOIN ledger_events e ON e.chain_id = w.chain_id AND e.seq > w.after"
+                            "JOIN ledger_events e ON e.chain_id = w.chain_id "
+                            f"AND e.seq {gt} w.after"
                             f"{cut.replace('recorded_at', 'e.recorded_at')} "
                             "ORDER BY e.chain_id, e.seq",
                             ([c for c, _ in chunk], [s for _, s in chunk], *tail),

@@ -218,6 +218,9 @@ class LedgerEvent:
 # A stored event as the bulk read returns it (`LedgerStore.stream_rows`): a DBAPI
 # tuple (chain_id, seq, kind, payload, hash), without the times or prev_hash.
 LedgerRow = tuple[str, int, str, str, str]
+# The same with what verifying it needs: (chain_id, seq, kind, payload, hash,
+# prev_hash, recorded_at as the hashed text), `stream_rows(..., links=True)`.
+LinkedRow = tuple[str, int, str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,20 @@ class ChainHead:
     chain_id: str
     seq: int
     hash: str
+    # In a seal's leaves only: the chain was found broken (its first bad seq); seq and
+    # hash are then its last verified head (seq 0 and 64 zeros: none).
+    broken: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokenRecord:
+    """A chain found broken, as the register of broken chains keeps it."""
+
+    chain_id: str
+    seq: int  # its first bad event
+    reason: str
+    found_at: datetime
+    found_by: str  # what found it: seal | scan | eligibility | append | verify
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,12 @@ class Metrics:
         self.peers = Gauge(
             "supervisor_peers_connected", "WebRTC peer connections connected.", registry=r
         )
+        self.chain_breaks = Counter(
+            "supervisor_chain_breaks",
+            "Chains found broken (the integrity alarm), by what found them.",
+            ["found_by"],
+            registry=r,
+        )
         self.live_sessions = Gauge(
             "supervisor_live_sessions", "Sessions supervised live by this process.", registry=r
         )

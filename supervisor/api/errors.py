@@ -40,6 +40,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
 
 STORAGE_ERRORS: list[tuple[type[se.StorageError], int, str]] = [
     (se.NotFound, 404, "unknown_id"),
+    (se.BrokenChain, 409, "chain_broken"),
     (se.Duplicate, 409, "duplicate"),
     (se.IntegrityViolation, 409, "conflict"),
     (se.InvalidState, 409, "invalid_state"),

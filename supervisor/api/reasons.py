@@ -36,6 +36,10 @@ REASON_MESSAGES: dict[str, str] = {
     "template_key_error": N_("The service cannot use its storage."),
     "schema_outdated": N_("The service is being upgraded; please try again later."),
     "ledger_busy": N_("The record is busy; please try again."),
+    "chain_broken": N_(
+        "This record's hash chain is broken (it was altered); nothing more is added to "
+        "it, and no subsidy is paid from it. The bureau has been alerted."
+    ),
     "evidence_purged": N_("The evidence frame was deleted after its retention period."),
     "http_error": N_("The request could not be served."),
     "csrf": N_("This form is out of date or did not come from this site; reload the page."),

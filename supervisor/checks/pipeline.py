@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from config import Settings
 from storage import Storage
-from storage.exceptions import TemplateModelMismatch
+from storage.exceptions import BrokenChain, TemplateModelMismatch
 from storage.types import LedgerEvent, TemplateModel
 from supervisor.checks.evidence import keep_frame
 from supervisor.checks.impostor import InstitutionTemplates, search_after_check
@@ -194,9 +194,14 @@ class CheckPipeline:
         change = sm.after_check(state, check)
         if change is not None:
             events.append(change)
-        appended, created = storage.ledger.append_once(
-            job.chain_id, job.check_id, [codec.encode(e) for e in events]
-        )
+        try:
+            appended, created = storage.ledger.append_once(
+                job.chain_id, job.check_id, [codec.encode(e) for e in events]
+            )
+        except BrokenChain as exc:
+            # Nothing more goes into a broken chain; the job is answered, not retried
+            # (retrying cannot help) nor dead-lettered.
+            return self._answer(job, ResultStatus.failed, reason="chain_broken", message=str(exc))
         stored = next((e for e in appended if e.kind == check.KIND), appended[0])
         # 7. Follow-ups.
         if created and replayed is not None:

@@ -18,9 +18,13 @@ from supervisor.cli.common import open_migrated
 def add_ledger_commands(ledger: Any) -> None:
     p = ledger.add_parser("seal", help="sign a Merkle root over the heads of all chains")
     p.set_defaults(handler=_cmd_seal)
-    p = ledger.add_parser("verify-seal", help="check chains against a seal (inclusion proofs)")
+    p = ledger.add_parser(
+        "verify-seal",
+        help="check chains against every seal that covered them (inclusion proofs, sealed "
+        "heads still in place, not recorded broken), and recompute them",
+    )
     p.add_argument("--chain", action="append", required=True, help="chain id (repeatable)")
-    p.add_argument("--seal", type=int, default=None, help="seal id (default: the latest)")
+    p.add_argument("--seal", type=int, default=None, help="only this seal (default: every seal)")
     p.set_defaults(handler=_cmd_verify_seal)
 
 
@@ -57,22 +61,46 @@ def _cmd_seal(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_verify_seal(settings: Settings, args: argparse.Namespace) -> int:
     from storage.exceptions import StorageError
-    from supervisor.inspect.sealing import verify_chain_against_seal
+    from supervisor.inspect.sealing import (
+        SealedTrees,
+        verify_chain_against_all_seals,
+        verify_chain_against_seal,
+    )
 
     try:
         with open_migrated(settings) as storage:
-            seal = storage.seals.get(args.seal) if args.seal else storage.seals.latest()
-            if seal is None:
+            if args.seal:
+                seal = storage.seals.get(args.seal)
+                bad = 0
+                for chain_id in args.chain:
+                    problem = verify_chain_against_seal(storage, chain_id, seal)
+                    if problem is None:
+                        print(f"ok: {chain_id} matches seal {seal.id}")
+                    else:
+                        bad += 1
+                        print(f"ALTERED: {problem}")
+                return 1 if bad else 0
+            if storage.seals.latest() is None:
                 print("error: no seal has been made yet", file=sys.stderr)
                 return 1
+            trees = SealedTrees(storage)
             bad = 0
             for chain_id in args.chain:
-                problem = verify_chain_against_seal(storage, chain_id, seal)
-                if problem is None:
-                    print(f"ok: {chain_id} matches seal {seal.id}")
-                else:
+                verdicts, whole = verify_chain_against_all_seals(storage, chain_id, trees)
+                if not verdicts:
                     bad += 1
-                    print(f"ALTERED: {problem}")
+                    print(f"NOT SEALED: {chain_id} is not covered by any seal yet")
+                    continue
+                failed = [v for v in verdicts if v.problem is not None]
+                for v in failed:
+                    print(f"ALTERED: {v.problem}")
+                if whole is not None:
+                    print(f"ALTERED: {whole}")
+                if failed or whole is not None:
+                    bad += 1
+                else:
+                    ids = ", ".join(str(v.seal_id) for v in verdicts)
+                    print(f"ok: {chain_id} matches every seal that covered it ({ids})")
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

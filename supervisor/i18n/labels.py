@@ -102,6 +102,7 @@ LABELS: dict[str, dict[str, str]] = {
         "liveness_spoof": N_("photo or video instead of a person"),
         "assessment_headcount": N_("assessment headcount differs from the roster"),
         "assessment_unknown_face": N_("unknown person at an assessment"),
+        "chain_broken": N_("a ledger chain was altered (integrity alarm)"),
     },
     "eligibility": {
         "course_not_published": N_("course not published"),
@@ -115,6 +116,7 @@ LABELS: dict[str, dict[str, str]] = {
         "assessment_failed": N_("assessment failed"),
         "open_fraud_flag": N_("an open fraud flag"),
         "confirmed_fraud_flag": N_("a confirmed fraud flag"),
+        "chain_broken": N_("a ledger chain it rests on is broken"),
     },
 }
 

@@ -160,6 +160,8 @@ def build_pack(
                 "hash": h.hash,
                 "proof": [[s.side, s.hash] for s in steps],
             }
+            if h.broken is not None:
+                proof_rows[chain_id]["broken"] = h.broken
     public_hex = sl.public_key_hex(key)
     files["public_key.pem"] = sl.public_key_pem(public_hex).encode()
     manifest = {
@@ -344,9 +346,15 @@ def _verify_seal(
             report.notes.append(f"chain {chain_id}: not covered by the seal (newer than it)")
             continue
         steps = [sl.ProofStep(s, h) for s, h in proof["proof"]]
-        if sl.root_from_proof(chain_id, proof["seq"], proof["hash"], steps) != root:
+        broken = proof.get("broken")
+        if sl.root_from_proof(chain_id, proof["seq"], proof["hash"], steps, broken) != root:
             report.problems.append(
                 f"chain {chain_id}: its inclusion proof does not lead to the seal"
+            )
+            continue
+        if broken is not None:
+            report.problems.append(
+                f"chain {chain_id}: the seal recorded it broken at event seq {broken}"
             )
             continue
         at = next((e for e in events if e.seq == proof["seq"]), None)

@@ -2,7 +2,10 @@
 
 `seals.py` holds the pure parts (Merkle tree, statement, Ed25519); this module
 applies them to the stores. A seal vouches only for chains that it verified:
-`integrity` recomputes the chains and then checks their sealed heads.
+`plan_seal` re-hashes every chain from its previously sealed head before signing,
+and records a chain it finds broken as broken (which raises the integrity alarm).
+`integrity` recomputes chains and then checks their sealed heads;
+`verify_chain_against_all_seals` checks a chain against every seal that covered it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from storage import Storage
-from storage.types import ChainHead, Seal, VerifyReport
+from storage.canonical import GENESIS_HASH
+from storage.types import BrokenRecord, ChainHead, Seal, VerifyReport
+from supervisor.checks.integrity import report_breaks
 from supervisor.context import Context
 from supervisor.inspect import seals as sl
+from supervisor.metrics import Metrics
 from supervisor.runtime.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -95,8 +101,11 @@ def seal_check(trees: SealedTrees, chain_ids: Sequence[str], report: VerifyRepor
     for chain_id in covered:
         h = tree.heads[chain_id]
         proof = tree.proof(chain_id) or []
-        if sl.root_from_proof(chain_id, h.seq, h.hash, proof) != root:
+        if sl.root_from_proof(chain_id, h.seq, h.hash, proof, h.broken) != root:
             problems.append(f"{chain_id}: leaf not in the signed root")
+            continue
+        if h.broken is not None:
+            problems.append(f"{chain_id}: seal {seal.id} recorded it broken at seq {h.broken}")
             continue
         at = storage.ledger.read_chain(chain_id, after_seq=h.seq - 1, limit=1)
         if not at or at[0].seq != h.seq or at[0].hash != h.hash:
@@ -119,45 +128,194 @@ def seal_check(trees: SealedTrees, chain_ids: Sequence[str], report: VerifyRepor
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SealPlan:
+    """What a seal will cover: a leaf per chain (broken ones marked), and the breaks
+    found now (not recorded by an earlier seal)."""
+
+    leaves: list[ChainHead]
+    found: list[BrokenRecord]
+    verified_events: int  # chains re-hashed from their previously sealed head: events read
+
+
+def _base(storage: Storage) -> dict[str, ChainHead]:
+    """The leaves of the latest seal, when that seal verified what it covers (format 2);
+    otherwise nothing: every chain is then verified from its first event."""
+    last = storage.seals.latest()
+    if last is None or not sl.is_verifying(last.statement):
+        return {}
+    if not sl.signature_valid(last.public_key, last.statement, last.signature):
+        log.error("seal %d: its signature is wrong; verifying every chain from the start", last.id)
+        return {}
+    return {h.chain_id: h for h in storage.seals.leaves(last.id)}
+
+
+def plan_seal(storage: Storage, at: datetime) -> SealPlan:
+    """Verify what the next seal covers (blocking).
+
+    Each chain is re-hashed from its head in the previous (format 2) seal up to its
+    current head: the sealed event must still be there with its hash and recompute to
+    it, and the current head must be reached. A chain broken there, shorter than
+    sealed, whose sealed head changed, or gone from the head index, is recorded broken
+    with its previously sealed head as its last good one; a chain once recorded broken,
+    or registered broken by another verification, stays broken.
+    """
+    base = _base(storage)
+    heads = {h.chain_id: h for h in storage.ledger.heads()}
+    registered = storage.ledger.broken()
+    leaves: dict[str, ChainHead] = {}
+    found: list[BrokenRecord] = []
+    starts: list[tuple[str, int, str]] = []
+    upto: dict[str, int] = {}
+
+    def broken(chain_id: str, prev: ChainHead | None, seq: int, reason: str) -> None:
+        good = (prev.seq, prev.hash) if prev is not None else (0, GENESIS_HASH)
+        leaves[chain_id] = ChainHead(chain_id, good[0], good[1], seq)
+        found.append(BrokenRecord(chain_id, seq, reason, at, "seal"))
+
+    for chain_id in sorted(heads.keys() | base.keys()):
+        prev, head = base.get(chain_id), heads.get(chain_id)
+        if prev is not None and prev.broken is not None:
+            leaves[chain_id] = prev  # recorded broken: stays so
+            continue
+        known = registered.get(chain_id)
+        if known is not None:
+            broken(chain_id, prev, known.seq, known.reason)
+            continue
+        if head is None:
+            assert prev is not None
+            broken(chain_id, prev, prev.seq, "the chain is gone from the head index")
+        elif prev is not None and head.seq < prev.seq:
+            broken(
+                chain_id,
+                prev,
+                head.seq + 1,
+                f"the chain ends at event {head.seq}, shorter than sealed ({prev.seq})",
+            )
+        elif prev is not None and head.seq == prev.seq and head.hash != prev.hash:
+            broken(chain_id, prev, prev.seq, f"the sealed event {prev.seq} was replaced")
+        else:
+            starts.append(
+                (chain_id, prev.seq, prev.hash) if prev is not None else (chain_id, 0, GENESIS_HASH)
+            )
+            upto[chain_id] = head.seq
+    breaks, last = storage.ledger.verify_from(starts, upto)
+    verified = sum(upto[c] - s for c, s, _ in starts)
+    for b in breaks:
+        broken(b.chain_id, base.get(b.chain_id), b.seq, b.reason)
+    for chain_id, (seq, hash_) in last.items():
+        head = heads[chain_id]
+        if seq != head.seq or hash_ != head.hash:
+            broken(
+                chain_id,
+                base.get(chain_id),
+                seq + 1,
+                f"the head index names event {head.seq}, but the chain ends at event {seq}",
+            )
+        else:
+            leaves[chain_id] = ChainHead(chain_id, seq, hash_)
+    return SealPlan(sl.sorted_heads(leaves.values()), found, verified)
+
+
 def make_seal(
-    storage: Storage, seal_key_b64: str, at: datetime, *, only_if_changed: bool = False
+    storage: Storage,
+    seal_key_b64: str,
+    at: datetime,
+    *,
+    only_if_changed: bool = False,
+    metrics: Metrics | None = None,
 ) -> Seal | None:
-    """Seal the heads of all chains now (blocking; run in a thread). With
-    `only_if_changed`, returns None instead when nothing was appended since the last seal."""
+    """Verify, then seal the heads of all chains now (blocking; run in a thread). With
+    `only_if_changed`, returns None instead when the root is that of the last seal.
+
+    Chains found broken are sealed as broken (`plan_seal`) and raise the integrity
+    alarm (`supervisor.checks.integrity.report_breaks`) once the seal is stored."""
     key = sl.private_key(seal_key_b64)
-    heads: list[ChainHead] = sl.sorted_heads(storage.ledger.heads())
-    root = sl.merkle_root(heads)
+    plan = plan_seal(storage, at)
+    root = sl.merkle_root(plan.leaves)
     if only_if_changed:
         last = storage.seals.latest()
-        if last is not None and last.root == root:
+        if last is not None and last.root == root and sl.is_verifying(last.statement):
             return None
-    text = sl.statement(len(heads), root, at)
-    return storage.seals.add(
-        at, root, text, sl.sign(key, text), sl.public_key_hex(key), heads, len(heads)
+    n_broken = sum(1 for h in plan.leaves if h.broken is not None)
+    text = sl.statement(len(plan.leaves), root, at, n_broken)
+    seal = storage.seals.add(
+        at, root, text, sl.sign(key, text), sl.public_key_hex(key), plan.leaves, len(plan.leaves)
     )
+    if plan.found:
+        report_breaks(storage, plan.found, at, seal_id=seal.id, metrics=metrics)
+    return seal
 
 
 def verify_chain_against_seal(storage: Storage, chain_id: str, seal: Seal) -> str | None:
     """None when the chain holds its sealed head and the proof leads to the signed root;
-    otherwise what is wrong."""
-    if not sl.signature_valid(seal.public_key, seal.statement, seal.signature):
-        return f"seal {seal.id}: signature is wrong"
+    otherwise what is wrong (a chain the seal recorded broken is wrong)."""
     tree = sl.MerkleTree(sl.sorted_heads(storage.seals.leaves(seal.id)))
-    leaf = tree.heads.get(chain_id)
-    proof = tree.proof(chain_id)
-    if leaf is None or proof is None:
-        return f"chain {chain_id} is not covered by seal {seal.id}"
-    root = str(sl.statement_fields(seal.statement)["root"])
-    if sl.root_from_proof(chain_id, leaf.seq, leaf.hash, proof) != root:
-        return f"chain {chain_id}: leaf does not lead to the signed root"
-    at = storage.ledger.read_chain(chain_id, after_seq=leaf.seq - 1, limit=1)
-    if not at or at[0].seq != leaf.seq or at[0].hash != leaf.hash:
-        return f"chain {chain_id}: sealed event seq {leaf.seq} is missing or altered"
+    problem = _against(storage, chain_id, seal, tree.heads.get(chain_id), tree)
+    if problem is not None:
+        return problem
     report = storage.ledger.verify([chain_id])
     if not report.ok:
         b = report.breaks[0]
         return f"chain {chain_id}: event seq {b.seq} broken ({b.reason})"
     return None
+
+
+def _against(
+    storage: Storage,
+    chain_id: str,
+    seal: Seal,
+    leaf: ChainHead | None,
+    tree: sl.MerkleTree | None,
+) -> str | None:
+    if not sl.signature_valid(seal.public_key, seal.statement, seal.signature):
+        return f"seal {seal.id}: signature is wrong"
+    proof = tree.proof(chain_id) if tree is not None else None
+    if leaf is None or (tree is not None and proof is None):
+        return f"chain {chain_id} is not covered by seal {seal.id}"
+    if proof is not None:
+        root = str(sl.statement_fields(seal.statement)["root"])
+        if sl.root_from_proof(chain_id, leaf.seq, leaf.hash, proof, leaf.broken) != root:
+            return f"chain {chain_id}: leaf does not lead to the signed root of seal {seal.id}"
+    if leaf.broken is not None:
+        return f"chain {chain_id}: seal {seal.id} recorded it broken at event seq {leaf.broken}"
+    at = storage.ledger.read_chain(chain_id, after_seq=leaf.seq - 1, limit=1)
+    if not at or at[0].seq != leaf.seq or at[0].hash != leaf.hash:
+        return (
+            f"chain {chain_id}: event seq {leaf.seq} sealed by seal {seal.id} is missing or altered"
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SealVerdict:
+    seal_id: int
+    sealed_at: datetime
+    problem: str | None
+
+
+def verify_chain_against_all_seals(
+    storage: Storage, chain_id: str, trees: SealedTrees | None = None
+) -> tuple[list[SealVerdict], str | None]:
+    """The chain against every seal that covered it, oldest first, and its full
+    recomputation (None: intact) (blocking). Each seal's Merkle tree is built to check
+    the leaf's inclusion (`trees` caches the latest one asked for)."""
+    verdicts = []
+    for seal, leaf in storage.seals.covering(chain_id):
+        tree = (
+            trees.tree(seal)
+            if trees is not None
+            else sl.MerkleTree(sl.sorted_heads(storage.seals.leaves(seal.id)))
+        )
+        verdicts.append(
+            SealVerdict(seal.id, seal.sealed_at, _against(storage, chain_id, seal, leaf, tree))
+        )
+    report = storage.ledger.verify([chain_id])
+    whole = None
+    if not report.ok:
+        b = report.breaks[0]
+        whole = f"chain {chain_id}: event seq {b.seq} broken ({b.reason})"
+    return verdicts, whole
 
 
 class PeriodicSealer:
@@ -196,7 +354,12 @@ class PeriodicSealer:
             await asyncio.sleep(interval)
             try:
                 seal = await self.ctx.db(
-                    make_seal, self.ctx.storage, key, self.ctx.clock(), only_if_changed=True
+                    make_seal,
+                    self.ctx.storage,
+                    key,
+                    self.ctx.clock(),
+                    only_if_changed=True,
+                    metrics=self.ctx.metrics,
                 )
                 if seal is not None:
                     log.info("sealed %d chains: root %s (seal %d)", seal.chains, seal.root, seal.id)

@@ -5,7 +5,10 @@ This docstring is the specification an inspector needs to check a seal offline.
 Leaves
     One per chain, sorted by `chain_id` in code-point order. A leaf's hash is
     ``SHA-256(0x00 || L)`` where ``L`` is the UTF-8 canonical JSON (storage.canonical)
-    ``{"chain_id":<string>,"hash":<head hash>,"seq":<head seq>}``.
+    ``{"chain_id":<string>,"hash":<head hash>,"seq":<head seq>}``. In a seal of
+    format 2, a chain the sealer found broken has the leaf
+    ``{"broken":<first bad seq>,"chain_id":<string>,"hash":<hash>,"seq":<seq>}`` where
+    seq and hash are its last verified head (seq 0 and 64 zeros: none).
 Tree
     Each level pairs nodes left to right: ``SHA-256(0x01 || left || right)`` (raw
     32-byte digests); an odd last node is carried up unchanged. The root of no
@@ -14,9 +17,19 @@ Inclusion proof
     The sibling digests from the leaf up, each with its side ("L" when the sibling
     is on the left). Recompute from the leaf hash; the result must equal the root.
 Statement
-    The canonical JSON ``{"chains":N,"format":"supervisor-seal/1","root":<hex>,
-    "sealed_at":<YYYY-MM-DDTHH:MM:SS.ffffffZ>}``, signed with Ed25519; the signature
-    and the raw 32-byte public key are given as lowercase hex.
+    The canonical JSON ``{"broken":B,"chains":N,"format":"supervisor-seal/2",
+    "root":<hex>,"sealed_at":<YYYY-MM-DDTHH:MM:SS.ffffffZ>}``, signed with Ed25519;
+    the signature and the raw 32-byte public key are given as lowercase hex. ``B`` is
+    the number of broken leaves. Seals of format 1 (``supervisor-seal/1``, no
+    ``broken`` key, no broken leaves) were made before seals verified the chains;
+    they stay verifiable by the same rules.
+
+What a format 2 seal vouches for: before signing, the sealer re-hashed every chain
+that grew since the previous seal of format 2, from that seal's head forward (the
+sealed event must still be there, with its hash, and still recompute to it), or
+from the first event when there is no such seal. A chain that is broken, shorter
+than sealed, whose sealed head changed, or whose head index names an event that is
+gone, is not vouched for: its leaf says broken, and stays so in every later seal.
 
 A chain whose current head is later than its sealed head must still contain the
 sealed head at the sealed `seq` with the sealed `hash`: events cannot have been
@@ -43,7 +56,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from storage.canonical import canonical_json, format_timestamp
 from storage.types import ChainHead
 
-FORMAT = "supervisor-seal/1"
+FORMAT = "supervisor-seal/2"
+FORMAT_1 = "supervisor-seal/1"  # before seals verified chains; still verifiable
+FORMATS = (FORMAT_1, FORMAT)
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -58,12 +73,16 @@ class ProofStep:
     hash: str
 
 
-def leaf_hash(chain_id: str, seq: int, head_hash: str) -> bytes:
+def leaf_hash(chain_id: str, seq: int, head_hash: str, broken: int | None = None) -> bytes:
     # The same bytes as canonical_json({"chain_id", "hash", "seq"}) (a test asserts it),
     # without a dict and a sort per leaf: a seal hashes every chain.
     if type(seq) is not int or not _HEX64.fullmatch(head_hash):
         raise ValueError(f"not a chain head: {chain_id!r} {seq!r} {head_hash!r}")
     body = f'{{"chain_id":{encode_basestring(chain_id)},"hash":"{head_hash}","seq":{seq}}}'
+    if broken is not None:
+        if type(broken) is not int:
+            raise ValueError(f"not a seq: {broken!r}")
+        body = f'{{"broken":{broken},{body[1:]}'
     return sha256(b"\x00" + body.encode("utf-8")).digest()
 
 
@@ -93,7 +112,7 @@ class MerkleTree:
     def __init__(self, heads: Sequence[ChainHead]) -> None:
         self.heads = {h.chain_id: h for h in heads}
         self._index = {h.chain_id: i for i, h in enumerate(heads)}
-        self._levels = _levels([leaf_hash(h.chain_id, h.seq, h.hash) for h in heads])
+        self._levels = _levels([leaf_hash(h.chain_id, h.seq, h.hash, h.broken) for h in heads])
 
     @property
     def root(self) -> str:
@@ -130,23 +149,40 @@ def inclusion_proofs(
     return out
 
 
-def root_from_proof(chain_id: str, seq: int, head_hash: str, proof: Sequence[ProofStep]) -> str:
-    digest = leaf_hash(chain_id, seq, head_hash)
+def root_from_proof(
+    chain_id: str,
+    seq: int,
+    head_hash: str,
+    proof: Sequence[ProofStep],
+    broken: int | None = None,
+) -> str:
+    digest = leaf_hash(chain_id, seq, head_hash, broken)
     for step in proof:
         sibling = bytes.fromhex(step.hash)
         digest = _node(sibling, digest) if step.side == "L" else _node(digest, sibling)
     return digest.hex()
 
 
-def statement(chains: int, root: str, sealed_at: datetime) -> str:
-    return canonical_json(
-        {
-            "chains": chains,
-            "format": FORMAT,
-            "root": root,
-            "sealed_at": format_timestamp(sealed_at),
-        }
-    )
+def statement(chains: int, root: str, sealed_at: datetime, broken: int | None = None) -> str:
+    """The signed text: format 2 (`broken` leaves counted), or format 1 when `broken`
+    is None (kept for reading and testing old seals)."""
+    body: dict[str, object] = {
+        "chains": chains,
+        "format": FORMAT if broken is not None else FORMAT_1,
+        "root": root,
+        "sealed_at": format_timestamp(sealed_at),
+    }
+    if broken is not None:
+        body["broken"] = broken
+    return canonical_json(body)
+
+
+def is_verifying(text: str) -> bool:
+    """True for a statement of a seal that verified the chains it covers (format 2)."""
+    try:
+        return statement_fields(text).get("format") == FORMAT
+    except ValueError:
+        return False
 
 
 def private_key(seal_key_b64: str) -> Ed25519PrivateKey:
@@ -189,6 +225,6 @@ def signature_valid(public_hex: str, text: str, signature_hex: str) -> bool:
 def statement_fields(text: str) -> dict[str, object]:
     """The fields of a seal statement (raises ValueError when it is not one)."""
     body = json.loads(text)
-    if not isinstance(body, dict) or body.get("format") != FORMAT:
+    if not isinstance(body, dict) or body.get("format") not in FORMATS:
         raise ValueError("not a supervisor seal statement")
     return body

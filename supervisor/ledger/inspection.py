@@ -1,8 +1,12 @@
-"""Ledger events of inspection: spot-check draws and the inspectors' verdicts.
+"""Ledger events of inspection: spot-check draws, the inspectors' verdicts, and
+the integrity alarms.
 
 One chain per draw, `spotcheck:<draw_id>`: first `spot_check_drawn` with the seed
 and the inputs from which the sample was drawn (so anyone can redraw it and get
 the same sessions), then one `spot_check_verdict` per reviewed session.
+
+One chain, `integrity`, holds a `chain_break_found` per chain found broken (by a
+seal, a scan for claims or eligibility): the alarm, with the flag it raised.
 """
 
 from __future__ import annotations
@@ -49,7 +53,25 @@ class SpotCheckVerdict(ev.Event):
     at: datetime
 
 
+INTEGRITY_CHAIN = "integrity"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreakFound(ev.Event):
+    """A chain was found broken: appends to it are refused from now on, and no money
+    is paid from it. Recorded once per chain."""
+
+    KIND: ClassVar[str] = "chain_break_found"
+    chain_id: str
+    seq: int  # its first bad event
+    reason: str
+    found_by: str  # seal | scan | eligibility
+    at: datetime
+    seal_id: int | None = ev.optional()  # the seal that recorded it broken
+    flag_id: int | None = ev.optional()  # the flag raised for the bureau
+
+
 VERDICTS = ("regular", "irregular")
 
 # The kinds of this module, for `supervisor.ledger.kinds`.
-KINDS: tuple[type[ev.Event], ...] = (SpotCheckDrawn, SpotCheckVerdict)
+KINDS: tuple[type[ev.Event], ...] = (SpotCheckDrawn, SpotCheckVerdict, ChainBreakFound)

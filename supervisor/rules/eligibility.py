@@ -34,6 +34,12 @@ Reasons a learner is not eligible (all that apply are returned):
 | `open_fraud_flag` | a fraud flag on the learner is open (the flagged learner; the others a |
 |  | flag names are held up only when a confirmation names them) |
 | `confirmed_fraud_flag` | a fraud flag on the learner was confirmed (against them) |
+| `chain_broken` | a chain the decision reads is broken (its hash chain does not |
+|  | verify, or a seal or a scan recorded it broken): nothing of it is counted |
+
+Money is paid only from intact chains: the readers (`supervisor.subsidy.scan`) verify
+every chain they fold and pass the broken ones the decision reads as `broken`; a
+broken session contributes no credited time, and the learner is not eligible.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ REASONS = (
     "institution_expelled",
     "open_fraud_flag",
     "confirmed_fraud_flag",
+    "chain_broken",
 )
 
 # Start checks that prove identity: by face, or in person on the approved non-face path.
@@ -557,6 +564,7 @@ class Eligibility:
     assessed_at: datetime | None
     sessions: tuple[SessionCredit, ...]  # every chain the hours come from
     flags: tuple[int, ...]  # open or confirmed flags naming the learner
+    broken_chains: tuple[str, ...] = ()  # chains the decision reads that are broken
 
 
 def evaluate(
@@ -568,10 +576,13 @@ def evaluate(
     flags: Iterable[FlagSummary],
     standing: Standing | None = None,
     as_of: datetime | None = None,
+    broken: Iterable[str] = (),
 ) -> Eligibility:
     """Eligible with the amount, or every reason not. Pure. `as_of`: the moment the
-    decision is for (a claim's period end; None: now), for the institution's status."""
+    decision is for (a claim's period end; None: now), for the institution's status.
+    `broken`: the chains this decision reads that are broken (none of their time counts)."""
     reasons: list[str] = []
+    broken_chains = tuple(sorted(set(broken)))
     if terms is None or not terms.published:
         reasons.append("course_not_published")
     status = standing.status_at(as_of) if standing is not None else "active"
@@ -593,6 +604,8 @@ def evaluate(
     start_failed = False
     for s in sorted(sessions, key=_chain_id):
         if s.course_id != course_id or s.learner_id != learner.learner_id:
+            continue
+        if s.chain_id in broken_chains:
             continue
         if s.kind == "online":
             if mode == "classroom":
@@ -622,6 +635,8 @@ def evaluate(
         reasons.append("open_fraud_flag")
     if any(f.status == "confirmed" for f in named):
         reasons.append("confirmed_fraud_flag")
+    if broken_chains:
+        reasons.append("chain_broken")
     amount = 0.0
     if not reasons and terms is not None:
         amount = _amount(terms, hours)
@@ -641,6 +656,7 @@ def evaluate(
             for s in counted
         ),
         tuple(sorted(f.flag_id for f in named if f.status != "dismissed")),
+        broken_chains,
     )
 
 

@@ -23,6 +23,7 @@ from storage.types import Flag
 from supervisor.ledger import subsidy as se
 
 SUMMARIES = {
+    "chain_broken": "a ledger chain was found broken (altered in the database)",
     "duplicate_identity": "the same face is enrolled under another identity",
     "liveness_spoof": "repeated spoof signs in one session",
     "assessment_headcount": "faces in an assessment room differ from the candidates",

@@ -28,18 +28,21 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, get_args, get_origin, get_type_hints
 
 import orjson
 
 from config import Settings
 from storage import Storage
-from storage.types import LedgerEvent, LedgerRow
+from storage.canonical import GENESIS_HASH, verify_events, verify_linked
+from storage.types import BrokenRecord, ChainBreak, LedgerEvent, LedgerRow
+from supervisor.checks.integrity import owner, report_breaks
 from supervisor.ledger import codec, kinds
 from supervisor.ledger import events as ev
 from supervisor.ledger import subsidy as se
 from supervisor.ledger.classroom import learner_class_chain
+from supervisor.metrics import Metrics
 from supervisor.rules.eligibility import (
     CourseTerms,
     Eligibility,
@@ -77,6 +80,13 @@ class Snapshot:
     standings: dict[int, Standing] = field(default_factory=dict)  # by institution
     events: int = 0
     chains: int = 0
+    # Chains found broken (by this scan, an earlier one, a seal): chain -> (first bad
+    # seq, reason). Nothing of them is in the summaries above.
+    broken: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # The broken chains by whose decisions they hold up (`attribute_broken`).
+    broken_learners: dict[int, list[str]] = field(default_factory=dict)
+    broken_courses: dict[int, list[str]] = field(default_factory=dict)
+    broken_institutions: dict[int, list[str]] = field(default_factory=dict)
 
     def flags_of(self, learner_id: int) -> list[FlagSummary]:
         return [f for f in self.flags if learner_id in f.learner_ids]
@@ -96,7 +106,21 @@ class Snapshot:
             self._flag_index().get(learner_id, ()),
             self.standings.get(terms.institution_id) if terms is not None else None,
             as_of or self.until,
+            self.broken_for(learner_id, course_id, terms),
         )
+
+    def broken_for(
+        self, learner_id: int, course_id: int, terms: CourseTerms | None = None
+    ) -> list[str]:
+        """The broken chains one decision reads: the learner's own (identity, sessions,
+        classes, flags), the course's rules and the institution's standing."""
+        if not self.broken:
+            return []
+        found = list(self.broken_learners.get(learner_id, ()))
+        found += self.broken_courses.get(course_id, ())
+        if terms is not None:
+            found += self.broken_institutions.get(terms.institution_id, ())
+        return found
 
     def _flag_index(self) -> dict[int, list[FlagSummary]]:
         index: dict[int, list[FlagSummary]] | None = getattr(self, "_index", None)
@@ -347,6 +371,9 @@ def _absorb_body(
     snap.events += events
     kind = body["k"]
     fromiso = datetime.fromisoformat
+    if kind == "broken":
+        snap.broken[chain_id] = (int(body["seq"]), str(body["reason"]))
+        return snap.broken[chain_id]
     if kind == "online":
         s = session_summary(chain_id, body)
         if s is not None:
@@ -446,6 +473,9 @@ class _Todo:
     after: int  # the seq the stored fold state covers (0: fold from the start)
     state: dict[str, Any] | None
     head: tuple[int, str, Any] | None  # (seq, hash, recorded_at) to store under; None: don't
+    # The hash of event `after`, verified when its summary was folded: verification
+    # resumes from there (the genesis hash when `after` is 0).
+    after_hash: str = GENESIS_HASH
 
 
 @gc_paused
@@ -455,9 +485,16 @@ def scan(
     until: datetime | None = None,
     *,
     use_summaries: bool = True,
+    metrics: Metrics | None = None,
 ) -> Snapshot:
     """Every chain of the ledger (events recorded before `until`) folded into a snapshot
     (blocking; run it in a thread).
+
+    Every chain folded is verified first, incrementally: from the event its stored
+    summary covers (whose hash was verified when it was folded) to its head, or from
+    its first event. A broken chain, one registered broken (`LedgerStore.broken`), or
+    one shorter than or different from its summary, is left out of the summaries and
+    listed in `Snapshot.broken`; those found now raise the integrity alarm.
 
     Chains whose stored summary (`storage.summaries`, of this `summary_version`) covers
     their head are read from it; the others are folded, session chains from where
@@ -468,7 +505,8 @@ def scan(
     """
     snap = Snapshot(until)
     snap.registered = storage.registry.learner_institutions()
-    _walk(storage, settings, until, use_summaries, snap)
+    _walk(storage, settings, until, use_summaries, snap, metrics)
+    attribute_broken(storage, snap)
     return _ordered(snap)
 
 
@@ -477,14 +515,17 @@ class RefreshReport:
     chains: int  # chains in the ledger
     refolded: int  # chains folded (and stored) because they were new or had grown
     events: int  # events read to fold them
+    broken: int = 0  # chains found broken by this pass
 
 
 @gc_paused
-def refresh_summaries(storage: Storage, settings: Settings) -> RefreshReport:
+def refresh_summaries(
+    storage: Storage, settings: Settings, metrics: Metrics | None = None
+) -> RefreshReport:
     """Bring the stored summary of every chain up to date (blocking): what a scan would
     store, without building a snapshot. The service runs it periodically, so that a
-    report finds only the last minutes' chains to fold."""
-    return _walk(storage, settings, None, True, None)
+    report finds only the last minutes' chains to fold (and verify)."""
+    return _walk(storage, settings, None, True, None, metrics)
 
 
 def _walk(
@@ -493,17 +534,39 @@ def _walk(
     until: datetime | None,
     use_summaries: bool,
     snap: Snapshot | None,
+    metrics: Metrics | None = None,
 ) -> RefreshReport:
     rules = FoldRules.of(settings)
     months = MonthSplitter(rules.tz_name)
     version = summary_version(settings)
     classes = class_courses(storage)
+    registered = storage.ledger.broken()
+    now = datetime.now(UTC)
+    found: list[BrokenRecord] = []
     todo: dict[str, _Todo] = {}
     loads = orjson.loads
     heads = refolded = events_read = 0
+
+    def broken(chain_id: str, seq: int, reason: str, new: bool) -> None:
+        if snap is not None:
+            snap.broken[chain_id] = (seq, reason)
+        if new:
+            found.append(BrokenRecord(chain_id, seq, reason, now, "scan"))
+
     for batch in storage.summaries.chains(version, until):
         heads += len(batch)
         for cid, hseq, hhash, hrec, complete, sseq, shash, usable, body, state in batch:
+            known = registered.get(cid)
+            if known is not None:
+                broken(cid, known.seq, known.reason, False)
+                continue
+            if use_summaries and sseq is not None and sseq > hseq:
+                broken(cid, hseq + 1, f"the chain ends at event {hseq}, shorter than "
+                       f"verified before ({sseq})", True)  # fmt: skip
+                continue
+            if use_summaries and sseq == hseq and shash != hhash:
+                broken(cid, hseq, f"event {hseq}, verified before, was replaced", True)
+                continue
             head = (hseq, hhash, hrec) if complete and use_summaries else None
             if use_summaries and complete and sseq == hseq and shash == hhash and body:
                 if snap is None or _absorbed(snap, cid, body, classes, hseq):
@@ -511,17 +574,20 @@ def _walk(
                 todo[cid] = _Todo(0, None, head)  # unreadable: refold it and store anew
                 continue
             resume = _state_or_none(state) if use_summaries and usable and state else None
-            if resume is not None and sseq is not None and sseq < hseq:
-                todo[cid] = _Todo(sseq, resume, head)
+            if resume is not None and sseq is not None and shash is not None and sseq < hseq:
+                todo[cid] = _Todo(sseq, resume, head, shash)
             else:
                 todo[cid] = _Todo(0, None, head)
     if not todo:
-        return RefreshReport(heads, 0, 0)
+        report_breaks(storage, found, now, metrics=metrics)
+        return RefreshReport(heads, 0, 0, len(found))
     batches: Iterable[list[Any]]
     if len(todo) > _BULK_SHARE * heads:
-        batches = storage.ledger.stream_rows(until)
+        batches = storage.ledger.stream_rows(until, links=True)
     else:
-        batches = storage.summaries.read_chains([(c, t.after) for c, t in todo.items()], until)
+        batches = storage.summaries.read_chains(
+            [(c, t.after) for c, t in todo.items()], until, links=True
+        )
     new: list[NewRow] = []
 
     def fold(chain_id: str, rows: list[LedgerRow]) -> None:
@@ -530,13 +596,30 @@ def _walk(
         if t is None:
             return  # a chain that began after the heads were read
         limit = t.head[0] if t.head is not None else None
+        # Verify from the point the summary covers (its event is read again, to check
+        # that it is still the one verified then) up to the head stored under.
+        if t.after > 0 and rows and rows[0][1] < t.after:
+            rows = [r for r in rows if r[1] >= t.after]
+        bad, seq, hash_ = verify_linked(chain_id, t.after, t.after_hash, rows, limit)
+        if bad is None and t.head is not None and (seq, hash_) != t.head[:2]:
+            bad = ChainBreak(
+                chain_id,
+                seq + 1,
+                f"the head index names event {t.head[0]}, but the chain ends at event {seq}",
+            )
+        events_read += len(rows)
+        if bad is not None:
+            broken(chain_id, bad.seq, bad.reason, True)
+            if t.head is not None:
+                body = {"k": "broken", "seq": bad.seq, "reason": bad.reason}
+                new.append((chain_id, *t.head[:3], orjson.dumps(body).decode(), ""))
+            return
         if rows and (rows[0][1] <= t.after or (limit is not None and rows[-1][1] > limit)):
             rows = [r for r in rows if t.after < r[1] and (limit is None or r[1] <= limit)]
         covered = rows[-1][1] if rows else t.after
         if covered == 0:
             return  # no event before `until`
         refolded += 1
-        events_read += len(rows)
         body, state = fold_chain(chain_id, rows, t.state, rules, months)
         text = orjson.dumps(body)
         if snap is not None:
@@ -559,7 +642,25 @@ def _walk(
     for chain_id in list(todo):  # summarised chains with nothing new before `until`
         fold(chain_id, [])
     _store(storage, version, new)
-    return RefreshReport(heads, refolded, events_read)
+    report_breaks(storage, found, now, metrics=metrics)
+    return RefreshReport(heads, refolded, events_read, len(found))
+
+
+def attribute_broken(storage: Storage, snap: Snapshot) -> None:
+    """File each broken chain under the decisions it holds up (blocking; a few registry
+    reads per broken chain). Whose chain it is comes from the registry, never from the
+    chain itself."""
+    for chain_id in sorted(snap.broken):
+        if chain_id.startswith("course:"):
+            snap.broken_courses.setdefault(int(chain_id.split(":", 1)[1]), []).append(chain_id)
+            continue
+        if chain_id.startswith("institution:"):
+            institution = int(chain_id.split(":", 1)[1])
+            snap.broken_institutions.setdefault(institution, []).append(chain_id)
+            continue
+        learner_id, _ = owner(storage, chain_id)
+        if learner_id is not None:
+            snap.broken_learners.setdefault(learner_id, []).append(chain_id)
 
 
 def _absorbed(
@@ -612,8 +713,10 @@ def learner_snapshot(
     learner_id: int,
     course_id: int,
     until: datetime | None = None,
+    metrics: Metrics | None = None,
 ) -> Snapshot:
-    """Only the chains one eligibility decision reads, folded from their events (blocking)."""
+    """Only the chains one eligibility decision reads, verified and folded from their
+    events (blocking). A broken one is left out and listed in `Snapshot.broken`."""
     rules = FoldRules.of(settings)
     months = MonthSplitter(rules.tz_name)
     snap = Snapshot(until)
@@ -634,11 +737,35 @@ def learner_snapshot(
     }
     chains += [learner_class_chain(cid, learner_id) for cid in classes]
     chains += [se.flag_chain(f.id) for f in storage.subsidy.find_flags(learner_id=learner_id)]
+    registered = storage.ledger.broken(chains)
+    found: list[BrokenRecord] = []
     for chain_id in chains:
+        if chain_id in registered:
+            snap.broken[chain_id] = (registered[chain_id].seq, registered[chain_id].reason)
+            continue
         stored = storage.ledger.read_chain(chain_id)
+        head = storage.ledger.head(chain_id)
+        bad = None
+        if head is not None and (
+            not stored or (stored[-1].seq, stored[-1].hash) != (head.seq, head.hash)
+        ):
+            last = stored[-1].seq if stored else 0
+            bad = ChainBreak(
+                chain_id,
+                last + 1,
+                f"the head index names event {head.seq}, but the chain ends at event {last}",
+            )
         if until is not None:
             stored = [e for e in stored if e.recorded_at < until]
+        # Every chain read is verified whole (a few chains: the cheap, strict way).
+        bad = bad or verify_events(stored)
+        if bad is not None:
+            snap.broken[chain_id] = (bad.seq, bad.reason)
+            found.append(BrokenRecord(chain_id, bad.seq, bad.reason, datetime.now(UTC), "scan"))
+            continue
         if stored:
             body, _ = fold_chain(chain_id, rows_of(stored), None, rules, months)
             _absorb_body(snap, chain_id, _roundtrip(body), classes, len(stored))
+    report_breaks(storage, found, datetime.now(UTC), metrics=metrics)
+    attribute_broken(storage, snap)
     return _ordered(snap)

@@ -392,7 +392,12 @@ class SubsidyService:
         can_read_learner(p, learner.id, learner.institution_id)
         await self.ctx.db(self.registry.get_course, course_id)
         snap = await self.ctx.db(
-            learner_snapshot, self.ctx.storage, self.ctx.settings, learner_id, course_id
+            learner_snapshot,
+            self.ctx.storage,
+            self.ctx.settings,
+            learner_id,
+            course_id,
+            metrics=self.ctx.metrics,
         )
         return snap.eligibility(learner_id, course_id)
 
@@ -408,7 +413,12 @@ class SubsidyService:
         if recompute:
             require_decider(p)
         return await self.ctx.db(
-            scan, self.ctx.storage, self.ctx.settings, until, use_summaries=not recompute
+            scan,
+            self.ctx.storage,
+            self.ctx.settings,
+            until,
+            use_summaries=not recompute,
+            metrics=self.ctx.metrics,
         )
 
     async def _maps(self) -> tuple[dict[int, Course], dict[int, Any]]:

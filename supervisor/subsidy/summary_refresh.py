@@ -55,7 +55,9 @@ class SummaryRefresher:
                 continue
             try:
                 started = time.monotonic()
-                done = await self.ctx.db(refresh_summaries, self.ctx.storage, self.ctx.settings)
+                done = await self.ctx.db(
+                    refresh_summaries, self.ctx.storage, self.ctx.settings, self.ctx.metrics
+                )
                 if done.refolded:
                     log.info(
                         "chain summaries: %d of %d chains refolded (%d events) in %.1f s",

@@ -286,7 +286,11 @@ async def seal_now(p: PrincipalDep, ctx: CtxDep, rooms: RoomsDep) -> SealOut:
     """Seal the heads of all chains now (admins)."""
     require_role(p, Role.admin)
     seal = await ctx.db(
-        make_seal, ctx.storage, ctx.settings.security.seal_key.get_secret_value(), ctx.clock()
+        make_seal,
+        ctx.storage,
+        ctx.settings.security.seal_key.get_secret_value(),
+        ctx.clock(),
+        metrics=ctx.metrics,
     )
     assert seal is not None  # always made unless only_if_changed
     await ctx.db(rooms.trees.tree, seal)  # ready for the next replay page
@@ -310,6 +314,7 @@ async def seal_proof(
         chain_id=chain_id,
         seq=head.seq,
         hash=head.hash,
+        broken=head.broken,
         root=seal.root,
         proof=[ProofStepOut(side=s.side, hash=s.hash) for s in proof],
         chain_matches=problem is None,

@@ -218,10 +218,23 @@ class DrawOut(BaseModel):
         )
 
 
+def _broken_in(s: Seal) -> int:
+    try:
+        value = sl.statement_fields(s.statement).get("broken", 0)
+    except ValueError:
+        return 0
+    return value if isinstance(value, int) else 0
+
+
 class SealOut(BaseModel):
     id: int
     sealed_at: datetime
     chains: int
+    broken: int = Field(
+        0,
+        description="Chains this seal found broken and recorded as broken (format 2; "
+        "0 for seals of format 1, made before seals verified chains).",
+    )
     root: str
     statement: str = Field(description="The canonical JSON that `signature` signs.")
     signature: str = Field(description="Hex Ed25519 signature of `statement`.")
@@ -235,6 +248,7 @@ class SealOut(BaseModel):
             id=s.id,
             sealed_at=s.sealed_at,
             chains=s.chains,
+            broken=_broken_in(s),
             root=s.root,
             statement=s.statement,
             signature=s.signature,
@@ -260,6 +274,11 @@ class ProofOut(BaseModel):
     chain_id: str
     seq: int
     hash: str
+    broken: int | None = Field(
+        None,
+        description="The seal recorded the chain broken at this seq; `seq` and `hash` "
+        "are then its last head vouched for by an earlier seal (seq 0: none).",
+    )
     root: str
     proof: list[ProofStepOut]
     chain_matches: bool = Field(description="The chain still holds the sealed head.")

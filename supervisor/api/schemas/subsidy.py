@@ -249,6 +249,11 @@ class EligibilityOut(BaseModel):
     assessed_at: datetime | None
     flags: list[int]
     sessions: list[SessionCreditOut]
+    broken_chains: list[str] = Field(
+        default_factory=list,
+        description="Chains this decision reads that are broken (reason `chain_broken`): "
+        "nothing of them is counted.",
+    )
 
     @classmethod
     def of(cls, e: Eligibility) -> EligibilityOut:
@@ -264,6 +269,7 @@ class EligibilityOut(BaseModel):
             required_hours=e.required_hours,
             assessed_at=e.assessed_at,
             flags=list(e.flags),
+            broken_chains=list(e.broken_chains),
             sessions=[
                 SessionCreditOut(
                     chain_id=s.chain_id,

@@ -32,6 +32,7 @@ from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.runtime.lifeline import pdeathsig_preexec
 from tests import imagegen
+from tests.storage.helpers import tamper
 from tests.supervisor.conftest import free_port, make_settings, new_id_number
 from verification.engines import make_engine
 from verification.protocols import FaceEngine
@@ -307,6 +308,41 @@ def test_a_job_that_keeps_failing_goes_to_the_dead_letter_stream(rig: Rig) -> No
         time.sleep(0.1)
     assert rig.client.xlen(rig.settings.workers.stream) == 0
     assert rig.checks() == []
+
+
+def test_a_check_for_a_broken_chain_is_answered_not_recorded_and_the_worker_goes_on(
+    rig: Rig,
+) -> None:
+    rig.start_worker("w")
+    first = rig.job()
+    rig.submit(first)
+    assert rig.result(first.check_id).status is ResultStatus.recorded
+    # The chain's last event is edited in the database (append-only guards off).
+    head = rig.storage.ledger.read_chain(rig.chain_id)[-1]
+    tamper(
+        rig.storage,
+        "UPDATE ledger_events SET payload = :p WHERE chain_id = :c AND seq = :s",
+        p=head.payload.replace('"frames":1', '"frames":2'),
+        c=rig.chain_id,
+        s=head.seq,
+    )
+    before = len(rig.storage.ledger.read_chain(rig.chain_id))
+    job = rig.job()
+    rig.submit(job)
+    result = rig.result(job.check_id)
+    assert result.status is ResultStatus.failed and result.reason == "chain_broken"
+    assert len(rig.storage.ledger.read_chain(rig.chain_id)) == before
+    # Answered at once: neither retried nor dead-lettered, and the worker goes on.
+    assert rig.client.xlen(f"{rig.settings.workers.stream}:dead") == 0
+    assert rig.client.xlen(rig.settings.workers.stream) == 0
+    other = rig.storage.ledger.append(
+        "session:other", [codec.encode(ev.SessionStarted("other", rig.learner_id, 1, 1, "upload",
+                                                         datetime.now(UTC)))]
+    )  # fmt: skip
+    assert other
+    later = rig.job(chain_id="session:other")
+    rig.submit(later)
+    assert rig.result(later.check_id).status in (ResultStatus.recorded, ResultStatus.session_ended)
 
 
 def _socket_free(port: int) -> bool:

@@ -123,3 +123,43 @@ def test_a_seal_covers_every_chain_and_catches_truncation(storage: Storage) -> N
     problem = verify_chain_against_seal(storage, "class:10", seal)
     assert problem is not None and "seq 5" in problem
     assert "not covered" in (verify_chain_against_seal(storage, "new:chain", seal) or "")
+
+
+def test_a_seal_of_format_1_stays_verifiable_and_the_next_seal_verifies_every_chain(
+    storage: Storage,
+) -> None:
+    for n, c in enumerate(["session:a", "session:b"]):
+        storage.ledger.append(c, [NewEvent("note", canonical_json({"n": i})) for i in range(n + 3)])
+    # A seal as made before seals verified chains: format 1, leaves without `broken`.
+    key = sl.private_key(DEV_SEAL_KEY)
+    heads = sl.sorted_heads(storage.ledger.heads())
+    root = sl.merkle_root(heads)
+    text = sl.statement(len(heads), root, T0)
+    assert sl.statement_fields(text)["format"] == "supervisor-seal/1" and "broken" not in text
+    old = storage.seals.add(T0, root, text, sl.sign(key, text), sl.public_key_hex(key), heads, 2)
+    assert verify_chain_against_seal(storage, "session:a", old) is None
+    # An edit the old seal signed over without checking: the next seal does not trust it
+    # (no verifying seal before it) and re-hashes every chain from its first event.
+    tamper(
+        storage,
+        "UPDATE ledger_events SET payload = :p WHERE chain_id = 'session:b' AND seq = 2",
+        p=canonical_json({"n": 99}),
+    )
+    new = make_seal(storage, DEV_SEAL_KEY, T0)
+    assert new is not None
+    fields = sl.statement_fields(new.statement)
+    assert fields["format"] == "supervisor-seal/2" and fields["broken"] == 1
+    leaves = {h.chain_id: h for h in storage.seals.leaves(new.id)}
+    assert leaves["session:a"].broken is None
+    assert (leaves["session:b"].broken, leaves["session:b"].seq) == (2, 0)
+    assert verify_chain_against_seal(storage, "session:a", new) is None
+    assert "recorded it broken" in (verify_chain_against_seal(storage, "session:b", new) or "")
+    # A broken leaf hashes differently from an intact one with the same head.
+    assert sl.leaf_hash("c", 1, "0" * 64) != sl.leaf_hash("c", 1, "0" * 64, 1)
+    assert (
+        sl.leaf_hash("c", 1, "0" * 64, 1)
+        == hashlib.sha256(
+            b"\x00"
+            + canonical_json({"broken": 1, "chain_id": "c", "hash": "0" * 64, "seq": 1}).encode()
+        ).digest()
+    )
