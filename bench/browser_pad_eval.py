@@ -260,7 +260,9 @@ def report(rows: list[Row], interval: float) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=4, help="sessions per kind")
-    ap.add_argument("--faces", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "faces")
+    ap.add_argument(
+        "--faces", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "faces"
+    )
     ap.add_argument("--window", type=float, default=40.0, help="seconds a session is watched")
     ap.add_argument("--only", default=",".join(KINDS), help="kinds of session, comma-separated")
     ap.add_argument("--liveness-json", default="{}", help="liveness settings to override")
