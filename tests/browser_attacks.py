@@ -33,6 +33,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +293,18 @@ class Outcome:
     challenges: list[dict[str, Any]]  # every challenge check
     checks: list[dict[str, Any]]  # every check
     credited_s: float
+    # From the sign-in to the first check after it: the one check interval that an
+    # attack may earn before a challenge stops it (None before that check).
+    first_interval_s: float | None
+
+    def earned_at_most_one_interval(self) -> bool:
+        if self.credited_s == 0:
+            return True
+        return self.first_interval_s is not None and self.credited_s <= self.first_interval_s + 1e-3
+
+
+def _at(check: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(check["at"]))
 
 
 def read_outcome(get: Callable[[str], Any], sid: str) -> Outcome:
@@ -310,6 +323,11 @@ def read_outcome(get: Callable[[str], Any], sid: str) -> Outcome:
         None,
     )  # fmt: skip
     credited = float(get(f"/api/v1/sessions/{sid}/credited")["credited_seconds"])
+    start = next((c for c in checks if c.get("purpose") == "start"), None)
+    later = [c for c in checks if c.get("purpose") != "start"]
+    first = None
+    if start is not None and later:
+        first = round((_at(later[0]) - _at(start)).total_seconds(), 3)
     return Outcome(
         stop is not None,
         None if stop is None else str(stop["payload"].get("reason")),
@@ -317,6 +335,7 @@ def read_outcome(get: Callable[[str], Any], sid: str) -> Outcome:
         [c for c in checks if c.get("purpose") == "challenge" or c.get("challenge")],
         checks,
         credited,
+        first,
     )
 
 
