@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests import imagegen
+from tests.browser_attacks import photo_y4m
 from tests.supervisor.conftest import Service, _service
 from tests.supervisor.online.test_learner_browser import (
     LIVE_POLICY,
@@ -34,6 +35,10 @@ LIVENESS = {
     "challenge_kinds": ["turn_left", "turn_right"],
     "challenge_time_limit_s": 4.0,
     "spoof_flag_after": 2,
+    # These tests are about passive liveness and the challenge it asks for when in doubt;
+    # the challenge every session's first check carries (a recording cannot answer it)
+    # is tested in tests/supervisor/online/test_attacks_browser.py.
+    "challenge_first_check": False,
     # Chromium's fake camera plays its file in a loop, so frames recur exactly: replay
     # detection would refuse them before liveness is reached. It has its own tests.
     "replay_check": False,
@@ -73,8 +78,21 @@ def test_a_photo_is_refused_and_fails_the_challenge(
     browser_factory: Callable[..., object],
     tmp_path: Path,
 ) -> None:
+    from config import FaceSettings
+    from verification.engines import make_engine
+
     w = svc.world()
-    y4m = write_y4m(tmp_path / "photo.y4m", [(frame(imagegen.grace_hopper()), 4.0)])
+    # A photo held in front of the camera by hand (tremor only). A picture frozen to
+    # the byte, as a virtual camera shows it, is refused at the sign-in already.
+    y4m = photo_y4m(
+        tmp_path / "photo.y4m",
+        make_engine(FaceSettings()),
+        frame(imagegen.grace_hopper()),
+        "still",
+        seed=3,
+        seconds=6.0,
+        fps=5,
+    )
     page = browser_factory(y4m)
     sid = _start_in_browser(svc, page, w.learner)
     seen_prompt = {"yes": False}
@@ -122,7 +140,7 @@ def test_a_photo_is_refused_and_fails_the_challenge(
         30,
         "the liveness_spoof flag",
     )
-    page.wait_for_selector("body[data-state='paused']", timeout=20_000)  # type: ignore[attr-defined]
+    page.wait_for_selector("body[data-state='paused']", timeout=45_000)  # type: ignore[attr-defined]
 
 
 def _talking_head(faces: Path) -> tuple[bytes, list[np.ndarray]]:
