@@ -23,11 +23,13 @@ Attack sessions use the photos and clips of both talking-head people in turn (ph
 taken from their videos at different moments, never the enrolment photo itself).
 
 A session runs until it is stopped (paused after a response window with nothing
-passed, or ended) or `--window` seconds after the sign-in. An attack is **accepted**
-if it was not stopped in the window or earned more than one check interval of credit
+passed, or ended) or `--window` seconds after the sign-in. A session whose last check
+at the end of the window is a failed challenge counts as stopped too (its clock stands
+still; the pause after the response window had not come yet). An attack is
+**accepted** if it was not stopped or earned more than one check interval of credit
 (the session's own first interval: from its sign-in to its first check); APCER is
-the share accepted. An honest session is **rejected** if its sign-in was refused or it
-was stopped in the window; BPCER is the share rejected. The table also gives the
+the share accepted. An honest session is **rejected** if its sign-in was refused (all
+of its attempts) or it was stopped; BPCER is the share rejected. The table also gives the
 credited seconds when the session was stopped (or at the end of the window), and what
 stopped it. `--baseline` kinds run again, in the same invocation, with one challenge
 round (`challenge_rounds = 1`: the service before rounds were added).
@@ -110,6 +112,9 @@ class Row:
     stopped_after_s: float | None = None
     credited_s: float = 0.0
     first_interval_s: float | None = None
+    # At the end of the window the last check was a challenge that failed: the clock
+    # stands still (a pause after the response window may not have come yet).
+    halted: bool = False
     first_failure: str | None = None
     challenges: list[str] = field(default_factory=list)
     passive: list[str] = field(default_factory=list)
@@ -128,12 +133,22 @@ class Row:
     def accepted(self) -> bool:
         if self.signin_refused is not None:
             return False
-        return not self.stopped or self.more_than_one_interval()
+        return not (self.stopped or self.halted) or self.more_than_one_interval()
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Row:
+        """A row printed by an earlier run (`--report-from`)."""
+        row = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        if "halted" not in d:
+            last_check = d["passive"][-1] if d.get("passive") else ""
+            last_challenge = d["challenges"][-1] if d.get("challenges") else ""
+            row.halted = last_check.startswith("challenge:") and ":passed" not in last_challenge
+        return row
 
     def stopped_by(self) -> str:
         if self.signin_refused is not None:
             return f"sign-in refused ({self.signin_refused[:40]})"
-        if not self.stopped:
+        if not self.stopped and not self.halted:
             return "not stopped"
         return self.first_failure or "?"
 
@@ -195,6 +210,8 @@ def session(
         # Read before the session is ended here (that end is not a stop).
         row.stopped, row.stop_reason, row.credited_s = o.stopped, o.stop_reason, o.credited_s
         row.first_interval_s = o.first_interval_s
+        last = o.checks[-1] if o.checks else {}
+        row.halted = bool(last.get("challenge")) and not last.get("passed")
         if kind == "honest":
             row.answers = list(page.evaluate("window.__answers || []"))
         svc.call("POST", f"/api/v1/sessions/{sid}/end", w.learner)
@@ -237,7 +254,7 @@ def report(title: str, rows: list[Row]) -> None:
             continue
         if kind == "honest":
             metric = "BPCER"
-            bad = sum(r.signin_refused is not None or r.stopped for r in mine)
+            bad = sum(r.signin_refused is not None or r.stopped or r.halted for r in mine)
         else:
             metric = "APCER"
             bad = sum(r.accepted() for r in mine)
@@ -303,7 +320,23 @@ def main() -> int:
         help="kinds also run with one challenge round (the service before rounds), "
         "comma-separated; empty for none",
     )
+    ap.add_argument(
+        "--report-from",
+        type=Path,
+        help="print the tables from the JSON lines an earlier run wrote to stderr",
+    )
     args = ap.parse_args()
+    if args.report_from is not None:
+        rows, base, part = [], [], 0
+        for line in args.report_from.read_text().splitlines():
+            if line.startswith("liveness: "):
+                part += 1
+            elif line.startswith("{"):
+                (rows if part <= 1 else base).append(Row.from_json(json.loads(line)))
+        report("the service", rows)
+        if base:
+            report("baseline: one challenge round (challenge_rounds = 1)", base)
+        return 0
     kinds = [k for k in args.only.split(",") if k]
     base_kinds = [k for k in args.baseline.split(",") if k]
     unknown = set(kinds + base_kinds) - set(KINDS)
