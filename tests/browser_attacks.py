@@ -61,6 +61,11 @@ ANSWERS: dict[str, dict[str, tuple[float, float, int]]] = {
     "3.mp4": {"turn_left": (1.5, 3.2, 1), "turn_right": (2.6, 4.0, 1)},
     "2.mp4": {"turn_right": (0.2, 1.6, 1), "turn_left": (1.5, 0.4, -1)},
 }
+# A person reads the prompt before turning: the honest page holds the pose the turn
+# starts from this long (each frame with its own noise), then turns. The server judges
+# the turn against the pose in the first frames after its prompt, which reach it a
+# little later (the encoder wakes up, frames queue on a busy machine).
+REACTION_S = 1.2
 # What the honest page plays between challenges: the recording from 0.3 s (its first
 # frames are the enrolment photo), forwards then backwards, so that it never jumps.
 IDLE_FROM_S = 0.3
@@ -222,9 +227,10 @@ def camera_script(clip: Clip | None = None) -> str:
         b = len(clip.frames) - 1
         idle = list(range(a, b + 1)) + list(range(b - 1, a, -1))
         answers = {}
+        hold = round(REACTION_S * clip.fps)
         for kind, (start, end, step) in ANSWERS[clip.name].items():
             i, j = clip.index(start), clip.index(end)
-            answers[kind] = list(range(i, j + step, step))
+            answers[kind] = [i] * hold + list(range(i, j + step, step))
         config.update(
             count=len(clip.frames),
             fps=round(clip.fps),
