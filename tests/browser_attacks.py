@@ -56,10 +56,11 @@ PEOPLE = {"3.mp4": "anon_lp_d18_man", "2.mp4": "anon_lp_d19_man_glasses"}
 # (yaw in degrees, + is the person's own left): 3.mp4 goes 12 -> 29..32 from 1.8 s to
 # 2.2 s (left) and 30 -> 11 from 3.1 s to 3.4 s (right); 2.mp4 goes 0 -> -18 from 0.4 s
 # to 1.4 s (right), and its left turn is that one played backwards (a real face
-# turning, in reverse: the motion is still a face's, not a plane's).
+# turning, in reverse: the motion is still a face's, not a plane's). Each answer
+# starts from the pose it turns from, held for the reaction time (`REACTION_S`).
 ANSWERS: dict[str, dict[str, tuple[float, float, int]]] = {
     "3.mp4": {"turn_left": (1.5, 3.2, 1), "turn_right": (2.6, 4.0, 1)},
-    "2.mp4": {"turn_right": (0.2, 1.6, 1), "turn_left": (1.5, 0.4, -1)},
+    "2.mp4": {"turn_right": (0.4, 1.6, 1), "turn_left": (1.4, 0.4, -1)},
 }
 # A person reads the prompt before turning: the honest page holds the pose the turn
 # starts from this long (each frame with its own noise), then turns. The server judges
