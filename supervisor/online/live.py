@@ -371,9 +371,22 @@ class LiveSession:
         return None
 
     async def _count_spoof(self, recorded: ev.CheckRecorded) -> None:
-        """Repeated spoof signs in one session raise one `liveness_spoof` flag."""
-        spoofy = recorded.verdict in ("spoof", "challenge_failed") or (
-            recorded.liveness is not None and recorded.liveness.verdict == "spoof"
+        """Repeated spoof signs in one session raise one `liveness_spoof` flag: spoof
+        verdicts, failed challenges, and challenges left unanswered while a face stayed
+        in view (a photo or a recording cannot answer; a learner who walked away shows
+        no face)."""
+        ch = recorded.challenge
+        ignored = (
+            recorded.verdict == "challenge_timed_out"
+            and ch is not None
+            and ch.frames is not None
+            and ch.face_frames is not None
+            and ch.face_frames * 2 >= ch.frames > 0
+        )
+        spoofy = (
+            recorded.verdict in ("spoof", "challenge_failed")
+            or ignored
+            or (recorded.liveness is not None and recorded.liveness.verdict == "spoof")
         )
         if not spoofy:
             return
