@@ -109,11 +109,12 @@ def test_a_replayed_clip_of_the_learner_is_stopped_by_a_challenge(
     svc: Service, browser_factory: Callable[..., object], tmp_path: Path, clip: ba.Clip
 ) -> None:
     w = svc.world(photo=clip.enrolled)
-    # The learner talking, recorded, played back: 3.3 s to 4.0 s of the recording (he
-    # talks with his head still), forwards and backwards, so the loop never jumps. A
-    # recording answers no challenge. (Recordings that happen to turn do pass one now
-    # and then: tests/supervisor/online/test_challenge_rounds.py and the benchmark.)
-    part = [clip.frames[i] for i in range(clip.index(3.3), clip.index(4.0) + 1)]
+    # The learner talking, recorded, played back: 3.3 s to 7.1 s of the recording, where
+    # he talks facing one way (yaw 11 to 22 degrees, pitch 5 to 11: no turn or look up
+    # a challenge would take), forwards and backwards, so the loop never jumps. Such a
+    # recording answers no challenge. (Recordings that happen to turn pass one now and
+    # then: tests/supervisor/online/test_challenge_rounds.py and the benchmark.)
+    part = [clip.frames[i] for i in range(clip.index(3.3), clip.index(7.1) + 1)]
     frames = part + part[-2:0:-1]
     fps = round(clip.fps)
     y4m = write_y4m(tmp_path / "replay.y4m", [(f, 1 / fps) for f in frames], fps=fps)
