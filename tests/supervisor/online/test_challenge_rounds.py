@@ -2,8 +2,8 @@
 a liveness failure), each passed challenge is followed at once by another, of another
 kind, until `liveness.challenge_rounds` have passed in a row. A recording that happens
 to turn the asked way once is asked again before it earns more than the interval
-before its first check (the replayed clip in bench/browser_pad_eval.py passed about one
-challenge in four).
+before its first check (the replayed clip in bench/browser_pad_eval.py passed about a
+third of the turns asked of it).
 
 The learner here is the talking head of ../shared/faces/video/3.mp4 on the still-frame
 path, answering each challenge with the part of the recording where he turns the
