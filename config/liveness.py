@@ -35,6 +35,16 @@ class LivenessSettings(_Section):
         "page came back, carry an active challenge: a photo or a replayed clip is stopped "
         "before it earns more than one check interval.",
     )
+    challenge_rounds: int = Field(
+        2,
+        ge=1,
+        le=5,
+        description="Challenges in a row that clear a session where one is due (its first "
+        "check, a resume, a liveness failure): each passed one is followed at once by "
+        "another, of a different kind where there are several. A recording that happens "
+        "to turn the asked way once is stopped by the next round, having earned at most "
+        "the one check interval before it.",
+    )
     challenge_min_interval_s: float = Field(
         300.0, ge=0, le=86_400, description="Least time between two challenges of a session."
     )

@@ -86,8 +86,10 @@ class LiveSession:
     last_challenge: float | None = None  # loop time of the last challenge
     spoof_signs: list[str] = field(default_factory=list)
     spoof_flagged: bool = False
-    needs_challenge: bool = False  # a liveness failure not yet cleared by a challenge
-    challenge_due: bool = False  # the next check carries a challenge (first or resuming)
+    # Challenges still to pass in a row before checks go without one: set to
+    # `liveness.challenge_rounds` for the first check, a resume, and a liveness failure.
+    challenges_owed: int = 0
+    last_challenge_kind: ChallengeKind | None = None
     lock_refreshed: float = float("-inf")  # loop time the live lock was last refreshed
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # the link came or went
 
@@ -212,6 +214,7 @@ class LiveSession:
         suspicion = self.suspicion()
         if challenge is not None:
             self.last_challenge = asyncio.get_running_loop().time()
+            self.last_challenge_kind = challenge
             self.send(
                 {
                     "type": "challenge",
@@ -317,16 +320,29 @@ class LiveSession:
         await self._count_spoof(recorded)
         liveness_failed = recorded.verdict == "spoof" or recorded.verdict.startswith("challenge_")
         if liveness_failed:
-            self.needs_challenge = True
+            self.owe_challenges()
         elif challenge is not None and recorded.passed:
-            self.needs_challenge = False
-        if challenge is not None and recorded.passed:
-            self.challenge_due = False
+            self.challenges_owed = max(0, self.challenges_owed - 1)
+            if self.challenges_owed > 0:
+                # The next round at once: one lucky turn of a recording earns at most
+                # the interval before it, and the next round stops it.
+                return await self.check(kind, purpose, challenge=self._draw_challenge())
         if challenge is None:
             follow = self._challenge_after(recorded, purpose)
             if follow is not None:
                 return await self.check(kind, purpose, challenge=follow)
         return recorded.passed
+
+    def owe_challenges(self) -> None:
+        """The next checks carry challenges until `challenge_rounds` pass in a row."""
+        self.challenges_owed = self.manager.settings.liveness.challenge_rounds
+
+    def _draw_challenge(self) -> ChallengeKind:
+        """A challenge drawn by the server, of another kind than the last one where
+        there are several (a recording that turns one way does not pass two rounds)."""
+        kinds = [ChallengeKind(k) for k in self.manager.settings.liveness.challenge_kinds]
+        others = [k for k in kinds if k is not self.last_challenge_kind] or kinds
+        return self.manager.rng.choice(others)
 
     def suspicion(self) -> tuple[str, ...]:
         """Suspicion from the page's own reports since the last check (never cleared by them)."""
@@ -363,13 +379,28 @@ class LiveSession:
         return None
 
     async def _count_spoof(self, recorded: ev.CheckRecorded) -> None:
-        """Repeated spoof signs in one session raise one `liveness_spoof` flag."""
+        """Repeated spoof signs in one session raise one `liveness_spoof` flag: spoof
+        verdicts, failed challenges, and challenges left unanswered while a face stayed
+        in view (a photo or a recording cannot answer; a learner who walked away shows
+        no face)."""
+        ch = recorded.challenge
+        ignored = (
+            recorded.verdict == "challenge_timed_out"
+            and ch is not None
+            and ch.frames is not None
+            and ch.face_frames is not None
+            and ch.face_frames * 2 >= ch.frames > 0
+        )
         # Frames without a face (the learner walked away) are `no_face`, never a sign of
         # a spoof, whatever liveness made of an empty, unchanging picture.
-        spoofy = recorded.verdict in ("spoof", "challenge_failed") or (
-            recorded.faces > 0
-            and recorded.liveness is not None
-            and recorded.liveness.verdict == "spoof"
+        spoofy = (
+            recorded.verdict in ("spoof", "challenge_failed")
+            or ignored
+            or (
+                recorded.faces > 0
+                and recorded.liveness is not None
+                and recorded.liveness.verdict == "spoof"
+            )
         )
         if not spoofy:
             return
@@ -413,14 +444,8 @@ class LiveSession:
                     break
                 paused = (await self.manager.state_of(self.session)).state is sm.State.paused
                 kind = CheckKind.identity if paused else failed_kind
-                # After a liveness failure only a challenge answered can clear it.
-                retry_challenge = (
-                    self.manager.rng.choice(
-                        [ChallengeKind(k) for k in self.manager.settings.liveness.challenge_kinds]
-                    )
-                    if self.needs_challenge
-                    else None
-                )
+                # After a liveness failure only challenges answered can clear it.
+                retry_challenge = self._draw_challenge() if self.challenges_owed else None
                 if await self.check(kind, "retry", challenge=retry_challenge):
                     state = await self.manager.state_of(self.session)
                     if state.state is sm.State.active:
@@ -453,15 +478,12 @@ class LiveSession:
 
     def _due_challenge(self) -> ChallengeKind | None:
         """A challenge for the next check when one is due (the session's first check, the
-        check that resumes it); it stays due until a challenge passes."""
-        if not self.challenge_due:
-            return None
-        kinds = [ChallengeKind(k) for k in self.manager.settings.liveness.challenge_kinds]
-        return self.manager.rng.choice(kinds)
+        check that resumes it, after a liveness failure); due until the rounds pass."""
+        return self._draw_challenge() if self.challenges_owed else None
 
     async def run(self) -> None:
-        first_challenge = self.manager.settings.liveness.challenge_first_check
-        self.challenge_due = first_challenge
+        if self.manager.settings.liveness.challenge_first_check:
+            self.owe_challenges()
         try:
             # A page that attaches to a session it did not just open (a reload, a
             # second device, a session opened elsewhere) proves who is there first.
@@ -498,7 +520,8 @@ class LiveSession:
                 if not await self._await_reconnect():
                     return
                 resume_first = True
-                self.challenge_due = self.challenge_due or first_challenge
+                if first_challenge:
+                    self.owe_challenges()
             if resume_first:
                 resume_first = False
                 if not await self.check(
