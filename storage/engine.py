@@ -161,12 +161,7 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
             "in-memory SQLite is refused: every pooled connection would see its own empty "
             "database and nothing would be durable; use a file path"
         )
-    if not database.startswith("file:"):
-        try:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            owner_only(Path(database).expanduser())
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot create the database file {database}: {exc}") from None
+    # The engine first (it connects lazily): a URL naming no usable driver creates no file.
     engine = create_engine(
         url,
         echo=echo,
@@ -175,6 +170,12 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
         pool_timeout=POOL_TIMEOUT_S,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
+    if not database.startswith("file:"):
+        try:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            owner_only(Path(database).expanduser())
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create the database file {database}: {exc}") from None
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine

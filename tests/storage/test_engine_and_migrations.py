@@ -195,9 +195,14 @@ def test_sqlite_in_an_unusable_place_is_unavailable(tmp_path: Path) -> None:
     "url",
     ["not a url", "mysql://u@h/db", "sqlite://", "sqlite:///:memory:", "sqlite+nosuchdriver:///x"],
 )
-def test_unusable_urls_are_configuration_errors(url: str, tmp_path: Path) -> None:
+def test_unusable_urls_are_configuration_errors(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(StorageConfigError):
         open_storage(DatabaseSettings(url=url), EvidenceSettings(directory=tmp_path), TEMPLATE_KEY)
+    # Refused before anything was written: no database file where the URL points.
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("key", ["", "not base64!", "c2hvcnQ=", TEMPLATE_KEY + "AAAA"])
