@@ -13,6 +13,7 @@ from typing import Any
 
 from config import Settings
 from supervisor.cli.common import open_migrated
+from supervisor.i18n import LocalTime
 
 
 def add_ledger_commands(ledger: Any) -> None:
@@ -55,7 +56,9 @@ def _cmd_seal(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     assert seal is not None
     print(f"seal {seal.id}: {seal.chains} chains, root {seal.root}")
-    print(f"signed by key {sl.fingerprint(seal.public_key)} at {seal.sealed_at.isoformat()}")
+    # For a person: local time with its offset (`web.timezone`); the seal keeps UTC.
+    at = LocalTime(settings.web.timezone).format(seal.sealed_at, seconds=True)
+    print(f"signed by key {sl.fingerprint(seal.public_key)} at {at}")
     return 0
 
 

@@ -687,3 +687,17 @@ def test_inspectors_reads_of_other_apis_are_logged_too(svc: Service) -> None:
     before = len(log)
     assert svc.call("GET", f"/api/v1/learners/{w.learner_id}", w.learner + "x").status_code == 401
     assert len(svc.call("GET", "/api/v1/access-log", svc.admin).json()) == before
+
+
+def test_the_seal_command_tells_a_person_the_local_time(
+    svc: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _world(svc)
+    path = _toml(svc)
+    key = svc.settings.security.seal_key.get_secret_value()
+    path.write_text(path.read_text() + f'[security]\nseal_key = "{key}"\n')
+    assert cli_main(["--config", str(path), "ledger", "seal"]) == 0
+    out = capsys.readouterr().out
+    # Beijing time with its offset (web.timezone, Asia/Shanghai by default); the seal
+    # itself keeps UTC.
+    assert "(UTC+8)" in out and "+00:00" not in out, out
