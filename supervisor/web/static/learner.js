@@ -163,13 +163,14 @@ async function showMyData() {
         (x.credited_seconds / 60).toFixed(1)]));
     addTable(view, t("learner.data.frames"),
       [t("learner.data.what"), t("learner.data.kept_until"), t("learner.data.deleted_at"), t("learner.data.hash")],
-      d.evidence_frames.map((f) => [f.what, when(f.retain_until), when(f.deleted_at), f.sha256]));
+      d.evidence_frames.map((f) => [(f.kinds || []).map(word).join("、") || f.what,
+        when(f.retain_until), when(f.deleted_at), f.sha256]));
     addTable(view, t("learner.data.flags"),
       [t("learner.data.kind"), t("learner.data.status"), t("learner.data.raised")],
       d.flags.map((f) => [word(f.kind), word(f.status), when(f.raised_at)]));
     addTable(view, t("learner.data.read_by"),
       [t("learner.data.when"), t("learner.data.who"), t("learner.data.role"), t("learner.data.what")],
-      d.read_by.map((r) => [when(r.at), r.who, word(r.role), r.what]));
+      d.read_by.map((r) => [when(r.at), r.who, word(r.role), word(r.what)]));
   } catch (e) {
     $("mydata-error").textContent = e.message;
   }

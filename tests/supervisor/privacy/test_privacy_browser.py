@@ -38,6 +38,8 @@ def test_a_learner_sees_their_data_asks_for_the_non_face_path_and_withdraws(
     assert "Grace Hopper" in view and "**********" in view
     assert "Face templates (the face numbers themselves are never shown) (1)" in view
     assert "consent given" in view
+    # Frames by their kind in words, never a raw code.
+    assert "enrolment photo" in view and "\tenrolment\t" not in view
 
     page.fill("#alt-reason", "<b>I prefer not</b>")  # type: ignore[attr-defined]
     page.click("#alt-button")  # type: ignore[attr-defined]
