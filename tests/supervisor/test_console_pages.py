@@ -381,3 +381,46 @@ def test_console_templates_hold_no_inline_script_style_or_handler() -> None:
         assert not re.search(r"\son[a-z]+\s*=", html), f"{page.name}: inline event handler"
         assert "style=" not in html and "<style" not in html, f"{page.name}: inline style"
         assert "javascript:" not in html.lower(), page.name
+
+
+def test_staff_create_a_class_in_local_time_and_bad_input_creates_nothing(
+    service: Service,
+) -> None:
+    w = service.world(enrol=False)
+    body = {"institution_id": w.institution_id, "name": "焊工 (课堂)", "required_hours": 40}
+    r = service.call(
+        "POST", "/api/v1/courses", w.operator, json={**body, "delivery_mode": "classroom"}
+    )
+    assert r.status_code == 201, r.text
+    course = r.json()["id"]
+    c, csrf = console(service, w.operator)
+    page = c.get("/console/classes")
+    # Only classroom and blended courses are offered (the world's own course is online).
+    assert f'<option value="{course}"' in page.text
+    assert f'<option value="{w.course_id}"' not in page.text
+    form = {
+        "csrf": csrf,
+        "course_id": str(course),
+        "name": "焊工一班",
+        "mode": "training",
+        "starts_at": "2030-03-02T09:00",
+        "ends_at": "2030-03-02T17:30",
+    }
+    before = len(service.storage.classroom.list_classes(w.institution_id, None))
+    for bad in (
+        {"csrf": "wrong"},
+        {"ends_at": "2030-03-02T08:00"},  # ends before it starts
+        {"starts_at": "tomorrow"},
+        {"mode": "party"},
+        {"course_id": str(w.course_id)},  # an online course
+    ):
+        r = c.post("/console/classes", data={**form, **bad})
+        assert r.status_code in (403, 422), (bad, r.status_code)
+    assert len(service.storage.classroom.list_classes(w.institution_id, None)) == before
+    r = c.post("/console/classes", data=form)
+    assert r.status_code == 303, r.text
+    made = service.storage.classroom.list_classes(w.institution_id, None)[-1]
+    # Typed in Beijing time (web.timezone): 09:00 there is 01:00 UTC.
+    assert made.name == "焊工一班"
+    assert made.starts_at == datetime(2030, 3, 2, 1, 0, tzinfo=UTC)
+    assert made.ends_at == datetime(2030, 3, 2, 9, 30, tzinfo=UTC)

@@ -22,7 +22,14 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData, UploadFile
 
 from storage import exceptions as se
-from storage.types import FlagStatus, InstitutionStatus, Role, SubsidyKind
+from storage.types import (
+    ClassMode,
+    DeliveryMode,
+    FlagStatus,
+    InstitutionStatus,
+    Role,
+    SubsidyKind,
+)
 from supervisor.api.deps import get_ctx, get_registry
 from supervisor.api.errors import STORAGE_ERRORS
 from supervisor.api.pages.common import error_text, render
@@ -269,13 +276,62 @@ async def classes_page(request: Request) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
         institution = _institution(p, request.query_params.get("institution_id"))
         classes = []
+        courses = []
         if institution is not None:
             classes = await get_classroom(request).list_classes(p, institution, None)
+            courses = [
+                c
+                for c in await get_registry(request).list_courses(p, institution)
+                if c.delivery_mode is not DeliveryMode.online
+            ]
         return render(
-            request, "console_classes.html", classes=classes, institution=institution, **base
+            request,
+            "console_classes.html",
+            classes=classes,
+            courses=courses,
+            institution=institution,
+            **base,
         )
 
     return await _page(request, body)
+
+
+def _local_time(request: Request, value: object, what: str) -> datetime:
+    """A `datetime-local` field (`2026-12-07T09:00`) as a time in the display zone."""
+    text = str(value or "").strip()
+    try:
+        naive = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{what} is not a date and time", reason="invalid_schedule") from None
+    if naive.tzinfo is not None:
+        raise InvalidInput(f"{what} is not a date and time", reason="invalid_schedule")
+    return naive.replace(tzinfo=speech_of(request).clock.zone)
+
+
+@router.post("/classes")
+async def class_create(request: Request) -> Response:
+    """A new class of a classroom or blended course (staff), its times in local time."""
+    form = await request.form()
+
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        _require(p, STAFF, "creating a class")
+        course = _int(form.get("course_id"), "the course")
+        if course is None:
+            raise InvalidInput("choose a course")
+        mode = str(form.get("mode", "training"))
+        if mode not in ClassMode.__members__:
+            raise InvalidInput("a class is for training or an assessment")
+        made = await get_classroom(request).create_class(
+            p,
+            course,
+            _text(form, "name", 200, "the class's name"),
+            ClassMode(mode),
+            _local_time(request, form.get("starts_at"), "the start"),
+            _local_time(request, form.get("ends_at"), "the end"),
+        )
+        return RedirectResponse(f"/console/classes/{made.id}", status_code=303)
+
+    return await _page(request, body, form)
 
 
 async def _class_page(
