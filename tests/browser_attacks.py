@@ -62,6 +62,23 @@ ANSWERS: dict[str, dict[str, tuple[float, float, int]]] = {
     "3.mp4": {"turn_left": (1.5, 3.2, 1), "turn_right": (2.6, 4.0, 1)},
     "2.mp4": {"turn_right": (0.4, 1.6, 1), "turn_left": (1.4, 0.4, -1)},
 }
+# Each recording holds one real turn from facing the camera; its other "answer" above is
+# only the way back, which is what a replayed recording shows when the next round asks
+# for the other side (the server judges later rounds against the pose before the first,
+# so that does not pass). An honest learner asked for the other side turns past the
+# camera to it: the real turn seen in a mirror.
+REAL_TURN: dict[str, str] = {"3.mp4": "turn_left", "2.mp4": "turn_right"}
+OTHER_SIDE = {"turn_left": "turn_right", "turn_right": "turn_left"}
+
+
+def honest_answer(clip_name: str, asked: str) -> tuple[float, float, int, bool]:
+    """The part of the recording an honest learner shows for `asked`: (start, end,
+    step, mirrored)."""
+    real = REAL_TURN[clip_name]
+    start, end, step = ANSWERS[clip_name][real]
+    return start, end, step, asked != real and OTHER_SIDE.get(asked) == real
+
+
 # A person reads the prompt before turning: the honest page holds the pose the turn
 # starts from this long (each frame with its own noise), then turns. The server judges
 # the turn against the pose in the first frames after its prompt, which reach it a
@@ -229,11 +246,14 @@ def camera_script(clip: Clip | None = None) -> str:
         idle = list(range(a, b + 1)) + list(range(b - 1, a, -1))
         answers = {}
         hold = round(REACTION_S * clip.fps)
-        for kind, (start, end, step) in ANSWERS[clip.name].items():
+        n = len(clip.frames)
+        for kind in ANSWERS[clip.name]:
+            start, end, step, mirrored = honest_answer(clip.name, kind)
             i, j = clip.index(start), clip.index(end)
-            answers[kind] = [i] * hold + list(range(i, j + step, step))
+            shift = n if mirrored else 0  # frames n.. are the recording mirrored
+            answers[kind] = [i + shift] * hold + [k + shift for k in range(i, j + step, step)]
         config.update(
-            count=len(clip.frames),
+            count=2 * n,
             fps=round(clip.fps),
             idle=idle,
             answers=answers,
@@ -244,8 +264,10 @@ def camera_script(clip: Clip | None = None) -> str:
 
 def serve_clip(page: Any, clip: Clip) -> None:
     """Answer the honest camera's frame requests (page-side only: never the service)."""
+    # The recording, then the same mirrored (frames n..2n-1: the other side's turn).
+    both = [*clip.frames, *(np.ascontiguousarray(f[:, ::-1]) for f in clip.frames)]
     encoded = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes()
-               for f in clip.frames]  # fmt: skip
+               for f in both]  # fmt: skip
 
     def handle(route: Any) -> None:
         name = route.request.url.rsplit("/", 1)[-1]

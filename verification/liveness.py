@@ -750,6 +750,7 @@ def evaluate_challenge(
     frames: Sequence[LivenessFrame],
     params: LivenessParams = DEFAULT_PARAMS,
     mirrored: bool = False,
+    reference_yaw_deg: float | None = None,
 ) -> ChallengeResult:
     """Judge the frames around a challenge: passed, failed or timed out.
 
@@ -758,6 +759,11 @@ def evaluate_challenge(
     is the pose in frames up to `reaction_min_s` after the prompt (or the first
     face frame after it). Set `mirrored` if the client flips its frames
     horizontally: left and right then swap in the image.
+
+    `reference_yaw_deg` (a later round of challenges: the yaw before the first round,
+    the learner facing the camera): a turn must also reach the asked side of that pose.
+    A recording that turned one way and comes back would otherwise pass the opposite
+    turn asked next, since coming back is a turn from where the round found it.
     """
     p = params
     issued, deadline = challenge.issued_at_s, challenge.deadline_s
@@ -793,10 +799,15 @@ def evaluate_challenge(
 
     def hit(q: _Pose, i: int) -> bool:
         dyaw = q.yaw - base_yaw
+        ref = 0.0 if reference_yaw_deg is None else q.yaw - reference_yaw_deg
         if kind is ChallengeKind.turn_left:
-            return left * dyaw >= p.yaw_change_min_deg
+            return left * dyaw >= p.yaw_change_min_deg and (
+                reference_yaw_deg is None or left * ref >= p.yaw_change_min_deg
+            )
         if kind is ChallengeKind.turn_right:
-            return -left * dyaw >= p.yaw_change_min_deg
+            return -left * dyaw >= p.yaw_change_min_deg and (
+                reference_yaw_deg is None or -left * ref >= p.yaw_change_min_deg
+            )
         if kind is ChallengeKind.look_up:
             return q.pitch - base_pitch >= p.pitch_change_min_deg
         # A blink: closed at this frame, open again at a later one.

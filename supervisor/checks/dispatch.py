@@ -53,6 +53,9 @@ class CheckRequest:
     check_id: str | None = None
     frame_times: tuple[float, ...] = ()  # seconds on one clock (a challenge: from its prompt)
     challenge: str | None = None
+    # A later round of challenges: the head's yaw before the first round (the learner
+    # facing the camera), which this round's turn is judged against as well.
+    reference_yaw_deg: float | None = None
     suspicion: tuple[str, ...] = ()
     start: SessionStart | None = None  # a sign-in: the check opens the session
 
@@ -103,6 +106,7 @@ class CheckDispatcher:
             frames=tuple(data),
             frame_times=request.frame_times,
             challenge=request.challenge,
+            reference_yaw_deg=request.reference_yaw_deg,
             suspicion=request.suspicion,
             stamps=tuple(f.stamp for f in request.frames),
             evidence_ready=ready,

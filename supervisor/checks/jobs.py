@@ -75,6 +75,8 @@ class CheckJob:
     # moment it was issued. Empty when unknown (frames then count 1 s apart).
     frame_times: tuple[float, ...] = ()
     challenge: str | None = None  # a ChallengeKind these frames answer
+    # A later round of challenges: the yaw before the first round, judged against too.
+    reference_yaw_deg: float | None = None
     suspicion: tuple[str, ...] = ()  # from the browser's own signals
     stamps: tuple[FrameStamp, ...] = ()  # one per frame (empty in jobs of older versions)
     # The frames were encoded by the service itself (decoded video): the decisive one is
@@ -135,6 +137,7 @@ def job_fields(job: CheckJob) -> dict[str, bytes]:
         "frames": len(job.frames),
         "frame_times": list(job.frame_times),
         "challenge": job.challenge,
+        "reference_yaw_deg": job.reference_yaw_deg,
         "suspicion": list(job.suspicion),
         "stamps": [[iso(s.captured_at), s.pts, s.time_base] for s in job.stamps],
         "evidence_ready": job.evidence_ready,
@@ -169,6 +172,11 @@ def parse_job(fields: dict[Any, Any]) -> CheckJob:
             frames=frames,
             frame_times=tuple(float(t) for t in meta.get("frame_times") or ()),
             challenge=str(meta["challenge"]) if meta.get("challenge") else None,
+            reference_yaw_deg=(
+                float(meta["reference_yaw_deg"])
+                if meta.get("reference_yaw_deg") is not None
+                else None
+            ),
             suspicion=tuple(str(x) for x in meta.get("suspicion") or ()),
             stamps=tuple(
                 FrameStamp(parse_iso(at), None if pts is None else int(pts), tb)

@@ -48,6 +48,7 @@ def assess(
     challenge: ChallengeKind | None,
     challenge_time_limit_s: float,
     history: FingerprintHistory | None,
+    reference_yaw_deg: float | None = None,
 ) -> tuple[LivenessResult | None, ChallengeResult | None]:
     """Passive liveness over a check's frames and, for a challenge, its outcome.
 
@@ -76,7 +77,9 @@ def assess(
     if challenge is not None:
         asked = Challenge(challenge, 0.0, challenge_time_limit_s)
         params = replace(DEFAULT_PARAMS, challenge_time_limit_s=challenge_time_limit_s)
-        challenge_result = evaluate_challenge(asked, frames, params)
+        challenge_result = evaluate_challenge(
+            asked, frames, params, reference_yaw_deg=reference_yaw_deg
+        )
     passive_result = None
     if passive and len(frames) >= 2:
         earlier = history.load(session_id) if history is not None else []

@@ -137,6 +137,7 @@ class CheckPipeline:
             passive=cfg.passive,
             challenge=ChallengeKind(job.challenge) if job.challenge else None,
             challenge_time_limit_s=cfg.challenge_time_limit_s,
+            reference_yaw_deg=job.reference_yaw_deg,
             history=self.history,
         )
         now = self.clock()

@@ -89,6 +89,10 @@ class LiveSession:
     # Challenges still to pass in a row before checks go without one: set to
     # `liveness.challenge_rounds` for the first check, a resume, and a liveness failure.
     challenges_owed: int = 0
+    # The head's yaw before the first of those rounds (the learner facing the camera):
+    # each later round's turn is judged against it too, so that a recording coming back
+    # from one turn does not pass the opposite turn asked next.
+    rounds_reference_yaw: float | None = None
     last_challenge_kind: ChallengeKind | None = None
     lock_refreshed: float = float("-inf")  # loop time the live lock was last refreshed
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # the link came or went
@@ -198,6 +202,7 @@ class LiveSession:
         purpose: str,
         scheduled_at: datetime | None = None,
         challenge: ChallengeKind | None = None,
+        reference_yaw_deg: float | None = None,
     ) -> bool:
         """Run one check over fresh frames; a check nobody answers is recorded as missed.
 
@@ -264,6 +269,7 @@ class LiveSession:
                     check_id=check_id,
                     frame_times=tuple(captured.times),
                     challenge=challenge.value if challenge is not None else None,
+                    reference_yaw_deg=reference_yaw_deg if challenge is not None else None,
                     suspicion=suspicion,
                 ),
             )
@@ -326,7 +332,15 @@ class LiveSession:
             if self.challenges_owed > 0:
                 # The next round at once: one lucky turn of a recording earns at most
                 # the interval before it, and the next round stops it.
-                return await self.check(kind, purpose, challenge=self._draw_challenge())
+                if self.rounds_reference_yaw is None and recorded.challenge is not None:
+                    self.rounds_reference_yaw = recorded.challenge.baseline_yaw_deg
+                return await self.check(
+                    kind,
+                    purpose,
+                    challenge=self._draw_challenge(),
+                    reference_yaw_deg=self.rounds_reference_yaw,
+                )
+            self.rounds_reference_yaw = None
         if challenge is None:
             follow = self._challenge_after(recorded, purpose)
             if follow is not None:
@@ -336,6 +350,7 @@ class LiveSession:
     def owe_challenges(self) -> None:
         """The next checks carry challenges until `challenge_rounds` pass in a row."""
         self.challenges_owed = self.manager.settings.liveness.challenge_rounds
+        self.rounds_reference_yaw = None
 
     def _draw_challenge(self) -> ChallengeKind:
         """A challenge drawn by the server, of another kind than the last one where

@@ -576,6 +576,29 @@ def test_a_head_turn_answered_in_time_passes(engine: DlibFaceEngine, head3: live
 
 
 @pytest.mark.faces
+def test_a_later_rounds_turn_must_also_reach_past_the_pose_before_round_one(
+    engine: DlibFaceEngine, head3: livegen.Video
+) -> None:
+    # 3.mp4 turns to his own left at about 2.0 s, by about 19 degrees of yaw.
+    frames = _video_frames(engine, head3, 1.2, 3.6)
+    asked = Challenge(ChallengeKind.turn_left, 1.6, 2.0)
+    alone = evaluate_challenge(asked, frames)
+    assert alone.outcome is ChallengeOutcome.passed and alone.baseline_yaw_deg is not None
+    # A later round, the learner having faced the camera before round one: the same
+    # turn passes.
+    facing = evaluate_challenge(asked, frames, reference_yaw_deg=alone.baseline_yaw_deg)
+    assert facing.outcome is ChallengeOutcome.passed
+    # Had the head faced further to his left before round one (a recording coming back
+    # from a left turn when a right turn is asked is the mirror case), the same motion
+    # does not reach the asked angle past that pose, though it does from where this
+    # round found the head.
+    back = evaluate_challenge(
+        asked, frames, reference_yaw_deg=alone.baseline_yaw_deg + P.yaw_change_min_deg
+    )
+    assert back.outcome is not ChallengeOutcome.passed, back
+
+
+@pytest.mark.faces
 def test_a_head_turn_answered_too_late_times_out(
     engine: DlibFaceEngine, head3: livegen.Video
 ) -> None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests import browser_attacks as ba
@@ -65,9 +66,59 @@ def _jpegs(clip: ba.Clip, start: float, count: int, fps: float) -> list[bytes]:
 
 def _answer(clip: ba.Clip, asked: str, count: int) -> list[bytes]:
     """The recording from just before the learner turns the asked way, 8 frames a
-    second (the challenge's rate): a learner doing as asked."""
-    start, _, _ = ba.ANSWERS[clip.name][asked.removeprefix("challenge:")]
-    return _jpegs(clip, start, count, 8.0)
+    second (the challenge's rate): a learner doing as asked. The recording turns one
+    way only; the other side is that turn seen in a mirror (`ba.honest_answer`)."""
+    from tests import imagegen
+
+    start, _, _, mirrored = ba.honest_answer(clip.name, asked.removeprefix("challenge:"))
+    if not mirrored:
+        return _jpegs(clip, start, count, 8.0)
+    return [
+        imagegen.jpeg_bytes(
+            np.ascontiguousarray(clip.frames[clip.index(start + i / 8.0)][:, ::-1]), quality=85
+        )
+        for i in range(count)
+    ]
+
+
+def test_the_way_back_from_one_turn_does_not_pass_the_next_round(
+    rounds_service: Service, clip: ba.Clip
+) -> None:
+    """A replayed recording: it turns as round one asks, then round two asks for the
+    other side and the recording comes back from its turn. Judged from where round two
+    found the head, that is a turn; judged against the pose before round one, it is
+    not, and round two fails."""
+    svc = rounds_service
+    svc.forget_faces()
+    w = svc.world(photo=clip.enrolled)
+    spacing = svc.settings.policy.signin_frame_spacing_s
+    burst = _jpegs(clip, 4.0, svc.settings.policy.signin_frames, 1 / spacing)
+    r = svc.sign_in(w.learner, w.course_id, burst)
+    assert r.status_code == 201, r.text
+    sid = r.json()["session"]["session_id"]
+    real = ba.REAL_TURN[clip.name]
+    with StillFrames(svc, w.learner, sid) as page:
+        passed = False
+        seen: list[tuple[str, bool, str | None]] = []
+        for _ in range(10):  # until round one asks for the recording's own turn
+            kind, capture = page.request()
+            assert kind.startswith("challenge:"), kind
+            asked = kind.removeprefix("challenge:")
+            start, _, _ = ba.ANSWERS[clip.name][asked]  # the replay: no mirror
+            r = page.answer(capture, _jpegs(clip, start, int(capture["count"]), 8.0))
+            assert r.status_code == 202, r.text
+            result = page.next("result", where=lambda m, c=capture: m["check_id"] == c["check_id"])
+            if passed:
+                # Round two, answered by the way back: not a turn to that side.
+                assert asked != real
+                assert not result["passed"], result
+                break
+            seen.append((asked, result["passed"], result.get("verdict")))
+            passed = asked == real and result["passed"]
+        else:
+            raise AssertionError(f"round one never passed the recording's own turn: {seen}")
+    rounds = checks(events(svc, w.learner, sid), purpose="challenge")
+    assert rounds[-1]["challenge"]["kind"] != real and not rounds[-1]["passed"]
 
 
 def test_a_passed_first_challenge_is_followed_at_once_by_another_round(
