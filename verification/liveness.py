@@ -761,7 +761,8 @@ def evaluate_challenge(
     horizontally: left and right then swap in the image.
 
     `reference_yaw_deg` (a later round of challenges: the yaw before the first round,
-    the learner facing the camera): a turn must also reach the asked side of that pose.
+    the learner facing the camera): a turn must also reach past that pose to the asked
+    side, by half the asked angle.
     A recording that turned one way and comes back would otherwise pass the opposite
     turn asked next, since coming back is a turn from where the round found it.
     """
@@ -799,14 +800,17 @@ def evaluate_challenge(
 
     def hit(q: _Pose, i: int) -> bool:
         dyaw = q.yaw - base_yaw
+        # Past the pose before round one by half the asked angle: coming back to it
+        # reaches none, while a learner who faced a little aside then still passes.
         ref = 0.0 if reference_yaw_deg is None else q.yaw - reference_yaw_deg
+        past = p.yaw_change_min_deg / 2
         if kind is ChallengeKind.turn_left:
             return left * dyaw >= p.yaw_change_min_deg and (
-                reference_yaw_deg is None or left * ref >= p.yaw_change_min_deg
+                reference_yaw_deg is None or left * ref >= past
             )
         if kind is ChallengeKind.turn_right:
             return -left * dyaw >= p.yaw_change_min_deg and (
-                reference_yaw_deg is None or -left * ref >= p.yaw_change_min_deg
+                reference_yaw_deg is None or -left * ref >= past
             )
         if kind is ChallengeKind.look_up:
             return q.pitch - base_pitch >= p.pitch_change_min_deg
