@@ -76,25 +76,38 @@ def report_breaks(
         if metrics is not None:
             metrics.chain_breaks.labels(found_by=r.found_by).inc()
         learner_id, institution_id = owner(storage, r.chain_id)
-        flag_id: int | None = None
+        # The alarm is recorded first, in the integrity chain: the flag for the bureau
+        # rests on that event (the broken chain's own events are what cannot be trusted,
+        # and a truncated chain may no longer hold the event at its first bad seq).
+        event = ChainBreakFound(r.chain_id, r.seq, r.reason, r.found_by, at, seal_id, None)
+        evidence: list[EvidenceRef] = []
         try:
-            flag = raise_flag(
+            (stored,) = storage.ledger.append(INTEGRITY_CHAIN, [codec.encode(event)])
+            evidence.append(
+                EvidenceRef(
+                    stored.chain_id,
+                    stored.seq,
+                    stored.hash,
+                    None,
+                    {"found_by": r.found_by, "broken_chain": r.chain_id, "first_bad_seq": r.seq},
+                )
+            )
+        except BrokenChain:  # the integrity chain itself: registered above
+            log.error("the integrity chain is broken; alarm for %s not recorded in it", r.chain_id)
+        if not evidence:
+            continue  # a flag with no evidence is never raised; the register holds it
+        try:
+            raise_flag(
                 storage,
                 FLAG_KIND,
                 institution_id,
                 learner_id,
                 (),
                 f"chain {r.chain_id} is broken at event {r.seq}: {r.reason}",
-                [EvidenceRef(r.chain_id, r.seq, None, None, {"found_by": r.found_by})],
+                evidence,
                 at,
                 key=f"{FLAG_KIND}:{r.chain_id}",
             )
-            flag_id = flag.id
         except StorageError:
             log.exception("could not raise the flag of broken chain %s", r.chain_id)
-        event = ChainBreakFound(r.chain_id, r.seq, r.reason, r.found_by, at, seal_id, flag_id)
-        try:
-            storage.ledger.append(INTEGRITY_CHAIN, [codec.encode(event)])
-        except BrokenChain:  # the integrity chain itself: registered and flagged above
-            log.error("the integrity chain is broken; alarm for %s not recorded in it", r.chain_id)
     return new
