@@ -62,6 +62,14 @@ class LocalWindows:
             return 0, 1
         return hits, max(int(ends - now + 0.999), 1)
 
+    def forget(self, prefix: str) -> int:
+        """Drop the counts of keys that start with `prefix` (an address unblocked, as
+        deleting its shared key does); returns how many."""
+        gone = [k for k in self._windows if k.startswith(prefix)]
+        for k in gone:
+            del self._windows[k]
+        return len(gone)
+
     def _prune(self, now: float) -> None:
         self._windows = {k: v for k, v in self._windows.items() if v[1] > now}
         if len(self._windows) >= self.MAX_KEYS:  # still full: forget the oldest half

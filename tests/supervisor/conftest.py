@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import uvicorn
 
 from config import Settings
@@ -40,8 +41,9 @@ def free_port() -> int:
 class ServerThread:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.app = create_app(settings)
         config = uvicorn.Config(
-            create_app(settings),
+            self.app,
             host="127.0.0.1",
             port=settings.server.port,
             log_level="warning",
@@ -163,7 +165,25 @@ class Service:
     client: httpx.Client
     backend: str
     bureau: str = ""
+    app: Any = None  # the FastAPI app, served in this process by ServerThread
+    _redis_url: str = ""
     _worlds: list[World] = field(default_factory=list)
+
+    def forget_failed_sign_ins(self) -> None:
+        """No failed sign-ins counted for any address: neither the shared counts in
+        Redis nor the service's own (in-process) ones."""
+        prefix = f"{self.settings.web.redis_prefix}auth:"
+        # Asked once, while this address may still sign in (the API is limited too).
+        if not self._redis_url:
+            self._redis_url = self.live_redis_url()
+        r = redis.Redis.from_url(self._redis_url)
+        try:
+            for key in r.scan_iter(f"{prefix}*"):
+                r.delete(key)
+        finally:
+            r.close()
+        if self.app is not None:
+            self.app.state.ratelimit.local.forget(prefix)
 
     def sign_in(
         self,
@@ -405,10 +425,10 @@ def _service(tmp: Path, url: str, backend: str, **overrides: object) -> Iterator
     try:
         _, admin = storage.registry.create_token(Role.admin, "test admin")
         _, bureau = storage.registry.create_token(Role.bureau, "test bureau")
-        with ServerThread(settings):
+        with ServerThread(settings) as server:
             base = f"http://127.0.0.1:{settings.server.port}"
             with httpx.Client(base_url=base, timeout=60) as client:
-                yield Service(base, settings, storage, admin, client, backend, bureau)
+                yield Service(base, settings, storage, admin, client, backend, bureau, server.app)
     finally:
         storage.close()
 
