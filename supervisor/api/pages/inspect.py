@@ -14,12 +14,10 @@ to the JSON API.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -31,6 +29,7 @@ from storage.types import FlagStatus, Role
 from supervisor.api.deps import get_ctx, get_limiter
 from supervisor.api.errors import STORAGE_ERRORS
 from supervisor.api.pages.common import error_text, render
+from supervisor.api.pages.signin import csrf_token, start_session
 from supervisor.api.ratelimit import TooManyRequests
 from supervisor.api.routes.inspect import frames_of, get_rooms, serve_frame
 from supervisor.api.routes.subsidy import get_subsidy
@@ -45,13 +44,6 @@ from supervisor.inspect.search import SearchQuery
 router = APIRouter(prefix="/inspect", include_in_schema=False)
 # Cookies of the workspace are sent only to its own pages.
 COOKIE_PATH = "/inspect"
-SECRET_BYTES = 32
-
-
-def csrf_token(secret: str) -> str:
-    """The CSRF value of a session: in its readable cookie (`web.csrf_cookie`, repeated
-    in the X-CSRF-Token header, checked by `CSRFMiddleware`) and in every form."""
-    return hashlib.sha256(b"workspace-csrf:" + secret.encode()).hexdigest()[:32]
 
 
 def _client(request: Request) -> str:
@@ -189,21 +181,7 @@ async def login(request: Request) -> Response:
     if token.role is Role.learner:
         error = t(N_("Learners have no inspector's workspace."))
         return render(request, "inspect_login.html", 403, error=error)
-    old = request.cookies.get(ctx.settings.web.session_cookie)
-    now = ctx.clock()
-    if old:
-        await ctx.db(ctx.storage.workspace_sessions.revoke, old, now)
-    # Sessions that ended are of no use to anyone: each sign-in sweeps them away.
-    await ctx.db(ctx.storage.workspace_sessions.purge, now)
-    session = secrets.token_urlsafe(SECRET_BYTES)
-    lifetime = ctx.settings.inspection.session_absolute_s
-    await ctx.db(
-        ctx.storage.workspace_sessions.open,
-        session,
-        token.id,
-        now,
-        now + timedelta(seconds=lifetime),
-    )
+    session, lifetime = await start_session(request, token, ctx.settings.web.session_cookie)
     resp = RedirectResponse("/inspect", status_code=303)
     secure = ctx.settings.inspection.cookie_secure
     resp.set_cookie(

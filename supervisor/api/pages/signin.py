@@ -17,6 +17,7 @@ session (`open`, `close`).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -28,11 +29,34 @@ from fastapi.responses import RedirectResponse
 
 from storage.types import Token
 from supervisor.api.deps import get_ctx, get_limiter
-from supervisor.api.pages.inspect import csrf_token
 from supervisor.auth import Principal
 from supervisor.errors import WrongRole
 
 SECRET_BYTES = 32
+
+
+def csrf_token(secret: str) -> str:
+    """The CSRF value of a session: in its readable cookie (`web.csrf_cookie`, repeated
+    in the X-CSRF-Token header, checked by `CSRFMiddleware`) and in every form."""
+    return hashlib.sha256(b"workspace-csrf:" + secret.encode()).hexdigest()[:32]
+
+
+async def start_session(request: Request, token: Token, cookie: str) -> tuple[str, int]:
+    """Open a server-side workspace session for `token`: the browser's earlier one (in
+    `cookie`) revoked, ended sessions swept away. Returns (session id, lifetime s)."""
+    ctx = get_ctx(request)
+    now = ctx.clock()
+    old = request.cookies.get(cookie)
+    if old:
+        await ctx.db(ctx.storage.workspace_sessions.revoke, old, now)
+    await ctx.db(ctx.storage.workspace_sessions.purge, now)
+    session = secrets.token_urlsafe(SECRET_BYTES)
+    lifetime = int(ctx.settings.inspection.session_absolute_s)
+    await ctx.db(
+        ctx.storage.workspace_sessions.open, session, token.id, now,
+        now + timedelta(seconds=lifetime),
+    )  # fmt: skip
+    return session, lifetime
 
 
 def _client(request: Request) -> str:
@@ -93,20 +117,7 @@ class WorkspaceSignIn:
     async def open(self, request: Request, token: Token) -> Response:
         """A new server-side session for the token (the browser's earlier one revoked)."""
         ctx = get_ctx(request)
-        now = ctx.clock()
-        old = request.cookies.get(self.cookie)
-        if old:
-            await ctx.db(ctx.storage.workspace_sessions.revoke, old, now)
-        await ctx.db(ctx.storage.workspace_sessions.purge, now)
-        session = secrets.token_urlsafe(SECRET_BYTES)
-        lifetime = ctx.settings.inspection.session_absolute_s
-        await ctx.db(
-            ctx.storage.workspace_sessions.open,
-            session,
-            token.id,
-            now,
-            now + timedelta(seconds=lifetime),
-        )
+        session, lifetime = await start_session(request, token, self.cookie)
         resp = RedirectResponse(self.home_url, status_code=303)
         resp.set_cookie(
             self.cookie,
