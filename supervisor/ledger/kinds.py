@@ -7,10 +7,19 @@ its class to its module's `KINDS`; two classes may not share a kind name.
 
 from __future__ import annotations
 
-from supervisor.ledger import classroom, events, inspection, privacy, subsidy
+from supervisor.ledger import (
+    appeals,
+    claims,
+    classroom,
+    events,
+    inspection,
+    privacy,
+    records,
+    subsidy,
+)
 from supervisor.ledger.events import Event
 
-_MODULES = (events, classroom, subsidy, inspection, privacy)
+_MODULES = (events, classroom, subsidy, inspection, privacy, records, claims, appeals)
 
 
 def _registry() -> dict[str, type[Event]]:
