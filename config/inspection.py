@@ -18,6 +18,14 @@ class InspectionSettings(_Section):
         description="Seconds between automatic seals over all chain heads made by the "
         "service; 0 turns them off (`supervisor ledger seal` still works).",
     )
+    seal_sweep_rounds: int = Field(
+        24,
+        ge=1,
+        le=10_000,
+        description="Each seal re-hashes from their first event the chains of one share "
+        "in this many, in turn, so an edit inside an already sealed part of a chain is "
+        "found within this many seals (1: every seal re-hashes every event).",
+    )
     spot_check_max_sample: int = Field(
         50, ge=1, le=1000, description="Most sessions one spot-check draw may sample."
     )

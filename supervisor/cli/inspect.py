@@ -49,7 +49,10 @@ def _cmd_seal(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with open_migrated(settings) as storage:
             seal = make_seal(
-                storage, settings.security.seal_key.get_secret_value(), datetime.now(UTC)
+                storage,
+                settings.security.seal_key.get_secret_value(),
+                datetime.now(UTC),
+                sweep_rounds=settings.inspection.seal_sweep_rounds,
             )
     except (StorageError, sl.SealKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

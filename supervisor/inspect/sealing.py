@@ -11,6 +11,7 @@ and records a chain it finds broken as broken (which raises the integrity alarm)
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,7 +136,15 @@ class SealPlan:
 
     leaves: list[ChainHead]
     found: list[BrokenRecord]
-    verified_events: int  # chains re-hashed from their previously sealed head: events read
+    verified_events: int  # events re-hashed (from the previously sealed head, or swept whole)
+    swept_chains: int = 0  # chains of this seal's sweep share, re-hashed from their start
+
+
+def sweep_share(chain_id: str, rounds: int) -> int:
+    """The sweep round (0..rounds-1) in which a chain is re-hashed from its first event:
+    a stable function of its id, so every chain is swept once in any `rounds` seals."""
+    digest = hashlib.sha256(chain_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") % rounds
 
 
 def _base(storage: Storage) -> dict[str, ChainHead]:
@@ -150,7 +159,9 @@ def _base(storage: Storage) -> dict[str, ChainHead]:
     return {h.chain_id: h for h in storage.seals.leaves(last.id)}
 
 
-def plan_seal(storage: Storage, at: datetime) -> SealPlan:
+def plan_seal(
+    storage: Storage, at: datetime, sweep_rounds: int = 24, sweep_round: int | None = None
+) -> SealPlan:
     """Verify what the next seal covers (blocking).
 
     Each chain is re-hashed from its head in the previous (format 2) seal up to its
@@ -159,14 +170,31 @@ def plan_seal(storage: Storage, at: datetime) -> SealPlan:
     sealed, whose sealed head changed, or gone from the head index, is recorded broken
     with its previously sealed head as its last good one; a chain once recorded broken,
     or registered broken by another verification, stays broken.
+
+    The sealed part itself is swept: in each seal, the chains of one share in
+    `sweep_rounds` (`sweep_share`, rotating with the seal's number) are re-hashed from
+    their first event instead, so an edit inside an earlier sealed part that left the
+    sealed head untouched is found within `sweep_rounds` seals (1: every seal re-hashes
+    every event). `sweep_round` names the share (taken modulo `sweep_rounds`); by default
+    the number the next seal will get, and the periodic sealer counts its own rounds, so
+    the share rotates even while nothing changes and no seal is stored. Such a chain is
+    recorded broken at the first event that no longer recomputes, with the event before
+    it as its last good head.
     """
+    if sweep_rounds < 1:
+        raise ValueError("sweep_rounds must be at least 1")
     base = _base(storage)
+    if sweep_round is None:
+        last_seal = storage.seals.latest()
+        sweep_round = (last_seal.id if last_seal is not None else 0) + 1
+    this_round = sweep_round % sweep_rounds
     heads = {h.chain_id: h for h in storage.ledger.heads()}
     registered = storage.ledger.broken()
     leaves: dict[str, ChainHead] = {}
     found: list[BrokenRecord] = []
     starts: list[tuple[str, int, str]] = []
     upto: dict[str, int] = {}
+    swept: set[str] = set()
 
     def broken(chain_id: str, prev: ChainHead | None, seq: int, reason: str) -> None:
         good = (prev.seq, prev.hash) if prev is not None else (0, GENESIS_HASH)
@@ -194,15 +222,31 @@ def plan_seal(storage: Storage, at: datetime) -> SealPlan:
             )
         elif prev is not None and head.seq == prev.seq and head.hash != prev.hash:
             broken(chain_id, prev, prev.seq, f"the sealed event {prev.seq} was replaced")
+        elif prev is not None and sweep_share(chain_id, sweep_rounds) != this_round:
+            starts.append((chain_id, prev.seq, prev.hash))
+            upto[chain_id] = head.seq
         else:
-            starts.append(
-                (chain_id, prev.seq, prev.hash) if prev is not None else (chain_id, 0, GENESIS_HASH)
-            )
+            if prev is not None:
+                swept.add(chain_id)
+            starts.append((chain_id, 0, GENESIS_HASH))
             upto[chain_id] = head.seq
     breaks, last = storage.ledger.verify_from(starts, upto)
     verified = sum(upto[c] - s for c, s, _ in starts)
     for b in breaks:
-        broken(b.chain_id, base.get(b.chain_id), b.seq, b.reason)
+        prev = base.get(b.chain_id)
+        if b.chain_id in swept and prev is not None and b.seq <= prev.seq:
+            # Inside the part an earlier seal vouched for: the event before the first bad
+            # one recomputed, so it is the last good head.
+            good = (
+                storage.ledger.read_chain(b.chain_id, after_seq=b.seq - 2, limit=1)
+                if b.seq > 1
+                else []
+            )
+            before = ChainHead(b.chain_id, good[0].seq, good[0].hash) if good else None
+            why = f"inside the part sealed up to seq {prev.seq}: {b.reason}"
+            broken(b.chain_id, before, b.seq, why)
+            continue
+        broken(b.chain_id, prev, b.seq, b.reason)
     for chain_id, (seq, hash_) in last.items():
         head = heads[chain_id]
         if seq != head.seq or hash_ != head.hash:
@@ -214,7 +258,7 @@ def plan_seal(storage: Storage, at: datetime) -> SealPlan:
             )
         else:
             leaves[chain_id] = ChainHead(chain_id, seq, hash_)
-    return SealPlan(sl.sorted_heads(leaves.values()), found, verified)
+    return SealPlan(sl.sorted_heads(leaves.values()), found, verified, len(swept))
 
 
 def make_seal(
@@ -224,6 +268,8 @@ def make_seal(
     *,
     only_if_changed: bool = False,
     metrics: Metrics | None = None,
+    sweep_rounds: int = 24,
+    sweep_round: int | None = None,
 ) -> Seal | None:
     """Verify, then seal the heads of all chains now (blocking; run in a thread). With
     `only_if_changed`, returns None instead when the root is that of the last seal.
@@ -231,7 +277,7 @@ def make_seal(
     Chains found broken are sealed as broken (`plan_seal`) and raise the integrity
     alarm (`supervisor.checks.integrity.report_breaks`) once the seal is stored."""
     key = sl.private_key(seal_key_b64)
-    plan = plan_seal(storage, at)
+    plan = plan_seal(storage, at, sweep_rounds, sweep_round)
     root = sl.merkle_root(plan.leaves)
     if only_if_changed:
         last = storage.seals.latest()
@@ -350,8 +396,11 @@ class PeriodicSealer:
         if interval <= 0:
             return
         key = self.ctx.settings.security.seal_key.get_secret_value()
+        rounds = self.ctx.settings.inspection.seal_sweep_rounds
+        tick = 0
         while True:
             await asyncio.sleep(interval)
+            tick += 1
             try:
                 seal = await self.ctx.db(
                     make_seal,
@@ -360,6 +409,8 @@ class PeriodicSealer:
                     self.ctx.clock(),
                     only_if_changed=True,
                     metrics=self.ctx.metrics,
+                    sweep_rounds=rounds,
+                    sweep_round=tick,
                 )
                 if seal is not None:
                     log.info("sealed %d chains: root %s (seal %d)", seal.chains, seal.root, seal.id)

@@ -27,6 +27,7 @@ from supervisor.checks.integrity import FLAG_KIND
 from supervisor.inspect import seals as sl
 from supervisor.inspect.sealing import (
     make_seal,
+    sweep_share,
     verify_chain_against_all_seals,
     verify_chain_against_seal,
 )
@@ -348,3 +349,64 @@ def test_through_the_api_a_session_with_moved_check_times_pays_nothing_and_takes
     # The next seal records it broken (with any chain other tests broke on purpose).
     r = service.call("POST", "/api/v1/seals", service.admin)
     assert r.status_code == 201 and r.json()["broken"] >= 1, r.text
+
+
+def test_an_edit_inside_a_sealed_part_is_found_by_the_sweep_within_its_rounds(
+    generated: tuple[Storage, Settings],
+) -> None:
+    """An owner rewrites an old check (not the sealed head, which it leaves intact, nor
+    its stored hash): re-hashing from the sealed head cannot see it. The sweep re-hashes
+    the chains of one share in `rounds` from their start: the chain's own round finds
+    it, the other rounds do not look, so it is found within `rounds` seals."""
+    storage, settings = generated
+    world = lg.build_registry(storage, lg.Plan(learners=30, institutions=2))
+    lg.load(storage, world)
+    truth = scan(storage, settings)
+    ((learner_id, course_id, chain_id),) = _eligible_online(truth, world, 1)
+    rounds = 3
+    own = sweep_share(chain_id, rounds)
+    others = [r for r in range(rounds) if r != own]
+    assert make_seal(storage, DEV_SEAL_KEY, T1, sweep_rounds=rounds, sweep_round=others[0])
+    events = storage.ledger.read_chain(chain_id)
+    old = next(e for e in events[1:-1] if '"passed":true' in e.payload)
+    tamper(storage, "UPDATE ledger_events SET payload = :p WHERE chain_id = :c AND seq = :s",
+           p=old.payload.replace('"passed":true', '"passed":false'), c=chain_id,
+           s=old.seq)  # fmt: skip
+    before = _events(storage)
+    # Not this chain's round: the incremental check reads only the sealed head, which
+    # is untouched, so the seal vouches for it again (what the sweep exists for).
+    missed = make_seal(
+        storage, DEV_SEAL_KEY, T1 + timedelta(hours=1), sweep_rounds=rounds, sweep_round=others[1]
+    )
+    assert missed is not None
+    (leaf,) = [h for h in storage.seals.leaves(missed.id) if h.chain_id == chain_id]
+    assert leaf.broken is None
+    # Its round: re-hashed from the start, recorded broken at the edited event, with
+    # the event before it as the last good head; the alarm is raised.
+    found = make_seal(
+        storage, DEV_SEAL_KEY, T1 + timedelta(hours=2), sweep_rounds=rounds, sweep_round=own
+    )
+    assert found is not None
+    (leaf,) = [h for h in storage.seals.leaves(found.id) if h.chain_id == chain_id]
+    assert leaf.broken == old.seq
+    assert (leaf.seq, leaf.hash) == (events[old.seq - 2].seq, events[old.seq - 2].hash)
+    ((_, alarm),) = codec.decode_all(storage.ledger.read_chain(INTEGRITY_CHAIN))
+    assert isinstance(alarm, ChainBreakFound) and alarm.chain_id == chain_id
+    assert alarm.seq == old.seq and "part sealed up to" in alarm.reason
+    # Money stops: eligibility reads the register.
+    assert (
+        "chain_broken"
+        in learner_snapshot(storage, settings, learner_id, course_id)
+        .eligibility(learner_id, course_id)
+        .reasons
+    )
+    # Nothing but the alarm's own chain (and its flag) was appended.
+    assert _events(storage, but=(INTEGRITY_CHAIN,)) == before
+
+
+def test_the_sweep_share_is_stable_and_covers_every_round() -> None:
+    ids = [f"session:{n:04d}" for n in range(400)]
+    shares = [sweep_share(c, 24) for c in ids]
+    assert shares == [sweep_share(c, 24) for c in ids]
+    assert set(shares) == set(range(24))
+    assert {sweep_share(c, 1) for c in ids} == {0}
