@@ -45,6 +45,9 @@ from supervisor.checks.dispatch import CheckRequest
 from supervisor.checks.flags import raise_flag
 from supervisor.context import Context
 from supervisor.errors import Conflict, InvalidInput, Unavailable
+from supervisor.i18n import Language, Translator, translator
+from supervisor.i18n import advice as words
+from supervisor.i18n.catalogue import N_
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.online.board import LiveBoard, LiveLocks
@@ -68,6 +71,14 @@ STORAGE_RETRY_S = 2.0
 
 
 # -- one supervised session --------------------------------------------------
+
+
+# Words sent to the page beside the codes, in the page's language (message ids).
+KEEP_OPEN = N_("Keep this page open with the camera on.")
+UNREADABLE = N_("The camera's pictures could not be read.")
+LOOKED_LIKE_A_PHOTO = N_("Move a little and face the camera: the picture looked like a photo.")
+DO_AS_ASKED = N_("Please do as asked when prompted: {prompt}")
+FACE_THE_CAMERA = N_("Please face the camera: a check did not pass.")
 
 
 @dataclass
@@ -96,6 +107,9 @@ class LiveSession:
     last_challenge_kind: ChallengeKind | None = None
     lock_refreshed: float = float("-inf")  # loop time the live lock was last refreshed
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # the link came or went
+    # The language of the page that attached last (its Accept-Language): the words sent
+    # beside the codes (advice, prompts) are in it.
+    t: Translator = field(default_factory=lambda: translator(Language.zh_CN))
 
     @property
     def recorder(self) -> SessionRecorder:
@@ -225,7 +239,7 @@ class LiveSession:
                     "type": "challenge",
                     "check_id": check_id,
                     "kind": challenge.value,
-                    "prompt": challenge.prompt,
+                    "prompt": words.prompt(self.t, challenge),
                     "time_limit_s": live_cfg.challenge_time_limit_s,
                 }
             )
@@ -252,7 +266,7 @@ class LiveSession:
             self.last_verdict = "missed"
             self.send(
                 {"type": "result", "check_id": check_id, "kind": kind.value, "verdict": "missed",
-                 "passed": False, "advice": ["Keep this page open with the camera on."]}
+                 "passed": False, "advice": [self.t.gettext(KEEP_OPEN)]}
             )  # fmt: skip
             return False
         try:
@@ -287,7 +301,7 @@ class LiveSession:
             self.last_verdict = "missed"
             self.send(
                 {"type": "result", "check_id": check_id, "kind": kind.value, "verdict": "missed",
-                 "passed": False, "advice": ["The camera's pictures could not be read."]}
+                 "passed": False, "advice": [self.t.gettext(UNREADABLE)]}
             )  # fmt: skip
             return False
         except (StorageError, Unavailable) as exc:
@@ -304,11 +318,12 @@ class LiveSession:
             )  # fmt: skip
             return True
         self.last_verdict = recorded.verdict
-        advice = [QualityIssue(i).advice for i in recorded.issues if i in QualityIssue.__members__]
+        advice = words.advice(self.t, recorded.issues)
         if recorded.verdict == "spoof":
-            advice.append("Move a little and face the camera: the picture looked like a photo.")
+            advice.append(self.t.gettext(LOOKED_LIKE_A_PHOTO))
         elif recorded.verdict.startswith("challenge_") and challenge is not None:
-            advice.append(f"Please do as asked when prompted: {challenge.prompt}")
+            asked = words.prompt(self.t, challenge)
+            advice.append(self.t.gettext(DO_AS_ASKED).format(prompt=asked))
         self.send(
             {
                 "type": "result",
@@ -443,7 +458,7 @@ class LiveSession:
             self.send(
                 {
                     "type": "prompt",
-                    "message": "Please face the camera: a check did not pass.",
+                    "message": self.t.gettext(FACE_THE_CAMERA),
                     "deadline": ev.iso(deadline),
                     # What did not pass (a verdict code), so the page can say what to do.
                     "verdict": self.last_verdict,
@@ -755,7 +770,9 @@ class LiveManager:
 
     # -- attaching a learner's page ------------------------------------------
 
-    async def _attach(self, session: StudySession, link: Link) -> LiveSession:
+    async def _attach(
+        self, session: StudySession, link: Link, language: Language | None = None
+    ) -> LiveSession:
         state = await self.state_of(session)
         if state.state is sm.State.ended:
             raise Conflict("the session has already ended", reason="session_ended")
@@ -768,15 +785,20 @@ class LiveManager:
         if live is None or live.stopped:
             live = LiveSession(self, session)
             self.live[session.id] = live
+            live.t = translator(language or Language(self.settings.web.default_language))
             live.attach(link)
             live.task = asyncio.ensure_future(live.run())
         else:
             if live.link is not None and live.link is not link:
                 await live.link.close()
+            if language is not None:
+                live.t = translator(language)
             live.attach(link)
         return live
 
-    async def offer(self, session: StudySession, sdp: str, sdp_type: str) -> str:
+    async def offer(
+        self, session: StudySession, sdp: str, sdp_type: str, language: Language | None = None
+    ) -> str:
         """Answer the page's WebRTC offer; the session is supervised over it."""
         state = await self.state_of(session)
         if state.state is sm.State.ended:
@@ -784,19 +806,23 @@ class LiveManager:
         _refuse_in_person(state)
         await self.hold(session)
         answer = await self.hub.accept(session.id, sdp, sdp_type)
-        live = await self._attach(session, WebRTCLink(self.hub, session.id, self.settings))
+        live = await self._attach(
+            session, WebRTCLink(self.hub, session.id, self.settings), language
+        )
         # Three heartbeats fit in the timeout: one lost message is not a disconnection.
         beat = self.settings.webrtc.heartbeat_timeout_s / 3
         live.send({"type": "hello", "mode": "webrtc", "heartbeat_s": beat})
         return answer
 
-    async def attach_upload(self, session: StudySession) -> UploadLink:
+    async def attach_upload(
+        self, session: StudySession, language: Language | None = None
+    ) -> UploadLink:
         """Supervise the session over the HTTP fallback."""
         live = self.live.get(session.id)
         if live is not None and isinstance(live.link, WebRTCLink):
             await self.hub.close(session.id)
         link = UploadLink()
-        await self._attach(session, link)
+        await self._attach(session, link, language)
         link.send({"type": "hello", "mode": "upload"})
         await self.live[session.id].send_state()
         return link

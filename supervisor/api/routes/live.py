@@ -99,7 +99,7 @@ async def webrtc_offer(
     a check samples it, at a low frame rate."""
     session = await sessions.session_for(p, str(session_id))
     try:
-        answer = await manager(request).offer(session, body.sdp, body.type)
+        answer = await manager(request).offer(session, body.sdp, body.type, language_of(request))
     except CaptureError as exc:
         raise _capture_error(exc) from None
     return AnswerOut(sdp=answer)
@@ -111,7 +111,7 @@ async def attach_upload(
 ) -> LiveOut:
     """Supervise the session over the still-frame fallback (no WebRTC)."""
     session = await sessions.session_for(p, str(session_id))
-    await manager(request).attach_upload(session)
+    await manager(request).attach_upload(session, language_of(request))
     return LiveOut(session_id=session.id, mode=body.mode)
 
 

@@ -156,3 +156,29 @@ def test_an_answer_after_the_deadline_is_refused(service: Service) -> None:
     assert r.status_code == 409 and r.json()["reason"] == "already_answered"
     assert service.event_count() == after_miss
     page.end()
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [("zh-CN,zh;q=0.9", "请保持本页面打开，摄像头保持开启。"),
+     ("en", "Keep this page open with the camera on.")],
+)  # fmt: skip
+def test_the_words_beside_the_codes_follow_the_pages_language(
+    service: Service, language: str, said: str
+) -> None:
+    """The page attaches with its Accept-Language; the advice the server sends with a
+    verdict code (here a check the page let pass unanswered) is in that language, and
+    the code stays the stable English identifier."""
+    w, sid = _session(service)
+    r = service.client.post(
+        f"/api/v1/sessions/{sid}/live",
+        json={"mode": "upload"},
+        headers={"Authorization": f"Bearer {w.learner}", "Accept-Language": language},
+    )
+    assert r.status_code == 200, r.text
+    page = StillFrames(service, w.learner, sid)
+    _, capture = page.request()
+    missed = page.next("result", where=lambda m: m.get("check_id") == capture["check_id"])
+    assert missed["verdict"] == "missed"
+    assert missed["advice"] == [said]
+    page.end()
