@@ -326,6 +326,12 @@ class RecordsService:
         found = await self.ctx.db(self.store.groups, [learner_id])
         return found.get(learner_id, [])
 
+    async def groups_by_learner(self, learner_ids: list[int]) -> dict[int, list[LearnerGroup]]:
+        """The key groups of learners the caller has already been allowed to read."""
+        if not learner_ids:
+            return {}
+        return await self.ctx.db(self.store.groups, learner_ids)
+
     async def groups(self, p: Principal, learner_id: int) -> list[LearnerGroup]:
         learner = await self.ctx.db(self.registry.get_learner, learner_id)
         can_read_learner(p, learner.id, learner.institution_id)

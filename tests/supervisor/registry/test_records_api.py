@@ -488,3 +488,38 @@ def test_province_city_and_county_codes_are_all_recorded(service: Service, code:
     assert r.status_code == 200, r.text
     level = r.json()["division"]["level"]
     assert level == {"110000": "province", "510100": "city", "650102": "county"}[code]
+
+
+def test_the_console_shows_the_records_in_chinese(service: Service) -> None:
+    from tests.supervisor.test_console_pages import _open, console
+
+    w = service.world(enrol=False)
+    r = service.call(
+        "PUT", f"/api/v1/institutions/{w.institution_id}/profile", service.bureau, json=PROFILE
+    )
+    assert r.status_code == 200, r.text
+    course = _course(service, w, occupation_code="6-18-02-04", skill_level=4)
+    r = service.call(
+        "POST",
+        f"/api/v1/learners/{w.learner_id}/groups",
+        w.operator,
+        json={"group": "veteran", "since": "2024-05-01", "source": "退役军人事务局"},
+    )
+    assert r.status_code == 201, r.text
+    c, _ = console(service, w.operator)
+    page = c.get("/console/institutions").text
+    assert 'data-code="440305"' in page and "广东" in page and "（县/区）" not in page
+    assert "县/区" in page and PROFILE["licence_number"] in page and "李四" in page
+    assert "行政区划" in page and "办学许可证号" in page
+    page = c.get("/console/learners").text
+    assert "重点群体" in page and 'data-group="veteran"' in page and "退役军人" in page
+    page = c.get("/console/courses").text
+    assert f'<tr data-id="{course}">' in page and "6-18-02-04" in page and "四级/中级工" in page
+    # Another institution's operator sees none of it.
+    other = other_operator(service)
+    oc, _ = console(service, other)
+    try:
+        assert PROFILE["licence_number"] not in oc.get("/console/institutions").text
+    finally:
+        while _open:  # the console clients (that module closes its own after each test)
+            _open.pop().close()
