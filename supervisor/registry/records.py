@@ -360,7 +360,8 @@ class RecordsService:
                 reason="learner_other_institution",
             )
         results = await self.ctx.db(self.ctx.storage.subsidy.assessments, course.id, learner.id)
-        latest = max(results, key=lambda r: (r.assessed_at, r.id)) if results else None
+        # The latest result recorded counts, as for eligibility (a correction is a new one).
+        latest = max(results, key=lambda r: r.id) if results else None
         if latest is None or not latest.passed:
             raise Conflict(
                 "the learner has no passed assessment of this course",

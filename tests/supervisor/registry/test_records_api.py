@@ -465,6 +465,32 @@ def test_a_certificate_only_for_a_passed_assessment_and_only_by_the_bureau(
         "learner_other_institution",
         json=cert,
     )
+    # A fail recorded after a pass: the latest result counts, as for eligibility.
+    w3 = service.world(enrol=False)
+    c3 = _course(service, w3, occupation_code="6-18-02-04", skill_level=4)
+    service.call(
+        "POST",
+        f"/api/v1/courses/{c3}/enrolments",
+        w3.operator,
+        json={"learner_ids": [w3.learner_id]},
+    )
+    for passed in (True, False):
+        r = service.call(
+            "POST",
+            f"/api/v1/courses/{c3}/assessments",
+            w3.operator,
+            json={"learner_id": w3.learner_id, "passed": passed},
+        )
+        assert r.status_code == 201, r.text
+    refused(
+        service,
+        "POST",
+        f"/api/v1/learners/{w3.learner_id}/certificates",
+        service.bureau,
+        409,
+        "assessment_not_passed",
+        json={**cert, "course_id": c3, "number": "S-other"},
+    )
     # Read by the learner, their institution, the bureau; never another institution.
     for token in (w.learner, w.operator, service.bureau):
         r = service.call("GET", path, token)
