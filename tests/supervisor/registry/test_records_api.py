@@ -549,3 +549,41 @@ def test_the_console_shows_the_records_in_chinese(service: Service) -> None:
     finally:
         while _open:  # the console clients (that module closes its own after each test)
             _open.pop().close()
+
+
+def test_a_roster_may_carry_key_groups(service: Service) -> None:
+    from tests.supervisor.conftest import new_id_number
+    from tests.supervisor.registry.test_roster_import import post, xlsx
+
+    w = service.world(enrol=False)
+    ids = [new_id_number("19850101"), new_id_number("19920315")]
+    bad = xlsx([["姓名", "身份证号", "重点群体"], ["张三", ids[0], "农民工、退休人员"]])
+    before = service.event_count()
+    r = post(service, w, bad)
+    assert r.status_code == 422 and r.json()["reason"] == "roster_has_errors", r.text
+    assert service.event_count() == before
+    book = xlsx(
+        [
+            ["姓名", "身份证号", "重点群体"],
+            ["张三", ids[0], "农民工、退役军人"],
+            ["李四", ids[1], None],
+        ]
+    )
+    r = post(service, w, book)
+    assert r.status_code == 201, r.text
+    registered = {
+        lr.id_number: lr.id for lr in service.storage.registry.list_learners(w.institution_id)
+    }
+    zhang = registered[ids[0]]
+    r = service.call("GET", f"/api/v1/learners/{zhang}/groups", w.operator)
+    assert r.status_code == 200, r.text
+    got = r.json()["groups"]
+    assert [g["group"] for g in got] == ["rural_migrant_worker", "veteran"]
+    assert {g["source"] for g in got} == {"roster import"}
+    r = service.call("GET", f"/api/v1/learners/{registered[ids[1]]}/groups", w.operator)
+    assert r.json()["groups"] == []
+    # The same file again adds nothing: the groups are held already.
+    before = service.event_count()
+    r = post(service, w, book)
+    assert r.status_code in (200, 201), r.text
+    assert service.event_count() == before
