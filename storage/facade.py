@@ -20,6 +20,7 @@ from storage.protocols import (
     ClassroomStore,
     EvidenceStore,
     LedgerStore,
+    RecordsStore,
     RegistryStore,
     SealStore,
     SignatureStore,
@@ -28,6 +29,7 @@ from storage.protocols import (
     TemplateStore,
     WorkspaceSessionStore,
 )
+from storage.records_sql import SqlRecordsStore
 from storage.registry_sql import SqlRegistryStore
 from storage.sessions_sql import SqlWorkspaceSessionStore
 from storage.signatures_sql import SqlSignatureStore
@@ -40,7 +42,7 @@ class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.signatures`,
     `.evidence`,
     `.classroom`, `.seals`, `.access_log`, `.subsidy`, `.summaries`,
-    `.workspace_sessions`, each typed by
+    `.workspace_sessions`, `.records`, each typed by
     its protocol (`storage.protocols`), whatever implements it.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
@@ -68,6 +70,7 @@ class Storage:
         self.subsidy: SubsidyStore = SqlSubsidyStore(db)
         self.summaries: SummaryStore = SqlSummaryStore(db)
         self.workspace_sessions: WorkspaceSessionStore = SqlWorkspaceSessionStore(db)
+        self.records: RecordsStore = SqlRecordsStore(db)
         self._closed = False
 
     def close(self) -> None:

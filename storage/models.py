@@ -569,3 +569,83 @@ course_rules = cast(Table, CourseRulesRow.__table__)
 course_enrolments = cast(Table, CourseEnrolmentRow.__table__)
 assessment_results = cast(Table, AssessmentResultRow.__table__)
 flag_decisions = cast(Table, FlagDecisionRow.__table__)
+
+
+# -- records the bureau's statistics need (revision 0011r) -------------------------
+
+
+class InstitutionProfileRow(Base):
+    """An institution's division (GB/T 2260), licence, legal representative and address:
+    every record and correction is a new row, never updated; the latest counts. Each is
+    also an `institution_profile_recorded` event in the institution's chain."""
+
+    __tablename__ = "institution_profiles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    division_code: Mapped[str] = mapped_column(String(6), index=True)
+    licence_number: Mapped[str] = mapped_column(String(100))
+    legal_representative: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CourseClassificationRow(Base):
+    """A course's occupation code and skill level: a new row per classification, never
+    updated; the latest counts (`course_classified` in the course's chain)."""
+
+    __tablename__ = "course_classifications"
+    __table_args__ = (CheckConstraint("skill_level BETWEEN 1 AND 5", name="skill_level_range"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), index=True)
+    occupation_code: Mapped[str] = mapped_column(String(10))
+    skill_level: Mapped[int] = mapped_column(Integer)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LearnerGroupChangeRow(Base):
+    """Every addition to or removal from a key group, never updated; a learner is in a
+    group while the latest change for it is an addition (`learner_group_added` /
+    `learner_group_removed` in the learner's chain)."""
+
+    __tablename__ = "learner_group_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
+    group_name: Mapped[str] = mapped_column(String(32))
+    added: Mapped[bool] = mapped_column(Boolean)
+    since: Mapped[str | None] = mapped_column(String(10))  # local date, on an addition
+    source: Mapped[str | None] = mapped_column(String(200))  # on an addition
+    reason: Mapped[str | None] = mapped_column(Text)  # on a removal
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CertificateRow(Base):
+    """Skill-level certificates, never updated; one per passed assessment result
+    (`certificate_issued` in the learner's chain)."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (CheckConstraint("skill_level BETWEEN 1 AND 5", name="skill_level_range"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), index=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("assessment_results.id"), unique=True)
+    skill_level: Mapped[int] = mapped_column(Integer)
+    occupation_code: Mapped[str] = mapped_column(String(10))
+    issued_on: Mapped[str] = mapped_column(String(10))
+    issuing_body: Mapped[str] = mapped_column(String(200))
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+institution_profiles = cast(Table, InstitutionProfileRow.__table__)
+course_classifications = cast(Table, CourseClassificationRow.__table__)
+learner_group_changes = cast(Table, LearnerGroupChangeRow.__table__)
+certificates = cast(Table, CertificateRow.__table__)

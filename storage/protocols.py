@@ -15,12 +15,14 @@ from storage.types import (
     AssessmentResult,
     BrokenRecord,
     CameraSource,
+    Certificate,
     ChainBreak,
     ChainHead,
     ClassFiling,
     ClassMode,
     Consent,
     Course,
+    CourseClassification,
     CourseEnrolment,
     CourseRules,
     DeliveryMode,
@@ -29,9 +31,11 @@ from storage.types import (
     FlagDecision,
     FlagStatus,
     Institution,
+    InstitutionProfile,
     InstitutionRecord,
     InstitutionStatus,
     Learner,
+    LearnerGroup,
     LedgerEvent,
     LedgerRow,
     NewEvent,
@@ -590,3 +594,65 @@ class SubsidyStore(Protocol):
 
     def decisions(self, flag_ids: Sequence[int]) -> dict[int, list[FlagDecision]]: ...
     def flag_counts(self) -> int: ...
+
+
+class RecordsStore(Protocol):
+    """Institutions' profiles, courses' classification, learners' key groups and
+    skill-level certificates: insert-only, the latest row counts."""
+
+    def record_profile(
+        self,
+        institution_id: int,
+        division_code: str,
+        licence_number: str,
+        legal_representative: str,
+        address: str,
+        reason: str,
+        recorded_by: str,
+        at: datetime,
+    ) -> InstitutionProfile: ...
+    def profile(self, institution_id: int) -> InstitutionProfile | None: ...
+    def profiles(self) -> dict[int, InstitutionProfile]: ...
+    def profile_history(self, institution_id: int) -> list[InstitutionProfile]: ...
+
+    def classify_course(
+        self, course_id: int, occupation_code: str, skill_level: int, by: str, at: datetime
+    ) -> CourseClassification: ...
+    def classification(self, course_id: int) -> CourseClassification | None: ...
+    def classifications(self) -> dict[int, CourseClassification]: ...
+
+    def change_group(
+        self,
+        learner_id: int,
+        group: str,
+        added: bool,
+        since: str | None,
+        source: str | None,
+        reason: str | None,
+        by: str,
+        at: datetime,
+    ) -> None:
+        """Record an addition (`since`, `source`) or a removal (`reason`)."""
+        ...
+
+    def groups(self, learner_ids: Sequence[int] | None = None) -> dict[int, list[LearnerGroup]]:
+        """The key groups each learner is in now, by learner."""
+        ...
+
+    def add_certificate(
+        self,
+        number: str,
+        result_id: int,
+        skill_level: int,
+        occupation_code: str,
+        issued_on: str,
+        issuing_body: str,
+        by: str,
+        at: datetime,
+    ) -> Certificate:
+        """Raises `Duplicate` when the number is taken or the result has one already."""
+        ...
+
+    def certificates(
+        self, learner_id: int | None = None, course_id: int | None = None
+    ) -> list[Certificate]: ...

@@ -464,3 +464,65 @@ class FlagDecision:
     chain_id: str
     seq: int
     hash: str
+
+
+# -- records the bureau's statistics need (storage/records_sql.py) ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class InstitutionProfile:
+    """An institution's place and papers as last recorded (each record or correction
+    is a new row; the latest counts). `division_code`: GB/T 2260, six digits."""
+
+    id: int
+    institution_id: int
+    division_code: str
+    licence_number: str
+    legal_representative: str
+    address: str
+    reason: str
+    recorded_by: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CourseClassification:
+    """A course's occupation code (`X-XX-XX-XX`, 2022 classification) and skill level
+    (1..5) as last recorded; the latest row counts."""
+
+    id: int
+    course_id: int
+    occupation_code: str
+    skill_level: int
+    recorded_by: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerGroup:
+    """A key group a learner belongs to (`since`: local date YYYY-MM-DD)."""
+
+    learner_id: int
+    group: str
+    since: str
+    source: str
+    recorded_by: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """A skill-level certificate issued after a passed assessment (`result_id`).
+    `issued_on`: the local date printed on it (YYYY-MM-DD)."""
+
+    id: int
+    number: str
+    learner_id: int
+    course_id: int
+    result_id: int
+    skill_level: int
+    occupation_code: str
+    issued_on: str
+    issuing_body: str
+    recorded_by: str
+    recorded_at: datetime

@@ -32,6 +32,7 @@ from supervisor.api.routes import classes as routes_classes
 from supervisor.api.routes import inspect as routes_inspect
 from supervisor.api.routes import live as routes_live
 from supervisor.api.routes import privacy as routes_privacy
+from supervisor.api.routes import records as routes_records
 from supervisor.api.routes import registry as routes_registry
 from supervisor.api.routes import roster as routes_roster
 from supervisor.api.routes import sessions as routes_sessions
@@ -45,6 +46,7 @@ from supervisor.online.live import LiveManager
 from supervisor.online.recorder import SessionRecorder
 from supervisor.online.sessions import SessionService
 from supervisor.privacy.service import PrivacyService
+from supervisor.registry.records import RecordsService
 from supervisor.registry.service import RegistryService
 from supervisor.runtime.redis import open_redis
 from supervisor.subsidy.service import SubsidyService
@@ -114,6 +116,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.sessions = sessions
             app.state.privacy = PrivacyService(ctx, sessions)
             app.state.subsidy = SubsidyService(ctx)
+            app.state.records = RecordsService(ctx)
             app.state.live = live
             refresher = SummaryRefresher(ctx, redis.client)
             await refresher.start()
@@ -180,6 +183,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(pages_inspect.router)
     app.include_router(pages_console.router)
     app.include_router(routes_subsidy.router)
+    app.include_router(routes_records.router)
     app.include_router(pages_public.router)
     pages_docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -6,11 +6,14 @@ never holds the means to make its own evidence.
 - `learner` acts as themselves only: gives or withdraws biometric consent, enrols
   their face, starts a session, sends study frames, reads their own data.
 - `operator` (an institution's staff) registers learners, courses, classes, rosters
-  and cameras, files classes, enters assessment results, reads its institution and
-  attaches a statement to a flag on its learners. It never decides a flag, sets a
-  subsidy standard, records consent, starts a session or sends a frame.
+  and cameras, files classes, enters assessment results, classifies its courses while
+  their rules are unpublished, adds and removes its learners' key groups, reads its
+  institution and attaches a statement to a flag on its learners. It never decides a
+  flag, sets a subsidy standard, records its own profile or a certificate, records
+  consent, starts a session or sends a frame.
 - `bureau` (the human-resources bureau) sets subsidy standards and the catalogue,
-  changes institution status and credit codes, decides flags, issues learners'
+  changes institution status, credit codes and profiles (division, licence), records
+  skill-level certificates after a passed assessment, decides flags, issues learners'
   accounts, and records consent and enrolment given in person (with the signed
   form's hash) and the non-face path.
 - `inspector` reads everything, draws spot checks, exports evidence, decides flags.

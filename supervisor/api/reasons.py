@@ -156,6 +156,44 @@ REASON_MESSAGES: dict[str, str] = {
     ),
     "class_other_institution": N_("The class belongs to another institution."),
     "course_other_institution": N_("The course belongs to another institution."),
+    # -- records the bureau's statistics need ---------------------------------------------
+    "invalid_division_code": N_(
+        "The administrative-division code is not valid: six digits, a province that "
+        "exists, and a province's own code ends in 0000."
+    ),
+    "invalid_occupation_code": N_(
+        "The occupation code is not valid: X-XX-XX-XX with a major category from 1 to 8."
+    ),
+    "invalid_skill_level": N_("The skill level is from 1 (senior technician) to 5."),
+    "invalid_licence_number": N_("The licence number is missing or too long."),
+    "invalid_legal_representative": N_("The legal representative is missing or too long."),
+    "invalid_address": N_("The address is missing or too long."),
+    "invalid_reason": N_("The reason is too long."),
+    "same_profile": N_("The institution's profile is already recorded so."),
+    "no_profile": N_("No profile is recorded for this institution yet."),
+    "rules_published": N_(
+        "The course's rules are published: only the bureau can change its classification."
+    ),
+    "same_classification": N_("The course is already classified so."),
+    "not_classified": N_("The course has no occupation code and skill level yet."),
+    "incomplete_classification": N_("Give both the occupation code and the skill level."),
+    "classification_mismatch": N_(
+        "The course was re-classified after its rules were set; set the rules again."
+    ),
+    "invalid_group": N_("This is not one of the key groups of the policy."),
+    "invalid_date": N_("The date is not a valid date (YYYY-MM-DD)."),
+    "invalid_source": N_("The source is missing or too long."),
+    "group_already_held": N_("The learner is in this group already."),
+    "group_not_held": N_("The learner is not in this group."),
+    "assessment_not_passed": N_(
+        "A certificate needs a passed assessment of the learner in this course."
+    ),
+    "level_mismatch": N_("The certificate's level must be the course's skill level."),
+    "before_assessment": N_("A certificate cannot be dated before its assessment."),
+    "invalid_certificate_number": N_("The certificate number is missing or too long."),
+    "invalid_issuing_body": N_("The issuing body is missing or too long."),
+    "duplicate_certificate_number": N_("A certificate with this number exists already."),
+    "already_certified": N_("This assessment result has a certificate already."),
     # -- inspection -----------------------------------------------------------------------
     "bad_hash": N_("A frame is named by 64 lowercase hexadecimal characters."),
     "no_seal": N_("No seal has been made yet."),

@@ -118,6 +118,29 @@ LABELS: dict[str, dict[str, str]] = {
         "confirmed_fraud_flag": N_("a confirmed fraud flag"),
         "chain_broken": N_("a ledger chain it rests on is broken"),
     },
+    # The key groups of the policy (supervisor.ledger.records.KEY_GROUPS).
+    "key_group": {
+        "rural_migrant_worker": N_("rural migrant worker"),
+        "school_leaver": N_("school leaver not in further education"),
+        "unemployed": N_("laid-off or unemployed"),
+        "veteran": N_("veteran"),
+        "employment_difficulty": N_("person with employment difficulties"),
+        "poverty_risk": N_("person at risk of returning to poverty"),
+        "enterprise_staff": N_("enterprise staff"),
+    },
+    # Skill levels of the national scheme: 5 is the lowest, 1 the highest.
+    "skill_level": {
+        "5": N_("level 5 (beginner)"),
+        "4": N_("level 4 (intermediate)"),
+        "3": N_("level 3 (advanced)"),
+        "2": N_("level 2 (technician)"),
+        "1": N_("level 1 (senior technician)"),
+    },
+    "division_level": {
+        "province": N_("province"),
+        "city": N_("city"),
+        "county": N_("county or district"),
+    },
 }
 
 

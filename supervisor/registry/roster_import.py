@@ -1,7 +1,7 @@
 """Roster import: an institution's learners from an .xlsx or .csv file.
 
-An operator uploads a file of learners (columns 姓名, 身份证号 and optionally 手机号,
-or their English names). `read_roster` turns the bytes into rows, or refuses the whole
+An operator uploads a file of learners (columns 姓名, 身份证号 and optionally 手机号
+and 重点群体, or their English names). `read_roster` turns the bytes into rows, or refuses the whole
 file (not a spreadsheet, too large, too many rows, no header with the needed
 columns); `RosterImport.check` validates every row (the ID number's GB 11643 check
 character, an ID number Excel turned into a number or into scientific notation, a
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from config.roster import RosterSettings
 from storage.exceptions import StorageError
@@ -37,7 +38,9 @@ from supervisor.auth import Principal
 from supervisor.context import Context
 from supervisor.errors import Conflict, InvalidInput, ServiceError
 from supervisor.i18n import N_
+from supervisor.ledger.records import KEY_GROUPS
 from supervisor.registry.identity import id_number_problem_code, normalise_id_number
+from supervisor.registry.records import RecordsService
 from supervisor.registry.service import RegistryService
 from supervisor.registry.status import ensure_may_register
 
@@ -46,6 +49,7 @@ class Column(StrEnum):
     name = "name"
     id_number = "id_number"
     phone = "phone"
+    groups = "groups"
 
 
 # Header texts per column (compared without spaces, case-insensitive): the words
@@ -65,7 +69,26 @@ HEADERS: Final[dict[Column, tuple[str, ...]]] = {
         "residentid",
     ),
     Column.phone: ("手机号", "手机号码", "手机", "联系电话", "电话", "phone", "mobile", "tel"),
+    Column.groups: ("重点群体", "人员类别", "群体", "groups", "keygroups", "key_groups"),
 }
+# The key groups a cell of the 重点群体 column may name (several, separated by 、，,;；/
+# or spaces): the policy's Chinese names or the codes of `KEY_GROUPS`. A learner's
+# groups from a file are recorded at import, `since` the import's local date, with the
+# source `GROUP_SOURCE`.
+GROUP_NAMES: Final[dict[str, str]] = {
+    **{code: code for code in KEY_GROUPS},
+    "农民工": "rural_migrant_worker",
+    "两后生": "school_leaver",
+    "下岗失业人员": "unemployed",
+    "失业人员": "unemployed",
+    "退役军人": "veteran",
+    "就业困难人员": "employment_difficulty",
+    "脱贫人口": "poverty_risk",
+    "防止返贫监测对象": "poverty_risk",
+    "企业职工": "enterprise_staff",
+}
+GROUP_SOURCE: Final = "roster import"
+_GROUP_SPLIT = re.compile(r"[、，,;；/\s]+")
 REQUIRED: Final = (Column.name, Column.id_number)
 # Columns read from a sheet (more are ignored): a bound on work per row.
 MAX_COLUMNS: Final = 64
@@ -98,6 +121,10 @@ PROBLEMS: Final[dict[str, str]] = {
         "A learner with this ID number is registered at another institution."
     ),
     "invalid_phone": N_("The mobile number must be 11 digits starting with 1."),
+    "invalid_group": N_(
+        "The key group must be one of 农民工, 两后生, 下岗失业人员, 退役军人, 就业困难人员, "
+        "脱贫人口 and 企业职工."
+    ),
     "formula": N_("The cell holds a formula; enter the value itself."),
 }
 
@@ -126,6 +153,7 @@ class RosterRow:
     phone: str
     problems: tuple[RowProblem, ...] = ()
     existing_learner_id: int | None = None
+    groups: tuple[str, ...] = ()  # codes of KEY_GROUPS, from the optional 重点群体 column
 
     @property
     def status(self) -> RowStatus:
@@ -407,6 +435,7 @@ def _row(number: int, cells: Sequence[object], layout: _Layout, today: Any) -> R
     name_cell = _cell(cells, layout.columns[Column.name])
     id_cell = _cell(cells, layout.columns[Column.id_number])
     phone_cell = _cell(cells, layout.columns.get(Column.phone))
+    groups_cell = _cell(cells, layout.columns.get(Column.groups))
 
     name = ""
     if isinstance(name_cell, _Formula):
@@ -453,7 +482,21 @@ def _row(number: int, cells: Sequence[object], layout: _Layout, today: Any) -> R
                 phone = phone[len(prefix) :]
         if phone and not _PHONE.match(phone):
             problems.append(RowProblem(Column.phone, "invalid_phone"))
-    return RosterRow(number, name, id_number, phone, tuple(problems))
+
+    groups: list[str] = []
+    if isinstance(groups_cell, _Formula):
+        problems.append(RowProblem(Column.groups, "formula"))
+    elif groups_cell is not None:
+        for word in _GROUP_SPLIT.split(_text(groups_cell)):
+            if not word:
+                continue
+            code = GROUP_NAMES.get(word)
+            if code is None:
+                problems.append(RowProblem(Column.groups, "invalid_group"))
+                break
+            if code not in groups:
+                groups.append(code)
+    return RosterRow(number, name, id_number, phone, tuple(problems), groups=tuple(groups))
 
 
 _FULL_WIDTH: Final = str.maketrans("０１２３４５６７８９Ｘｘ＋", "0123456789XX+")
@@ -505,11 +548,14 @@ def _with(row: RosterRow, problem: RowProblem) -> RosterRow:
         row.phone,
         row.problems + (problem,),
         row.existing_learner_id,
+        row.groups,
     )
 
 
 def _existing(row: RosterRow, learner_id: int) -> RosterRow:
-    return RosterRow(row.row, row.name, row.id_number, row.phone, row.problems, learner_id)
+    return RosterRow(
+        row.row, row.name, row.id_number, row.phone, row.problems, learner_id, row.groups
+    )
 
 
 # -- the service ----------------------------------------------------------------------
@@ -592,4 +638,28 @@ class RosterImport:
                 ) from None
             created.append((row.row, learner))
             ids.append(learner.id)
+        await self._record_groups(p, report)
         return ImportOutcome(report, True, tuple(created), tuple(ids))
+
+    async def _record_groups(self, p: Principal, report: RosterReport) -> None:
+        """The key groups of the file's rows (new and existing learners alike), each not
+        yet held recorded as `learner_group_added`, since today (local)."""
+        if not any(row.groups for row in report.rows):
+            return
+        records = RecordsService(self.ctx)
+        zone = ZoneInfo(self.ctx.settings.subsidy.timezone)
+        today = self.ctx.clock().astimezone(zone).date().isoformat()
+        learners = {
+            lr.id_number: lr.id
+            for lr in await self.ctx.db(
+                self.ctx.storage.registry.list_learners, report.institution_id
+            )
+        }
+        for row in report.rows:
+            learner_id = learners.get(row.id_number)
+            if row.status is RowStatus.error or not row.groups or learner_id is None:
+                continue
+            held = {g.group for g in await records.groups_of(learner_id)}
+            for group in row.groups:
+                if group not in held:
+                    await records.add_group(p, learner_id, group, today, GROUP_SOURCE)

@@ -35,6 +35,7 @@ from supervisor.registry.consent import base_version
 from supervisor.registry.credit_code import code_problem, normalise
 from supervisor.registry.frames import enrolment_photos_to_delete
 from supervisor.registry.identity import id_number_problem, normalise_id_number
+from supervisor.registry.records import RecordsService, check_classification
 from supervisor.registry.status import ensure_may_register
 from supervisor.rules.flags import EvidenceRef
 from verification.exceptions import EnrolmentRejected, ImageError
@@ -97,12 +98,27 @@ class RegistryService:
         name: str,
         required_hours: float,
         delivery_mode: DeliveryMode,
+        occupation_code: str | None = None,
+        skill_level: int | None = None,
     ) -> Course:
+        """Add a course; with its occupation code and skill level (both or neither),
+        classified at once (`course_classified` in the course's chain)."""
         await self.ctx.db(self.store.get_institution, institution_id)
         await ensure_may_register(self.ctx, p, institution_id)
-        return await self.ctx.db(
+        if (occupation_code is None) != (skill_level is None):
+            raise InvalidInput(
+                "give both the occupation code and the skill level, or neither",
+                reason="incomplete_classification",
+            )
+        if occupation_code is not None and skill_level is not None:
+            check_classification(occupation_code, skill_level)
+        course = await self.ctx.db(
             self.store.create_course, institution_id, name, required_hours, delivery_mode
         )
+        if occupation_code is not None and skill_level is not None:
+            records = RecordsService(self.ctx)
+            await records.record_classification(p, course, occupation_code, skill_level)
+        return course
 
     async def get_course(self, p: Principal, course_id: int) -> Course:
         course = await self.ctx.db(self.store.get_course, course_id)

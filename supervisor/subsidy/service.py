@@ -45,6 +45,7 @@ from supervisor.ledger import codec
 from supervisor.ledger import events as ev
 from supervisor.ledger import subsidy as se
 from supervisor.registry.credit_code import code_problem, normalise
+from supervisor.registry.records import RecordsService, check_classification
 from supervisor.registry.status import ensure_may_register
 from supervisor.rules import fraud
 from supervisor.rules.eligibility import Eligibility
@@ -77,6 +78,7 @@ class SubsidyService:
         self.ctx = ctx
         self.store = ctx.storage.subsidy
         self.registry = ctx.storage.registry
+        self.records = RecordsService(ctx)
 
     # -- institutions ----------------------------------------------------------------
 
@@ -218,9 +220,19 @@ class SubsidyService:
         valid_from: datetime | None,
         valid_until: datetime | None,
     ) -> CourseRules:
-        await self._course(p, course_id, duty="standards")
+        course = await self._course(p, course_id, duty="standards")
+        current = await self.ctx.db(self.store.course_rules, course_id)
+        if current is not None and current.status is not PublicationStatus.draft:
+            raise Conflict(f"the rules are {current.status.value}", reason="rules_frozen")
         if subsidy_kind is SubsidyKind.per_hour and subsidy_cap is None:
             raise InvalidInput("a per-hour subsidy needs a cap", reason="cap_required")
+        # The rules' occupation is the course's occupation code (2022 classification),
+        # and the bureau's rules classify the course: the two never disagree.
+        occupation = occupation.strip()
+        check_classification(occupation, skill_level)
+        await self.records.record_classification(
+            p, course, occupation, skill_level, same_is_conflict=False
+        )
         try:
             return await self.ctx.db(
                 self.store.set_course_rules,
@@ -268,6 +280,22 @@ class SubsidyService:
             raise Conflict("the course has no catalogue rules yet", reason="no_rules")
         if rules.status is not PublicationStatus.draft:
             raise Conflict(f"the rules are {rules.status.value}", reason="rules_frozen")
+        check_classification(rules.occupation, rules.skill_level)
+        classified = await self.ctx.db(self.ctx.storage.records.classification, course_id)
+        if classified is None:
+            classified = await self.records.record_classification(
+                p, course, rules.occupation, rules.skill_level
+            )
+        if (classified.occupation_code, classified.skill_level) != (
+            rules.occupation,
+            rules.skill_level,
+        ):
+            raise Conflict(
+                "the course was re-classified after its rules were set: set the rules again",
+                reason="classification_mismatch",
+                occupation_code=classified.occupation_code,
+                skill_level=classified.skill_level,
+            )
         now = self.ctx.clock()
         async with self.ctx.lock(se.course_chain(course_id)):
             await self.ctx.append(

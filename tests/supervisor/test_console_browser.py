@@ -224,7 +224,7 @@ def test_operator_imports_a_roster_fixes_a_bad_row_and_answers_a_flag(
     shot(page, "bureau-catalogue")
     page.click(f"#catalogue tr[data-id='{course}'] a.open-standard")
     page.wait_for_selector("#standard-form")
-    page.fill("#standard-form input[name=occupation]", "中式烹调师")
+    page.fill("#standard-form input[name=occupation]", "4-03-02-01")
     page.fill("#standard-form input[name=skill_level]", "5")
     page.fill("#standard-form input[name=subsidy_amount]", "1200")
     page.click("#standard-form button[type=submit]")

@@ -346,7 +346,7 @@ def test_bureau_sets_and_publishes_a_subsidy_standard(service: Service) -> None:
     standard = {
         "csrf": csrf,
         "action": "set",
-        "occupation": "电工",
+        "occupation": "6-31-01-03",
         "skill_level": "4",
         "subsidy_kind": "per_learner",
         "subsidy_amount": "1500",

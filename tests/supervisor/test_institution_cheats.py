@@ -155,7 +155,7 @@ def test_the_operator_cannot_set_its_own_subsidy_or_decide_its_own_flags(
     w = svc.world()
     course = _course(svc, w.operator, w.institution_id)
     rules = {
-        "occupation": "Welder",
+        "occupation": "6-18-02-04",
         "skill_level": 4,
         "subsidy_kind": "per_learner",
         "subsidy_amount": 99_999,
@@ -213,7 +213,7 @@ def test_an_expelled_institution_creates_nothing_and_is_paid_nothing_after_the_d
         f"/api/v1/courses/{course}/rules",
         svc.bureau,
         json={
-            "occupation": "Welder",
+            "occupation": "6-18-02-04",
             "skill_level": 4,
             "subsidy_kind": "per_learner",
             "subsidy_amount": 800,

@@ -104,7 +104,7 @@ def test_public_pages_in_chinese(
     body = {"institution_id": inst, "name": "电工（四级）", "required_hours": 40}
     course = svc.call("POST", "/api/v1/courses", op, json={**body, "delivery_mode": "blended"})
     cid = course.json()["id"]
-    rules = {"occupation": "电工", "skill_level": 4, "subsidy_kind": "per_hour"}
+    rules = {"occupation": "6-31-01-03", "skill_level": 4, "subsidy_kind": "per_hour"}
     rules.update(subsidy_amount=30, subsidy_cap=1200)
     # The bureau sets and publishes the standard; the institution only offers the course.
     bureau = svc.bureau

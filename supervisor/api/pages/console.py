@@ -35,6 +35,7 @@ from supervisor.api.errors import STORAGE_ERRORS
 from supervisor.api.pages.common import error_text, render
 from supervisor.api.pages.signin import WorkspaceSignIn
 from supervisor.api.routes.classes import get_classroom
+from supervisor.api.routes.records import get_records
 from supervisor.api.routes.roster import (
     ImportMode,
     import_out,
@@ -171,8 +172,14 @@ async def learners_page(request: Request) -> Response:
         rows = []
         if institution is not None:
             rows = await get_registry(request).list_learners(p, institution)
+        groups = await get_records(request).groups_by_learner([lr.id for lr in rows])
         return render(
-            request, "console_learners.html", learners=rows, institution=institution, **base
+            request,
+            "console_learners.html",
+            learners=rows,
+            groups=groups,
+            institution=institution,
+            **base,
         )
 
     return await _page(request, body)
@@ -466,8 +473,14 @@ async def courses_page(request: Request) -> Response:
         courses = []
         if institution is not None:
             courses = await get_registry(request).list_courses(p, institution)
+        classified = await get_records(request).classifications()
         return render(
-            request, "console_courses.html", courses=courses, institution=institution, **base
+            request,
+            "console_courses.html",
+            courses=courses,
+            classified=classified,
+            institution=institution,
+            **base,
         )
 
     return await _page(request, body)
@@ -644,10 +657,12 @@ async def institutions_page(request: Request) -> Response:
     async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
         found = await get_registry(request).list_institutions(p)
         may_change = p.role in (Role.admin, Role.bureau)
+        profiles = await get_records(request).profiles(p)
         return render(
             request,
             "console_institutions.html",
             institutions=found,
+            profiles=profiles,
             may_change=may_change,
             **base,
         )

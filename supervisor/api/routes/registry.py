@@ -66,9 +66,16 @@ async def get_institution(institution_id: int, p: PrincipalDep, reg: RegistryDep
     "/courses", response_model=CourseOut, status_code=status.HTTP_201_CREATED, tags=["courses"]
 )
 async def create_course(body: CourseIn, p: PrincipalDep, reg: RegistryDep) -> CourseOut:
-    """Add a course to an institution's catalogue (admin, or its operator)."""
+    """Add a course to an institution's catalogue (admin, or its operator); with its
+    occupation code and skill level, classified at once (a ledger event)."""
     course = await reg.create_course(
-        p, body.institution_id, body.name, body.required_hours, body.delivery_mode
+        p,
+        body.institution_id,
+        body.name,
+        body.required_hours,
+        body.delivery_mode,
+        body.occupation_code,
+        body.skill_level,
     )
     return CourseOut.of(course)
 

@@ -66,6 +66,15 @@ class CourseIn(In):
     name: str = Field(min_length=1, max_length=200)
     required_hours: float = Field(gt=0, le=10_000)
     delivery_mode: DeliveryMode
+    occupation_code: str | None = Field(
+        None,
+        max_length=32,
+        description="Occupation code of the national occupational classification (2022), "
+        "X-XX-XX-XX (422 `invalid_occupation_code` otherwise); with `skill_level`.",
+    )
+    skill_level: int | None = Field(
+        None, description="1 (一级/高级技师) to 5 (五级/初级工); with `occupation_code`."
+    )
 
 
 class CourseOut(BaseModel):

@@ -32,7 +32,7 @@ def _claim(svc: Service) -> tuple[int, int, str]:
     r = svc.call("POST", "/api/v1/courses", operator, json={**body, "delivery_mode": "online"})
     assert r.status_code == 201, r.text
     course = r.json()["id"]
-    rules = {"occupation": "焊工", "skill_level": 4, "subsidy_kind": "per_learner"}
+    rules = {"occupation": "6-18-02-04", "skill_level": 4, "subsidy_kind": "per_learner"}
     # The bureau, not the institution, sets and publishes the subsidy standard.
     r = svc.call(
         "PUT", f"/api/v1/courses/{course}/rules", svc.bureau, json={**rules, "subsidy_amount": 1500}

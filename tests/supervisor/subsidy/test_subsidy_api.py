@@ -49,7 +49,7 @@ def _course(svc: Service, w: World, hours: float = 0.0005, mode: str = "online")
     course: int = r.json()["id"]
     # Subsidy standards are the bureau's: the institution cannot set its own.
     rules = {
-        "occupation": "Welder",
+        "occupation": "6-18-02-04",
         "skill_level": 4,
         "subsidy_kind": "per_learner",
         "subsidy_amount": 1500,
@@ -61,7 +61,7 @@ def _course(svc: Service, w: World, hours: float = 0.0005, mode: str = "online")
         f"/api/v1/courses/{course}/rules",
         svc.bureau,
         json={
-            "occupation": "Welder",
+            "occupation": "6-18-02-04",
             "skill_level": 4,
             "subsidy_kind": "per_learner",
             "subsidy_amount": 1500,
@@ -126,7 +126,7 @@ def test_eligibility_reasons_then_eligible_with_claims_and_report(service: Servi
         f"/api/v1/courses/{course}/rules",
         service.bureau,
         json={
-            "occupation": "x",
+            "occupation": "6-18-02-04",
             "skill_level": 1,
             "subsidy_kind": "per_learner",
             "subsidy_amount": 9,
