@@ -15,6 +15,11 @@ from storage.types import (
     AssessmentResult,
     BrokenRecord,
     CameraSource,
+    Claim,
+    ClaimDraw,
+    ClaimLine,
+    ClaimObjection,
+    ClaimPayment,
     ChainBreak,
     ChainHead,
     ClassFiling,
@@ -34,7 +39,9 @@ from storage.types import (
     Learner,
     LedgerEvent,
     LedgerRow,
+    NewClaimLine,
     NewEvent,
+    PaymentExport,
     PublicationStatus,
     Role,
     RosterEntry,
@@ -590,3 +597,77 @@ class SubsidyStore(Protocol):
 
     def decisions(self, flag_ids: Sequence[int]) -> dict[int, list[FlagDecision]]: ...
     def flag_counts(self) -> int: ...
+
+
+class ClaimStore(Protocol):
+    """Claim review (issue 19): claims with their frozen lines, objections and their
+    statements, sampling draws and payment exports. Rows are never updated: what
+    happened to a claim is in its ledger chain; a claim is paid at most once (a
+    second payment raises `Duplicate`)."""
+
+    def add_claim(
+        self,
+        institution_id: int,
+        period_start: datetime,
+        period_end: datetime,
+        lines: Sequence[NewClaimLine],
+        lines_sha256: str,
+        submitted_by: str,
+        submitted_at: datetime,
+    ) -> Claim:
+        """The claim and its lines in one transaction; `amount` and `learners` are
+        summed from the lines."""
+        ...
+
+    def get_claim(self, claim_id: int) -> Claim:
+        """Raises `NotFound`."""
+        ...
+
+    def list_claims(
+        self,
+        institution_id: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Claim]:
+        """Claims whose period overlaps [start, end) (either bound optional), by id."""
+        ...
+
+    def lines(self, claim_id: int) -> list[ClaimLine]: ...
+
+    def add_objection(
+        self,
+        claim_id: int,
+        learner_id: int | None,
+        statement: str,
+        statement_sha256: str,
+        received_at: datetime,
+        received_by: str,
+    ) -> ClaimObjection: ...
+
+    def objections(self, claim_id: int) -> list[ClaimObjection]: ...
+    def get_objection(self, objection_id: int) -> ClaimObjection: ...
+
+    def add_draw(self, draw: ClaimDraw) -> ClaimDraw: ...
+    def get_draw(self, draw_id: str) -> ClaimDraw: ...
+    def draws(self) -> list[ClaimDraw]:
+        """Newest first."""
+        ...
+
+    def sampled(self, claim_ids: Sequence[int] | None = None) -> dict[int, str]:
+        """claim id -> the draw that sampled it (the first one)."""
+        ...
+
+    def add_payment_export(
+        self,
+        export_id: str,
+        created_at: datetime,
+        created_by: str,
+        payments: Sequence[tuple[int, float]],
+    ) -> PaymentExport:
+        """The export and one payment per (claim id, amount), atomically; raises
+        `Duplicate` (nothing written) when a claim was paid before."""
+        ...
+
+    def payment_export(self, export_id: str) -> tuple[PaymentExport, list[ClaimPayment]]: ...
+    def payment_exports(self) -> list[PaymentExport]: ...
+    def paid(self, claim_ids: Sequence[int] | None = None) -> dict[int, ClaimPayment]: ...
