@@ -27,6 +27,7 @@ from typing import Any
 from storage.canonical import GENESIS_HASH
 from storage.exceptions import Duplicate
 from storage.types import (
+    BrokenRecord,
     Claim,
     ClaimDraw,
     ClaimLine,
@@ -48,6 +49,7 @@ from supervisor.auth import (
     require_decider,
     require_role,
 )
+from supervisor.checks.integrity import report_breaks
 from supervisor.context import Context
 from supervisor.errors import Conflict, Forbidden, InvalidInput, UnknownId
 from supervisor.ledger import claims as ce
@@ -128,34 +130,54 @@ class PaymentRow:
     amount: float
 
 
-def check_lines(storage: Any, lines: Sequence[ClaimLine]) -> set[int]:
+def check_lines(
+    storage: Any, lines: Sequence[ClaimLine], at: datetime, metrics: Any = None
+) -> set[int]:
     """Learners whose line rests on a chain that is no longer intact, or whose frozen
     head (seq, hash) is no longer what the ledger holds at that seq (blocking).
 
     Each chain is verified whole from its first event (`LedgerStore.verify_from`) and,
     separately, up to the frozen seq: the verified hash there must be the frozen one. A
-    chain in the register of broken chains is broken whatever it recomputes to."""
+    chain in the register of broken chains is broken whatever it recomputes to; one
+    found broken here is registered and raises the integrity alarm (`found_by`
+    "claim_review"), as a scan or a seal would."""
     frozen: dict[str, set[tuple[int, str]]] = {}
     for line in lines:
         for ref in line.chains:
             frozen.setdefault(ref.chain_id, set()).add((ref.seq, ref.hash))
-    bad: set[str] = set(storage.ledger.broken(sorted(frozen)))
-    starts = [(c, 0, GENESIS_HASH) for c in sorted(frozen) if c not in bad]
-    breaks, _ = storage.ledger.verify_from(starts)
-    bad.update(b.chain_id for b in breaks)
+    registered = set(storage.ledger.broken(sorted(frozen)))
+    found: dict[str, tuple[int, str]] = {}
+    starts = [(c, 0, GENESIS_HASH) for c in sorted(frozen) if c not in registered]
+    if starts:
+        breaks, _ = storage.ledger.verify_from(starts)
+        for b in breaks:
+            found.setdefault(b.chain_id, (b.seq, b.reason))
     # Up to each frozen seq (chains frozen at several seqs are checked at each).
-    pending = {c: sorted(v) for c, v in frozen.items() if c not in bad}
+    pending = {c: sorted(v) for c, v in frozen.items() if c not in registered and c not in found}
     while pending:
         upto = {c: v[0][0] for c, v in pending.items()}
-        starts = [(c, 0, GENESIS_HASH) for c in sorted(upto)]
-        breaks, heads = storage.ledger.verify_from(starts, upto)
-        bad.update(b.chain_id for b in breaks)
+        breaks, heads = storage.ledger.verify_from(
+            [(c, 0, GENESIS_HASH) for c in sorted(upto)], upto
+        )
+        for b in breaks:
+            found.setdefault(b.chain_id, (b.seq, b.reason))
         for c, v in list(pending.items()):
             seq, hash_ = v.pop(0)
-            if heads.get(c) != (seq, hash_):
-                bad.add(c)
-            if not v or c in bad:
+            if c not in found and heads.get(c) != (seq, hash_):
+                found[c] = (seq, f"event {seq}, which a claim line rests on, is not as frozen")
+            if not v or c in found:
                 del pending[c]
+    if found:
+        report_breaks(
+            storage,
+            [
+                BrokenRecord(c, seq, why, at, "claim_review")
+                for c, (seq, why) in sorted(found.items())
+            ],
+            at,
+            metrics=metrics,
+        )
+    bad = registered | set(found)
     return {line.learner_id for line in lines if any(c.chain_id in bad for c in line.chains)}
 
 
@@ -396,7 +418,7 @@ class ClaimService:
         base_rate: float | None,
         seed: str | None,
     ) -> DrawView:
-        """Sample the submitted claims of [start, end) not sampled before, each at its
+        """Sample the submitted claims of [start, end) in no earlier draw, each at its
         institution's rate (`supervisor.rules.claims`); recorded in `claimdraw:<id>`."""
         require_decider(p)
         if end <= start:
@@ -411,8 +433,18 @@ class ClaimService:
             return await self.ctx.db(self._draw, p.actor, start, end, base, seed)
 
     def _draw(self, actor: str, start: datetime, end: datetime, base: float, seed: str) -> DrawView:
+        # A claim is in one draw's population at most: drawing again until a claim is
+        # (or is not) sampled gains nothing.
+        drawn = {
+            c
+            for _, e in codec.decode_all(
+                self.storage.ledger.iter_events(kinds=[ce.ClaimSampleDrawn.KIND])
+            )
+            if isinstance(e, ce.ClaimSampleDrawn)
+            for c in e.population
+        }
         views = self._views(self.store.list_claims(None, start, end))
-        population = [v.claim for v in views if v.status == "submitted" and v.sampled_by is None]
+        population = [v.claim for v in views if v.status == "submitted" and v.claim.id not in drawn]
         if not population:
             raise Conflict("no claim of this period awaits a draw", reason="nothing_to_draw")
         risk = self.risk()
@@ -485,7 +517,7 @@ class ClaimService:
         learners = {x.learner_id for x in detail.lines}
         if any(lid not in learners for lid in rejected):
             raise InvalidInput("a rejected learner is not in the claim", reason="not_in_claim")
-        broken = sorted(check_lines(self.storage, detail.lines))
+        broken = sorted(check_lines(self.storage, detail.lines, self.clock(), self.ctx.metrics))
         if broken:
             note = (note + "\n" if note else "") + "chain_broken: " + ", ".join(map(str, broken))
         self.storage.ledger.append(
@@ -535,7 +567,7 @@ class ClaimService:
         amount = 0.0
         if status == "approved":
             kept = [x for x in detail.lines if x.learner_id not in state.rejected]
-            broken = sorted(check_lines(self.storage, kept))
+            broken = sorted(check_lines(self.storage, kept, now, self.ctx.metrics))
             amount = round(sum(x.amount for x in kept if x.learner_id not in broken), 2)
             if amount <= 0:
                 raise Conflict(
