@@ -491,7 +491,7 @@ class ClaimService:
         Returns the claim and the learners rejected for a broken chain."""
         require_decider(p)
         if verdict not in rules.VERDICTS:
-            raise InvalidInput("the verdict is verified or irregular", reason="bad_verdict")
+            raise InvalidInput("the verdict is verified or irregular", reason="bad_claim_verdict")
         note = note.strip()
         if len(note) > MAX_STATEMENT:
             raise InvalidInput("the note is at most 2000 characters", reason="note_too_long")
@@ -707,7 +707,7 @@ class ClaimService:
         if len(note) > MAX_STATEMENT:
             raise InvalidInput("the note is at most 2000 characters", reason="note_too_long")
         if upheld and not note:
-            raise InvalidInput("upholding an objection needs a note", reason="note_required")
+            raise InvalidInput("upholding an objection needs a note", reason="uphold_needs_note")
         async with self.ctx.lock(ce.claim_chain(claim_id)):
 
             def run() -> None:

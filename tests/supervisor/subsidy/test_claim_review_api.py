@@ -641,7 +641,7 @@ def test_broken_chains_upheld_objections_and_suspension_refuse_money(service: Se
     _refused(
         svc,
         422,
-        "note_required",
+        "uphold_needs_note",
         before,
         svc.call(
             "POST",
