@@ -19,9 +19,10 @@ from sqlalchemy import Row, and_, insert, select
 from storage.engine import Database
 from storage.exceptions import InvalidInput, NotFound
 from storage.models import (
-    claim_draw_samples,
+    claim_draw_members,
     claim_draws,
     claim_lines,
+    claim_notices,
     claim_objections,
     claim_payment_exports,
     claim_payments,
@@ -31,6 +32,7 @@ from storage.types import (
     Claim,
     ClaimDraw,
     ClaimLine,
+    ClaimNotice,
     ClaimObjection,
     ClaimPayment,
     LineChain,
@@ -226,10 +228,14 @@ class SqlClaimStore:
                     drawn_at=draw.drawn_at,
                 )
             )
-            if draw.sampled:
+            members = set(draw.population) | set(draw.sampled)
+            if members:
                 conn.execute(
-                    insert(claim_draw_samples),
-                    [{"draw_id": draw.draw_id, "claim_id": c} for c in draw.sampled],
+                    insert(claim_draw_members),
+                    [
+                        {"draw_id": draw.draw_id, "claim_id": c, "sampled": c in draw.sampled}
+                        for c in sorted(members)
+                    ],
                 )
         return self.get_draw(draw.draw_id)
 
@@ -248,14 +254,16 @@ class SqlClaimStore:
                 select(claim_draws).where(where).order_by(claim_draws.c.drawn_at.desc())
             ).all()
             sampled: dict[str, list[int]] = {}
+            population: dict[str, list[int]] = {}
             ids = [r.draw_id for r in rows]
             if ids:
-                for did, cid in conn.execute(
-                    select(claim_draw_samples.c.draw_id, claim_draw_samples.c.claim_id).where(
-                        claim_draw_samples.c.draw_id.in_(ids)
-                    )
+                m = claim_draw_members.c
+                for did, cid, hit in conn.execute(
+                    select(m.draw_id, m.claim_id, m.sampled).where(m.draw_id.in_(ids))
                 ):
-                    sampled.setdefault(did, []).append(cid)
+                    population.setdefault(did, []).append(cid)
+                    if hit:
+                        sampled.setdefault(did, []).append(cid)
         return [
             ClaimDraw(
                 r.draw_id,
@@ -266,24 +274,56 @@ class SqlClaimStore:
                 tuple(sorted(sampled.get(r.draw_id, ()))),
                 r.drawn_by,
                 r.drawn_at,
+                tuple(sorted(population.get(r.draw_id, ()))),
             )
             for r in rows
         ]
 
     def sampled(self, claim_ids: Sequence[int] | None = None) -> dict[int, str]:
-        s, d = claim_draw_samples.c, claim_draws.c
-        q = (
-            select(s.claim_id, s.draw_id)
-            .join(claim_draws, d.draw_id == s.draw_id)
-            .order_by(d.drawn_at.desc())
-        )
-        if claim_ids is not None:
-            q = q.where(s.claim_id.in_(list(claim_ids)))
-        out: dict[int, str] = {}
+        return {c: d for c, (d, hit) in self._members(claim_ids).items() if hit}
+
+    def drawn(self, claim_ids: Sequence[int] | None = None) -> dict[int, str]:
+        return {c: d for c, (d, _) in self._members(claim_ids).items()}
+
+    def _members(self, claim_ids: Sequence[int] | None) -> dict[int, tuple[str, bool]]:
+        m = claim_draw_members.c
+        q = select(m.claim_id, m.draw_id, m.sampled)
+        out: dict[int, tuple[str, bool]] = {}
         with self._db.read() as conn:
-            for cid, did in conn.execute(q):
-                out[cid] = did  # the earliest draw wins (rows come newest first)
+            if claim_ids is None:
+                return {c: (d, bool(s)) for c, d, s in conn.execute(q)}
+            ids = list(claim_ids)
+            for i in range(0, len(ids), 500):
+                for c, d, s in conn.execute(q.where(m.claim_id.in_(ids[i : i + 500]))):
+                    out[c] = (d, bool(s))
         return out
+
+    # -- notices -----------------------------------------------------------------------
+
+    def add_notice(self, notice: ClaimNotice) -> ClaimNotice:
+        aware(notice.notice_from, "notice_from")
+        aware(notice.notice_until, "notice_until")
+        if notice.notice_until <= notice.notice_from:
+            raise InvalidInput("a notice must end after it starts")
+        with self._db.write() as conn:
+            conn.execute(
+                insert(claim_notices).values(
+                    claim_id=notice.claim_id,
+                    notice_from=notice.notice_from,
+                    notice_until=notice.notice_until,
+                )
+            )
+        return notice
+
+    def notices_open(self, at: datetime) -> list[ClaimNotice]:
+        n = claim_notices.c
+        with self._db.read() as conn:
+            rows = conn.execute(
+                select(claim_notices)
+                .where(n.notice_until > aware(at, "at"), n.notice_from <= at)
+                .order_by(n.claim_id)
+            ).all()
+        return [ClaimNotice(r.claim_id, r.notice_from, r.notice_until) for r in rows]
 
     # -- payment exports ---------------------------------------------------------------
 

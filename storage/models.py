@@ -630,11 +630,28 @@ class ClaimDrawRow(Base):
     drawn_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ClaimDrawSampleRow(Base):
-    __tablename__ = "claim_draw_samples"
+class ClaimDrawMemberRow(Base):
+    """A claim of a draw's population, and whether the draw sampled it. A claim is in
+    one draw's population at most (the unique index)."""
+
+    __tablename__ = "claim_draw_members"
 
     draw_id: Mapped[str] = mapped_column(ForeignKey("claim_draws.draw_id"), primary_key=True)
-    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), primary_key=True, index=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), primary_key=True, unique=True)
+    sampled: Mapped[bool] = mapped_column(Boolean)
+
+
+class ClaimNoticeRow(Base):
+    """An approved claim's public notice window (the `claim_notice_published` event's),
+    so that the public page reads the notices in force without scanning the ledger."""
+
+    __tablename__ = "claim_notices"
+
+    claim_id: Mapped[int] = mapped_column(
+        ForeignKey("claims.id"), primary_key=True, autoincrement=False
+    )
+    notice_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    notice_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class ClaimPaymentExportRow(Base):
@@ -666,6 +683,7 @@ claims_table = cast(Table, ClaimRow.__table__)
 claim_lines = cast(Table, ClaimLineRow.__table__)
 claim_objections = cast(Table, ClaimObjectionRow.__table__)
 claim_draws = cast(Table, ClaimDrawRow.__table__)
-claim_draw_samples = cast(Table, ClaimDrawSampleRow.__table__)
+claim_draw_members = cast(Table, ClaimDrawMemberRow.__table__)
+claim_notices = cast(Table, ClaimNoticeRow.__table__)
 claim_payment_exports = cast(Table, ClaimPaymentExportRow.__table__)
 claim_payments = cast(Table, ClaimPaymentRow.__table__)

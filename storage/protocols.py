@@ -20,6 +20,7 @@ from storage.types import (
     Claim,
     ClaimDraw,
     ClaimLine,
+    ClaimNotice,
     ClaimObjection,
     ClaimPayment,
     ClassFiling,
@@ -654,7 +655,20 @@ class ClaimStore(Protocol):
         ...
 
     def sampled(self, claim_ids: Sequence[int] | None = None) -> dict[int, str]:
-        """claim id -> the draw that sampled it (the first one)."""
+        """claim id -> the draw that sampled it."""
+        ...
+
+    def drawn(self, claim_ids: Sequence[int] | None = None) -> dict[int, str]:
+        """claim id -> the draw whose population it was in (sampled or not); a claim
+        is in one draw at most (`Duplicate` otherwise, nothing written)."""
+        ...
+
+    def add_notice(self, notice: ClaimNotice) -> ClaimNotice:
+        """Once per claim (`Duplicate` otherwise)."""
+        ...
+
+    def notices_open(self, at: datetime) -> list[ClaimNotice]:
+        """Notices in force at `at` (from <= at < until), by claim id."""
         ...
 
     def add_payment_export(

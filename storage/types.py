@@ -535,6 +535,7 @@ class ClaimDraw:
     sampled: tuple[int, ...]  # claim ids
     drawn_by: str
     drawn_at: datetime
+    population: tuple[int, ...] = ()  # every claim drawn from (the sampled ones too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,3 +553,10 @@ class PaymentExport:
     created_by: str
     claims: int
     amount: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimNotice:
+    claim_id: int
+    notice_from: datetime
+    notice_until: datetime

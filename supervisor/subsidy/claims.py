@@ -31,6 +31,7 @@ from storage.types import (
     Claim,
     ClaimDraw,
     ClaimLine,
+    ClaimNotice,
     ClaimObjection,
     Course,
     FlagStatus,
@@ -136,22 +137,19 @@ def check_lines(
     """Learners whose line rests on a chain that is no longer intact, or whose frozen
     head (seq, hash) is no longer what the ledger holds at that seq (blocking).
 
-    Each chain is verified whole from its first event (`LedgerStore.verify_from`) and,
-    separately, up to the frozen seq: the verified hash there must be the frozen one. A
-    chain in the register of broken chains is broken whatever it recomputes to; one
-    found broken here is registered and raises the integrity alarm (`found_by`
-    "claim_review"), as a scan or a seal would."""
+    Each chain is re-hashed from its first event up to the frozen seq
+    (`LedgerStore.verify_from`): every event the line rests on must still recompute and
+    link, and the verified hash at the frozen seq must be the frozen one (events
+    appended after it are not what the claim rests on). A chain in the register of
+    broken chains (a seal or a scan found it broken, anywhere) is broken whatever it
+    recomputes to; one found broken here is registered and raises the integrity alarm
+    (`found_by` "claim_review"), as a scan or a seal would."""
     frozen: dict[str, set[tuple[int, str]]] = {}
     for line in lines:
         for ref in line.chains:
             frozen.setdefault(ref.chain_id, set()).add((ref.seq, ref.hash))
     registered = set(storage.ledger.broken(sorted(frozen)))
     found: dict[str, tuple[int, str]] = {}
-    starts = [(c, 0, GENESIS_HASH) for c in sorted(frozen) if c not in registered]
-    if starts:
-        breaks, _ = storage.ledger.verify_from(starts)
-        for b in breaks:
-            found.setdefault(b.chain_id, (b.seq, b.reason))
     # Up to each frozen seq (chains frozen at several seqs are checked at each).
     pending = {c: sorted(v) for c, v in frozen.items() if c not in registered and c not in found}
     while pending:
@@ -381,35 +379,36 @@ class ClaimService:
 
     # -- sample ------------------------------------------------------------------------
 
-    def risk(self) -> dict[int, rules.InstitutionRisk]:
-        """Each institution's risk now (blocking): confirmed flags, suspensions or
-        expulsions in its chain, irregular spot-check verdicts."""
+    def risk(self, institution_ids: set[int]) -> dict[int, rules.InstitutionRisk]:
+        """The risk now of each of these institutions (blocking): confirmed flags, the
+        suspensions or expulsions in its chain, irregular spot-check verdicts."""
         confirmed: dict[int, int] = {}
         for f in self.storage.subsidy.find_flags(FlagStatus.confirmed):
             if f.institution_id is not None:
                 confirmed[f.institution_id] = confirmed.get(f.institution_id, 0) + 1
         suspended: dict[int, int] = {}
+        for i in sorted(institution_ids):
+            stored = self.storage.ledger.read_chain(se.institution_chain(i))
+            suspended[i] = sum(
+                1
+                for _, e in codec.decode_all(stored)
+                if isinstance(e, se.InstitutionStatusChanged)
+                and e.status in ("suspended", "expelled")
+            )
         drawn: dict[str, int] = {}
         irregular: dict[int, int] = {}
-        kinds = [
-            se.InstitutionStatusChanged.KIND,
-            iev.SpotCheckDrawn.KIND,
-            iev.SpotCheckVerdict.KIND,
-        ]
+        # As the inspectors' spot-check list reads them (`inspect.spot_checks`).
+        kinds = [iev.SpotCheckDrawn.KIND, iev.SpotCheckVerdict.KIND]
         for _, e in codec.decode_all(self.storage.ledger.iter_events(kinds=kinds)):
-            if isinstance(e, se.InstitutionStatusChanged):
-                if e.status in ("suspended", "expelled"):
-                    suspended[e.institution_id] = suspended.get(e.institution_id, 0) + 1
-            elif isinstance(e, iev.SpotCheckDrawn):
+            if isinstance(e, iev.SpotCheckDrawn):
                 drawn[e.draw_id] = e.institution_id
             elif isinstance(e, iev.SpotCheckVerdict) and e.verdict == "irregular":
                 inst = drawn.get(e.draw_id)
                 if inst is not None:
                     irregular[inst] = irregular.get(inst, 0) + 1
-        ids = set(confirmed) | set(suspended) | set(irregular)
         return {
             i: rules.InstitutionRisk(confirmed.get(i, 0), suspended.get(i, 0), irregular.get(i, 0))
-            for i in ids
+            for i in institution_ids
         }
 
     async def draw(
@@ -435,21 +434,14 @@ class ClaimService:
             return await self.ctx.db(self._draw, p.actor, start, end, base, seed)
 
     def _draw(self, actor: str, start: datetime, end: datetime, base: float, seed: str) -> DrawView:
-        # A claim is in one draw's population at most: drawing again until a claim is
-        # (or is not) sampled gains nothing.
-        drawn = {
-            c
-            for _, e in codec.decode_all(
-                self.storage.ledger.iter_events(kinds=[ce.ClaimSampleDrawn.KIND])
-            )
-            if isinstance(e, ce.ClaimSampleDrawn)
-            for c in e.population
-        }
+        # A claim is in one draw's population at most (the store keeps it so): drawing
+        # again until a claim is, or is not, sampled gains nothing.
+        drawn = self.store.drawn()
         views = self._views(self.store.list_claims(None, start, end))
         population = [v.claim for v in views if v.status == "submitted" and v.claim.id not in drawn]
         if not population:
             raise Conflict("no claim of this period awaits a draw", reason="nothing_to_draw")
-        risk = self.risk()
+        risk = self.risk({c.institution_id for c in population})
         ids = tuple(c.id for c in population)
         rates = tuple(
             rules.claim_rate(base, risk.get(c.institution_id, rules.InstitutionRisk()))
@@ -461,7 +453,9 @@ class ClaimService:
             uuid.uuid4().hex, start, end, seed, base, ids, rates, sampled, actor, now
         )
         self.storage.ledger.append(ce.claim_draw_chain(event.draw_id), [codec.encode(event)])
-        self.store.add_draw(ClaimDraw(event.draw_id, start, end, seed, base, sampled, actor, now))
+        self.store.add_draw(
+            ClaimDraw(event.draw_id, start, end, seed, base, sampled, actor, now, ids)
+        )
         return DrawView(event, rules.redraw(event))
 
     async def get_draw(self, p: Principal, draw_id: str) -> DrawView:
@@ -586,6 +580,10 @@ class ClaimService:
                 ce.ClaimNoticePublished(claim_id, now, now + timedelta(days=days), actor, now)
             )
         self.storage.ledger.append(ce.claim_chain(claim_id), [codec.encode(e) for e in events])
+        if status == "approved":
+            notice = events[-1]
+            assert isinstance(notice, ce.ClaimNoticePublished)
+            self.store.add_notice(ClaimNotice(claim_id, notice.notice_from, notice.notice_until))
         return broken
 
     # -- public notice and objections ---------------------------------------------------
@@ -595,15 +593,7 @@ class ClaimService:
         return await self.ctx.db(self._notices, self.clock())
 
     def _notices(self, now: datetime) -> list[Notice]:
-        days = self.ctx.settings.subsidy.notice_days
-        since = now - timedelta(days=days + 1)
-        ids = sorted(
-            e.claim_id
-            for _, e in codec.decode_all(
-                self.storage.ledger.iter_events(kinds=[ce.ClaimNoticePublished.KIND], since=since)
-            )
-            if isinstance(e, ce.ClaimNoticePublished) and e.notice_from <= now < e.notice_until
-        )
+        ids = [n.claim_id for n in self.store.notices_open(now)]
         if not ids:
             return []
         institutions = {i.id: i for i in self.storage.registry.list_institutions()}

@@ -8,7 +8,7 @@ import pytest
 
 from storage import Storage
 from storage.exceptions import Duplicate, InvalidInput, NotFound
-from storage.types import ClaimDraw, LineChain, NewClaimLine
+from storage.types import ClaimDraw, ClaimNotice, LineChain, NewClaimLine
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 T1 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -62,12 +62,26 @@ def test_objections_draws_and_a_claim_paid_only_once(store: Storage) -> None:
     o = store.claims.add_objection(a.id, 101, "他没来上课", HEX, T1, "public")
     assert store.claims.objections(a.id) == [o] and store.claims.get_objection(o.id) == o
     assert o.learner_id == 101 and o.statement == "他没来上课"
-    draw = ClaimDraw("d" * 32, T0, T1, "seed", 0.1, (b.id,), "bureau:1", T1)
+    draw = ClaimDraw("d" * 32, T0, T1, "seed", 0.1, (b.id,), "bureau:1", T1, (a.id, b.id))
     assert store.claims.add_draw(draw) == draw
     assert store.claims.draws() == [draw] and store.claims.sampled() == {b.id: "d" * 32}
     assert store.claims.sampled([a.id]) == {}
+    assert store.claims.drawn() == {a.id: "d" * 32, b.id: "d" * 32}
     with pytest.raises(Duplicate):
         store.claims.add_draw(draw)
+    # A claim is in one draw's population at most: the second draw is not written.
+    again = ClaimDraw("e" * 32, T0, T1, "seed", 0.1, (), "bureau:1", T1, (a.id,))
+    with pytest.raises(Duplicate):
+        store.claims.add_draw(again)
+    assert [d.draw_id for d in store.claims.draws()] == ["d" * 32]
+
+    notice = ClaimNotice(a.id, T1, T1 + timedelta(days=7))
+    assert store.claims.add_notice(notice) == notice
+    assert store.claims.notices_open(T1 + timedelta(days=1)) == [notice]
+    assert store.claims.notices_open(T1 + timedelta(days=7)) == []
+    assert store.claims.notices_open(T1 - timedelta(seconds=1)) == []
+    with pytest.raises(Duplicate):
+        store.claims.add_notice(notice)
 
     export = store.claims.add_payment_export("e" * 32, T1, "bureau:1", [(a.id, 3000.0)])
     assert export.claims == 1 and export.amount == 3000.0

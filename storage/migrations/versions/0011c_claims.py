@@ -1,6 +1,8 @@
 """Claim review: claims with their frozen lines, objections, sampling draws and payment
 exports (issue 19). Every row is written once; a claim's decisions are ledger events in
-its chain `claim:<id>`. `claim_payments` is keyed by claim: a claim is paid once.
+its chain `claim:<id>`. `claim_payments` is keyed by claim: a claim is paid once; a
+claim is in one draw's population at most (`claim_draw_members`); `claim_notices` holds
+the notice windows the public page reads.
 
 Revision ID: 0011c
 Revises: 0010
@@ -85,20 +87,32 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("draw_id", name=op.f("pk_claim_draws")),
     )
     op.create_table(
-        "claim_draw_samples",
+        "claim_draw_members",
         sa.Column("draw_id", sa.String(length=32), nullable=False),
         sa.Column("claim_id", sa.Integer(), nullable=False),
+        sa.Column("sampled", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["claim_id"], ["claims.id"], name=op.f("fk_claim_draw_samples_claim_id_claims")
+            ["claim_id"], ["claims.id"], name=op.f("fk_claim_draw_members_claim_id_claims")
         ),
         sa.ForeignKeyConstraint(
             ["draw_id"],
             ["claim_draws.draw_id"],
-            name=op.f("fk_claim_draw_samples_draw_id_claim_draws"),
+            name=op.f("fk_claim_draw_members_draw_id_claim_draws"),
         ),
-        sa.PrimaryKeyConstraint("draw_id", "claim_id", name=op.f("pk_claim_draw_samples")),
+        sa.PrimaryKeyConstraint("draw_id", "claim_id", name=op.f("pk_claim_draw_members")),
+        sa.UniqueConstraint("claim_id", name=op.f("uq_claim_draw_members_claim_id")),
     )
-    op.create_index(op.f("ix_claim_draw_samples_claim_id"), "claim_draw_samples", ["claim_id"])
+    op.create_table(
+        "claim_notices",
+        sa.Column("claim_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("notice_from", UTCDateTime(), nullable=False),
+        sa.Column("notice_until", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["claim_id"], ["claims.id"], name=op.f("fk_claim_notices_claim_id_claims")
+        ),
+        sa.PrimaryKeyConstraint("claim_id", name=op.f("pk_claim_notices")),
+    )
+    op.create_index(op.f("ix_claim_notices_notice_until"), "claim_notices", ["notice_until"])
     op.create_table(
         "claim_payment_exports",
         sa.Column("export_id", sa.String(length=32), nullable=False),
@@ -131,8 +145,9 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_claim_payments_export_id"), table_name="claim_payments")
     op.drop_table("claim_payments")
     op.drop_table("claim_payment_exports")
-    op.drop_index(op.f("ix_claim_draw_samples_claim_id"), table_name="claim_draw_samples")
-    op.drop_table("claim_draw_samples")
+    op.drop_index(op.f("ix_claim_notices_notice_until"), table_name="claim_notices")
+    op.drop_table("claim_notices")
+    op.drop_table("claim_draw_members")
     op.drop_table("claim_draws")
     op.drop_index(op.f("ix_claim_objections_claim_id"), table_name="claim_objections")
     op.drop_table("claim_objections")
