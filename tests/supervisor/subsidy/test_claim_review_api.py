@@ -551,6 +551,17 @@ def test_a_claim_from_submission_to_payment(service: Service) -> None:
     assert history["events"][-1]["payload"]["amount"] == 1500
     r = svc.call("GET", f"/api/v1/submitted-claims/{cid}", w.operator)
     assert r.json()["status"] == "paid" and r.json()["paid_export"] == eid
+    # And as a page of the inspector's workspace.
+    r = svc.client.post("/inspect/login", data={"token": inspector}, follow_redirects=False)
+    page = svc.client.get(
+        f"/inspect/claims/{cid}",
+        cookies={"sv_session": r.cookies["sv_session"]},
+        headers={"Accept-Language": "zh-CN"},
+    )
+    svc.client.cookies.clear()
+    assert page.status_code == 200, page.text
+    assert f'data-claim="{cid}"' in page.text and 'data-status="paid"' in page.text
+    assert page.text.count('data-kind="claim_') == 9 and 'id="intact" class="ok"' in page.text
 
 
 def test_broken_chains_upheld_objections_and_suspension_refuse_money(service: Service) -> None:
