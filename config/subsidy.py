@@ -86,6 +86,28 @@ class SubsidySettings(_Section):
         ge=0,
         description="Seconds a worker keeps an institution's templates for that search.",
     )
+    notice_days: int = Field(
+        7,
+        ge=1,
+        le=90,
+        description="Days an approved claim stays on the public notice (公示, "
+        "`/public/notices`) before it may be paid; objections are received only then.",
+    )
+    claim_sample_rate: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Base rate at which a claim draw samples submitted claims for "
+        "verification when the draw names none; doubled per risk factor of the "
+        "institution (supervisor/rules/claims.py).",
+    )
+    objections_per_hour: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Objections to claims on notice accepted per client address per hour "
+        "(the public form and API take no sign-in).",
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> Self:

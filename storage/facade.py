@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from config.settings import DatabaseSettings, EvidenceSettings
+from storage.claims_sql import SqlClaimStore
 from storage.classroom_sql import SqlClassroomStore
 from storage.engine import Database, create_database
 from storage.evidence_local import LocalEvidenceStore
@@ -17,6 +18,7 @@ from storage.ledger_sql import SqlLedgerStore
 from storage.migrate import check_schema
 from storage.protocols import (
     AccessLogStore,
+    ClaimStore,
     ClassroomStore,
     EvidenceStore,
     LedgerStore,
@@ -42,7 +44,7 @@ class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.signatures`,
     `.evidence`,
     `.classroom`, `.seals`, `.access_log`, `.subsidy`, `.summaries`,
-    `.workspace_sessions`, `.records`, each typed by
+    `.workspace_sessions`, `.records`, `.claims`, each typed by
     its protocol (`storage.protocols`), whatever implements it.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
@@ -71,6 +73,7 @@ class Storage:
         self.summaries: SummaryStore = SqlSummaryStore(db)
         self.workspace_sessions: WorkspaceSessionStore = SqlWorkspaceSessionStore(db)
         self.records: RecordsStore = SqlRecordsStore(db)
+        self.claims: ClaimStore = SqlClaimStore(db)
         self._closed = False
 
     def close(self) -> None:

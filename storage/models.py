@@ -649,3 +649,119 @@ institution_profiles = cast(Table, InstitutionProfileRow.__table__)
 course_classifications = cast(Table, CourseClassificationRow.__table__)
 learner_group_changes = cast(Table, LearnerGroupChangeRow.__table__)
 certificates = cast(Table, CertificateRow.__table__)
+# -- claim review (issue 19, revision 0011c) ------------------------------------------
+# What a claim's ledger chain (`claim:<id>`) points to; never updated. A claim's
+# decisions are events only.
+
+
+class ClaimRow(Base):
+    __tablename__ = "claims"
+    __table_args__ = (CheckConstraint("period_end > period_start", name="period_order"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    learners: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[float] = mapped_column(Float)
+    lines_sha256: Mapped[str] = mapped_column(String(HASH_LEN))
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ClaimLineRow(Base):
+    """A learner's line of a claim, frozen at submission with the chain heads (JSON
+    `[[chain_id, seq, hash], ...]`) it rests on."""
+
+    __tablename__ = "claim_lines"
+
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    learner_id: Mapped[int] = mapped_column(Integer, index=True)
+    course_id: Mapped[int] = mapped_column(Integer)
+    credited_hours: Mapped[float] = mapped_column(Float)
+    amount: Mapped[float] = mapped_column(Float)
+    chains: Mapped[str] = mapped_column(Text)
+
+
+class ClaimObjectionRow(Base):
+    __tablename__ = "claim_objections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    learner_id: Mapped[int | None] = mapped_column(Integer)
+    statement: Mapped[str] = mapped_column(Text)
+    statement_sha256: Mapped[str] = mapped_column(String(HASH_LEN))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_by: Mapped[str] = mapped_column(String(200))
+
+
+class ClaimDrawRow(Base):
+    __tablename__ = "claim_draws"
+
+    draw_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    seed: Mapped[str] = mapped_column(String(128))
+    base_rate: Mapped[float] = mapped_column(Float)
+    drawn_by: Mapped[str] = mapped_column(String(200))
+    drawn_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ClaimDrawMemberRow(Base):
+    """A claim of a draw's population, and whether the draw sampled it. A claim is in
+    one draw's population at most (the unique index)."""
+
+    __tablename__ = "claim_draw_members"
+
+    draw_id: Mapped[str] = mapped_column(ForeignKey("claim_draws.draw_id"), primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), primary_key=True, unique=True)
+    sampled: Mapped[bool] = mapped_column(Boolean)
+
+
+class ClaimNoticeRow(Base):
+    """An approved claim's public notice window (the `claim_notice_published` event's),
+    so that the public page reads the notices in force without scanning the ledger."""
+
+    __tablename__ = "claim_notices"
+
+    claim_id: Mapped[int] = mapped_column(
+        ForeignKey("claims.id"), primary_key=True, autoincrement=False
+    )
+    notice_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    notice_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ClaimPaymentExportRow(Base):
+    __tablename__ = "claim_payment_exports"
+
+    export_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    claims: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[float] = mapped_column(Float)
+
+
+class ClaimPaymentRow(Base):
+    """One per claim ever: the primary key is what makes a second payment impossible."""
+
+    __tablename__ = "claim_payments"
+
+    claim_id: Mapped[int] = mapped_column(
+        ForeignKey("claims.id"), primary_key=True, autoincrement=False
+    )
+    export_id: Mapped[str] = mapped_column(
+        ForeignKey("claim_payment_exports.export_id"), index=True
+    )
+    amount: Mapped[float] = mapped_column(Float)
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+claims_table = cast(Table, ClaimRow.__table__)
+claim_lines = cast(Table, ClaimLineRow.__table__)
+claim_objections = cast(Table, ClaimObjectionRow.__table__)
+claim_draws = cast(Table, ClaimDrawRow.__table__)
+claim_draw_members = cast(Table, ClaimDrawMemberRow.__table__)
+claim_notices = cast(Table, ClaimNoticeRow.__table__)
+claim_payment_exports = cast(Table, ClaimPaymentExportRow.__table__)
+claim_payments = cast(Table, ClaimPaymentRow.__table__)

@@ -18,6 +18,12 @@ from storage.types import (
     Certificate,
     ChainBreak,
     ChainHead,
+    Claim,
+    ClaimDraw,
+    ClaimLine,
+    ClaimNotice,
+    ClaimObjection,
+    ClaimPayment,
     ClassFiling,
     ClassMode,
     Consent,
@@ -38,7 +44,9 @@ from storage.types import (
     LearnerGroup,
     LedgerEvent,
     LedgerRow,
+    NewClaimLine,
     NewEvent,
+    PaymentExport,
     PublicationStatus,
     Role,
     RosterEntry,
@@ -656,3 +664,90 @@ class RecordsStore(Protocol):
     def certificates(
         self, learner_id: int | None = None, course_id: int | None = None
     ) -> list[Certificate]: ...
+
+
+class ClaimStore(Protocol):
+    """Claim review (issue 19): claims with their frozen lines, objections and their
+    statements, sampling draws and payment exports. Rows are never updated: what
+    happened to a claim is in its ledger chain; a claim is paid at most once (a
+    second payment raises `Duplicate`)."""
+
+    def add_claim(
+        self,
+        institution_id: int,
+        period_start: datetime,
+        period_end: datetime,
+        lines: Sequence[NewClaimLine],
+        lines_sha256: str,
+        submitted_by: str,
+        submitted_at: datetime,
+    ) -> Claim:
+        """The claim and its lines in one transaction; `amount` and `learners` are
+        summed from the lines."""
+        ...
+
+    def get_claim(self, claim_id: int) -> Claim:
+        """Raises `NotFound`."""
+        ...
+
+    def list_claims(
+        self,
+        institution_id: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Claim]:
+        """Claims whose period overlaps [start, end) (either bound optional), by id."""
+        ...
+
+    def lines(self, claim_id: int) -> list[ClaimLine]: ...
+
+    def add_objection(
+        self,
+        claim_id: int,
+        learner_id: int | None,
+        statement: str,
+        statement_sha256: str,
+        received_at: datetime,
+        received_by: str,
+    ) -> ClaimObjection: ...
+
+    def objections(self, claim_id: int) -> list[ClaimObjection]: ...
+    def get_objection(self, objection_id: int) -> ClaimObjection: ...
+
+    def add_draw(self, draw: ClaimDraw) -> ClaimDraw: ...
+    def get_draw(self, draw_id: str) -> ClaimDraw: ...
+    def draws(self) -> list[ClaimDraw]:
+        """Newest first."""
+        ...
+
+    def sampled(self, claim_ids: Sequence[int] | None = None) -> dict[int, str]:
+        """claim id -> the draw that sampled it."""
+        ...
+
+    def drawn(self, claim_ids: Sequence[int] | None = None) -> dict[int, str]:
+        """claim id -> the draw whose population it was in (sampled or not); a claim
+        is in one draw at most (`Duplicate` otherwise, nothing written)."""
+        ...
+
+    def add_notice(self, notice: ClaimNotice) -> ClaimNotice:
+        """Once per claim (`Duplicate` otherwise)."""
+        ...
+
+    def notices_open(self, at: datetime) -> list[ClaimNotice]:
+        """Notices in force at `at` (from <= at < until), by claim id."""
+        ...
+
+    def add_payment_export(
+        self,
+        export_id: str,
+        created_at: datetime,
+        created_by: str,
+        payments: Sequence[tuple[int, float]],
+    ) -> PaymentExport:
+        """The export and one payment per (claim id, amount), atomically; raises
+        `Duplicate` (nothing written) when a claim was paid before."""
+        ...
+
+    def payment_export(self, export_id: str) -> tuple[PaymentExport, list[ClaimPayment]]: ...
+    def payment_exports(self) -> list[PaymentExport]: ...
+    def paid(self, claim_ids: Sequence[int] | None = None) -> dict[int, ClaimPayment]: ...

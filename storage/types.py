@@ -526,3 +526,99 @@ class Certificate:
     issuing_body: str
     recorded_by: str
     recorded_at: datetime
+
+
+# -- claim review (issue 19): submitted claims, their frozen lines, objections, draws,
+# payment exports. The decisions on a claim live in its ledger chain (`claim:<id>`);
+# these rows are what the events point to, never updated.
+
+
+@dataclass(frozen=True, slots=True)
+class LineChain:
+    """A chain a claim line rests on, frozen at submission: its verified head."""
+
+    chain_id: str
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewClaimLine:
+    learner_id: int
+    course_id: int
+    credited_hours: float
+    amount: float  # yuan
+    chains: tuple[LineChain, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLine:
+    claim_id: int
+    line_no: int  # 1.. in (course, learner) order
+    learner_id: int
+    course_id: int
+    credited_hours: float
+    amount: float
+    chains: tuple[LineChain, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    id: int
+    institution_id: int
+    period_start: datetime
+    period_end: datetime  # exclusive
+    learners: int
+    amount: float
+    lines_sha256: str
+    submitted_by: str
+    submitted_at: datetime
+    courses: tuple[int, ...] = ()  # the courses of its lines, ascending
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimObjection:
+    id: int
+    claim_id: int
+    learner_id: int | None  # the line objected to; None: the whole claim
+    statement: str
+    statement_sha256: str
+    received_at: datetime
+    received_by: str  # "public" or a principal's actor
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDraw:
+    draw_id: str
+    period_start: datetime
+    period_end: datetime
+    seed: str
+    base_rate: float
+    sampled: tuple[int, ...]  # claim ids
+    drawn_by: str
+    drawn_at: datetime
+    population: tuple[int, ...] = ()  # every claim drawn from (the sampled ones too)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPayment:
+    claim_id: int
+    export_id: str
+    amount: float
+    paid_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentExport:
+    export_id: str
+    created_at: datetime
+    created_by: str
+    claims: int
+    amount: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimNotice:
+    claim_id: int
+    notice_from: datetime
+    notice_until: datetime

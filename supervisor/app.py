@@ -28,6 +28,7 @@ from supervisor.api.pages import docs as pages_docs
 from supervisor.api.pages import inspect as pages_inspect
 from supervisor.api.pages import public as pages_public
 from supervisor.api.ratelimit import RateLimiter
+from supervisor.api.routes import claims as routes_claims
 from supervisor.api.routes import classes as routes_classes
 from supervisor.api.routes import inspect as routes_inspect
 from supervisor.api.routes import live as routes_live
@@ -49,6 +50,7 @@ from supervisor.privacy.service import PrivacyService
 from supervisor.registry.records import RecordsService
 from supervisor.registry.service import RegistryService
 from supervisor.runtime.redis import open_redis
+from supervisor.subsidy.claims import ClaimService
 from supervisor.subsidy.service import SubsidyService
 from supervisor.subsidy.summary_refresh import SummaryRefresher
 from supervisor.web import STATIC_DIR
@@ -117,6 +119,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.privacy = PrivacyService(ctx, sessions)
             app.state.subsidy = SubsidyService(ctx)
             app.state.records = RecordsService(ctx)
+            app.state.claims = ClaimService(ctx)
             app.state.live = live
             refresher = SummaryRefresher(ctx, redis.client)
             await refresher.start()
@@ -184,6 +187,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(pages_console.router)
     app.include_router(routes_subsidy.router)
     app.include_router(routes_records.router)
+    app.include_router(routes_claims.router)
+    app.include_router(routes_claims.public)
     app.include_router(pages_public.router)
     pages_docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

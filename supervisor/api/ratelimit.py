@@ -151,3 +151,16 @@ class RateLimiter:
                 counted[1],
                 reason="too_many_uploads",
             )
+
+    async def public_post(self, kind: str, client: str, limit: int, window_s: int) -> None:
+        """Count one anonymous post (an objection to a claim on notice) of a client
+        address; refuse it past `limit` per `window_s`."""
+        if not self.settings.rate_limits:
+            return
+        counted = await self._count(self._key(f"public:{kind}", client), window_s)
+        if counted[0] > limit:
+            raise TooManyRequests(
+                f"at most {limit} posts per {window_s} s from one address",
+                counted[1],
+                reason="too_many_posts",
+            )

@@ -81,6 +81,9 @@ class ClaimDecided(ev.Event):
     note: str
     decided_by: str
     at: datetime
+    # Learners whose lines the decision leaves out besides the verification's: a chain
+    # a line rests on found no longer intact when the claim was decided (`chain_broken`).
+    rejected_learners: tuple[int, ...] | None = ev.optional()
 
 
 @dataclass(frozen=True, slots=True)

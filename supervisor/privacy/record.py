@@ -103,6 +103,15 @@ def processing_record(settings: Settings) -> list[ProcessingEntry]:
             "the learner (own sessions); the institution; inspectors",
         ),
         ProcessingEntry(
+            "Objections to claims on public notice",
+            "the statement anyone enters on the notice page or API (it may name a learner "
+            "and hold personal data of the objector)",
+            "deciding the objection before payment",
+            f"database ({db}), table `claim_objections` (its SHA-256 in the claim's ledger chain)",
+            "as long as the claim's records (not deleted by the service)",
+            "bureau staff, inspectors, admins (in the claim's detail); never on the public page",
+        ),
+        ProcessingEntry(
             "Browser signals",
             "camera device label, the video track's reported settings, page visibility "
             "during a check",

@@ -87,6 +87,9 @@ class Snapshot:
     broken_learners: dict[int, list[str]] = field(default_factory=dict)
     broken_courses: dict[int, list[str]] = field(default_factory=dict)
     broken_institutions: dict[int, list[str]] = field(default_factory=dict)
+    # chain -> (seq, hash) of its last event verified by the scan (before `until`): the
+    # heads a claim line is frozen on (`supervisor.subsidy.claims`). Filled by `scan`.
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def flags_of(self, learner_id: int) -> list[FlagSummary]:
         return [f for f in self.flags if learner_id in f.learner_ids]
@@ -570,6 +573,8 @@ def _walk(
             head = (hseq, hhash, hrec) if complete and use_summaries else None
             if use_summaries and complete and sseq == hseq and shash == hhash and body:
                 if snap is None or _absorbed(snap, cid, body, classes, hseq):
+                    if snap is not None:
+                        snap.heads[cid] = (hseq, hhash)
                     continue
                 todo[cid] = _Todo(0, None, head)  # unreadable: refold it and store anew
                 continue
@@ -620,6 +625,8 @@ def _walk(
         if covered == 0:
             return  # no event before `until`
         refolded += 1
+        if snap is not None:
+            snap.heads[chain_id] = (seq, hash_)
         body, state = fold_chain(chain_id, rows, t.state, rules, months)
         text = orjson.dumps(body)
         if snap is not None:

@@ -15,6 +15,7 @@ to the JSON API.
 from __future__ import annotations
 
 import hmac
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -499,3 +500,23 @@ async def access_log_page(request: Request) -> Response:
 
 
 __all__ = ["router", "Unauthenticated"]
+
+
+# -- a claim's history, replayed ----------------------------------------------------------
+
+
+@router.get("/claims/{claim_id}")
+async def claim_page(request: Request, claim_id: str) -> Response:
+    """A claim's chain `claim:<id>` step by step (as `GET /api/v1/submitted-claims/{id}/
+    history`), with its lines and objections; an operator sees its own claims only."""
+
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        if not claim_id.isdigit() or len(claim_id) > 12:
+            raise InvalidInput("not a claim id")
+        claims = request.app.state.claims
+        detail = await claims.get(p, int(claim_id))
+        events, intact = await claims.history(p, int(claim_id))
+        steps = [{"e": e, "payload": json.loads(e.payload)} for e in events]
+        return render(request, "inspect_claim.html", d=detail, steps=steps, intact=intact, **base)
+
+    return await _page(request, body)
