@@ -267,6 +267,7 @@ class StreamSource:
         delay = s.camera_backoff_initial_s
         while not self._stop.is_set():
             self._went_live_now = False
+            attempt_started = time.monotonic()
             try:
                 self._read_once()
                 if self._stop.is_set():
@@ -276,9 +277,11 @@ class StreamSource:
                 if self.is_file and self._went_live_now:
                     self._set_state(SourceState.ended, "end of file")
                     return
+                if self._even_out(attempt_started):
+                    break
                 self._failed(exc, self._went_live_now)
             except Exception as exc:  # any failure of the source is reported, never fatal
-                if self._stop.is_set():
+                if self._stop.is_set() or self._even_out(attempt_started):
                     break
                 self._failed(exc, self._went_live_now)
             if self._went_live_now:
@@ -288,6 +291,17 @@ class StreamSource:
             if self._stop.wait(delay * self._jitter.uniform(0.85, 1.15)):
                 break
             delay = min(delay * 2, s.camera_backoff_max_s)
+
+    def _even_out(self, attempt_started: float) -> bool:
+        """Under a network policy, a failure before the first frame is reported only
+        when the open timeout has passed since the attempt began: a refused connection,
+        a service that is not a camera and a silent port then take the same time, so
+        that timing does not tell port states apart either. Waits in the reader thread,
+        holding no lock, and ends at once on stop(); True if stopped meanwhile."""
+        if self._policy is None or self.is_file or self._went_live_now:
+            return False
+        remaining = attempt_started + self.settings.camera_open_timeout_s - time.monotonic()
+        return remaining > 0 and self._stop.wait(remaining)
 
     def _failed(self, exc: BaseException, was_live: bool) -> None:
         error = self._describe(exc)
