@@ -53,6 +53,7 @@ import numpy as np
 
 from capture.exceptions import SourceDown, TargetRefused
 from capture.netguard import check_target, host_header, pinned_url
+from capture.rtsp_relay import RtspRelay
 from capture.types import (
     FrameSample,
     Image,
@@ -166,6 +167,7 @@ class StreamSource:
         self._reconnects = 0
         self._went_live_now = False  # this connection delivered a frame
         self._jitter = random.Random()  # back-off jitter only; nothing secret
+        self._relay: RtspRelay | None = None  # the RTSP relay of the current connection
 
     @property
     def is_file(self) -> bool:
@@ -187,6 +189,10 @@ class StreamSource:
         """Stop reading; waiting samples fail. Idempotent."""
         self._stop.set()
         self._set_state(SourceState.stopped, None)
+        with self._lock:
+            relay = self._relay
+        if relay is not None:
+            relay.close()  # a read blocked on the relay ends now
         thread, self._thread = self._thread, None
         if thread is not None:
             # A blocking read returns within the read timeout at the latest.
@@ -340,6 +346,7 @@ class StreamSource:
         options: dict[str, str] = {}
         target = self._path if self._path is not None else self.url
         scheme = urlsplit(self.url).scheme.lower()
+        relay: RtspRelay | None = None
         if self._path is None and self._policy is not None:
             # Checked now, right before connecting (the name may resolve elsewhere than
             # at registration), and connected to the address that was checked.
@@ -347,6 +354,24 @@ class StreamSource:
             target = pinned_url(checked)
             if scheme in ("http", "https"):
                 options["headers"] = f"Host: {host_header(checked)}\r\n"
+            if scheme in ("rtsp", "rtsps"):
+                # FFmpeg would follow an RTSP redirect anywhere: it talks to a relay
+                # that refuses one, over TCP interleaved only (`capture.rtsp_relay`).
+                relay = RtspRelay(
+                    checked,
+                    max(s.camera_open_timeout_s, s.camera_read_timeout_s),
+                    self.redacted,
+                )
+                with self._lock:
+                    self._relay = relay
+                if self._stop.is_set():
+                    relay.close()
+                    return
+                try:
+                    target = relay.open()
+                except BaseException:
+                    relay.close()
+                    raise
         if scheme in ("http", "https"):
             # A redirect could lead anywhere, unchecked: refused, never followed. So
             # could a playlist (HLS, DASH) or any demuxer that opens more URLs: only
@@ -354,12 +379,17 @@ class StreamSource:
             options["max_redirects"] = "0"
             options["format_whitelist"] = HTTP_FORMATS
         if scheme in ("rtsp", "rtsps"):
-            options["rtsp_transport"] = s.rtsp_transport
-        container = av.open(
-            target,
-            options=options,
-            timeout=(s.camera_open_timeout_s, s.camera_read_timeout_s),
-        )
+            options["rtsp_transport"] = "tcp" if relay is not None else s.rtsp_transport
+        try:
+            container = av.open(
+                target,
+                options=options,
+                timeout=(s.camera_open_timeout_s, s.camera_read_timeout_s),
+            )
+        except BaseException:
+            if relay is not None:
+                relay.close()
+            raise
         try:
             if not container.streams.video:
                 raise _NotAVideo("the source has no video stream")
@@ -425,6 +455,8 @@ class StreamSource:
         finally:
             with contextlib.suppress(Exception):
                 container.close()
+            if relay is not None:
+                relay.close()
 
     def _pace(
         self, packet: av.Packet, start: float | None, first: float | None

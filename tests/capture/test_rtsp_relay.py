@@ -1,0 +1,135 @@
+"""RTSP cameras under a network policy go through the relay: a real stream plays, a
+redirect (which FFmpeg would follow anywhere) and a control URL naming another host
+cut the connection, and the camera reads as the generic network failure."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from capture.stream import NETWORK_FAILURE, StreamSource
+from capture.types import NetworkPolicy, SourceState
+from config import ClassroomSettings
+from tests import classgen, imagegen
+from tests.capture.rtsp_server import RtspCamera, rtp_mjpeg
+from tests.classgen import Presence
+
+FAST = ClassroomSettings(
+    camera_open_timeout_s=2.0,
+    camera_read_timeout_s=1.0,
+    camera_backoff_initial_s=0.1,
+    camera_backoff_max_s=0.4,
+    camera_unreachable_after=2,
+)
+CAMERA_ONLY = NetworkPolicy((ipaddress.ip_network("127.0.0.1/32"),), frozenset())
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Listener:
+    """A port the test owns on 127.0.0.1 that counts the connections it receives."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port: int = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._done = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def packets() -> list[tuple[float, bytes]]:
+    """6 s of the classroom with the astronaut in it, 10 frames a second, 320x176 (RTP JPEG sizes are multiples of 8)."""
+    person = classgen.person("Eileen Collins", imagegen.astronaut())
+    images = []
+    for i in range(60):
+        full = classgen.render([Presence(person, 1, 0, 99)], i / 10)
+        small = PILImage.fromarray(full).resize((320, 176))
+        images.append(np.asarray(small, dtype=np.uint8))
+    return rtp_mjpeg(images, 10)
+
+
+async def _until(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_an_rtsp_stream_plays_through_the_relay(packets: list[tuple[float, bytes]]) -> None:
+    with RtspCamera(packets) as camera:
+        source = StreamSource("cam-rtsp", camera.url, FAST, clock, policy=CAMERA_ONLY)
+        await source.start()
+        try:
+            frame = await source.next_frame(8)
+            assert frame.image.shape == (176, 320, 3)
+            assert source.status().state is SourceState.live
+            assert camera.connections == 1
+            assert camera.requests[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"]
+        finally:
+            started = time.monotonic()
+            await source.stop()
+            assert time.monotonic() - started < 1.0  # the relay closes with the reader
+
+
+async def test_an_rtsp_redirect_is_not_followed() -> None:
+    # The target is allowed by the policy too: a redirect is refused as such, wherever
+    # it leads (FFmpeg would follow it to any host, unchecked).
+    with RtspCamera() as camera, Listener() as elsewhere:
+        camera.redirect_to = f"rtsp://127.0.0.1:{elsewhere.port}/"
+        source = StreamSource("cam-redirect", camera.url, FAST, clock, policy=CAMERA_ONLY)
+        await source.start()
+        try:
+            await _until(lambda: source.status().state is SourceState.unreachable, 10)
+            await asyncio.sleep(0.5)
+            assert camera.requests  # it was asked, and answered with a redirect
+            assert elsewhere.accepted == 0  # never followed
+            assert source.status().last_error == NETWORK_FAILURE
+        finally:
+            await source.stop()
+
+
+async def test_a_control_url_naming_another_host_is_refused(
+    packets: list[tuple[float, bytes]],
+) -> None:
+    with RtspCamera(packets) as camera:
+        camera.control = "rtsp://10.9.8.7:554/live/trackID=0"
+        source = StreamSource("cam-control", camera.url, FAST, clock, policy=CAMERA_ONLY)
+        await source.start()
+        try:
+            await _until(lambda: source.status().state is SourceState.unreachable, 10)
+            assert "SETUP" not in camera.requests
+            assert source.status().last_error == NETWORK_FAILURE
+        finally:
+            await source.stop()
