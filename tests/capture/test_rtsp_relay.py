@@ -69,7 +69,8 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def packets() -> list[tuple[float, bytes]]:
-    """6 s of the classroom with the astronaut in it, 10 frames a second, 320x176 (RTP JPEG sizes are multiples of 8)."""
+    """6 s of the classroom with the astronaut in it, 10 frames a second, 320x176
+    (RTP JPEG sizes are multiples of 8)."""
     person = classgen.person("Eileen Collins", imagegen.astronaut())
     images = []
     for i in range(60):
