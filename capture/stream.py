@@ -52,6 +52,7 @@ import av
 import numpy as np
 
 from capture.exceptions import SourceDown, TargetRefused
+from capture.hls import HlsOpener, is_hls
 from capture.netguard import check_target, host_header, pinned_url
 from capture.rtsp_relay import RtspRelay
 from capture.types import (
@@ -103,6 +104,10 @@ class _NotAVideo(Exception):
 
 class _EndOfStream(Exception):
     pass
+
+
+class _PlaylistRefused(Exception):
+    """A URL an HLS playlist named was refused or failed (reads as the network failure)."""
 
 
 def redact_url(url: str) -> str:
@@ -372,7 +377,25 @@ class StreamSource:
                 except BaseException:
                     relay.close()
                     raise
-        if scheme in ("http", "https"):
+        hls: HlsOpener | None = None
+        container_format: str | None = None
+        if scheme in ("http", "https") and is_hls(self.url):
+            # A playlist names more URLs: FFmpeg opens none itself; every open goes
+            # through the opener, which checks, pins and bounds it (`capture.hls`).
+            hls = HlsOpener(
+                self._policy,
+                s.camera_read_timeout_s,
+                s.camera_open_timeout_s + s.camera_read_timeout_s,
+                self.redacted,
+            )
+            target = self.url
+            container_format = "hls"
+            options.pop("headers", None)
+            options["format_whitelist"] = HTTP_FORMATS + ",hls"
+            # The demuxer's keep-alive reuses FFmpeg's own HTTP connection: off.
+            options["http_persistent"] = "0"
+            options["http_multiple"] = "0"
+        elif scheme in ("http", "https"):
             # A redirect could lead anywhere, unchecked: refused, never followed. So
             # could a playlist (HLS, DASH) or any demuxer that opens more URLs: only
             # formats that read the one stream they were given are probed.
@@ -383,12 +406,16 @@ class StreamSource:
         try:
             container = av.open(
                 target,
+                format=container_format,
                 options=options,
                 timeout=(s.camera_open_timeout_s, s.camera_read_timeout_s),
+                io_open=hls,
             )
-        except BaseException:
+        except BaseException as exc:
             if relay is not None:
                 relay.close()
+            if hls is not None and hls.refused is not None:
+                raise _PlaylistRefused(hls.refused) from exc
             raise
         try:
             if not container.streams.video:
@@ -406,6 +433,9 @@ class StreamSource:
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return
+                if hls is not None and hls.refused is not None:
+                    # A URL of the playlist was refused: the read ends here.
+                    raise _PlaylistRefused(hls.refused)
                 if packet.size == 0:
                     continue  # the demuxer's end-of-stream marker
                 if self._path is not None:

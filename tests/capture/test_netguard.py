@@ -164,9 +164,11 @@ async def test_redirects_are_not_followed(frames: tuple[list[bytes], float]) -> 
                 await source.stop()
 
 
-async def test_playlists_are_not_read(frames: tuple[list[bytes], float]) -> None:
-    # An HLS playlist at an allowed address names its segments' URLs: nobody checked
-    # those, so playlists are not read at all.
+async def test_playlists_are_not_read_by_ffmpeg(frames: tuple[list[bytes], float]) -> None:
+    # An HLS playlist names more URLs: FFmpeg's own HTTP client would fetch them
+    # unchecked. A camera is read as HLS only when its URL names a playlist (`.m3u8`),
+    # and then every URL goes through the checking opener (tests/capture/test_hls.py);
+    # a playlist served at any other URL is not read at all.
     jpegs, fps = frames
     with MjpegCamera(jpegs, fps) as target, MjpegCamera(jpegs, fps) as front:
         front.playlist_to = f"http://127.0.0.1:{target.port}/segment0.ts"
