@@ -43,10 +43,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import os
 import re
 import select
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from typing import Final
@@ -148,7 +150,7 @@ class RtspRelay:
     def _run(self, listener: socket.socket, upstream: socket.socket) -> None:
         try:
             try:
-                client, _ = listener.accept()
+                client = self._accept(listener)
             finally:
                 listener.close()  # one connection only
             self._keep(client)
@@ -163,6 +165,16 @@ class RtspRelay:
                 log.info("rtsp relay to %s ended: %s", self._name, type(exc).__name__)
         finally:
             self.close()
+
+    def _accept(self, listener: socket.socket) -> socket.socket:
+        """The first connection from this process (FFmpeg's); another local process
+        that connects first is turned away (checked through /proc where there is one)."""
+        while True:
+            client, peer = listener.accept()
+            if _from_this_process(peer, listener.getsockname()):
+                return client
+            log.warning("rtsp relay to %s: a connection from another process refused", self._name)
+            client.close()
 
     def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
         parser = _ServerStream(self._check_url)
@@ -195,6 +207,35 @@ class RtspRelay:
             raise Refused("a URL that does not parse") from None
         if not host or host.lower() not in self._allowed_hosts:
             raise Refused("a URL naming another host than the camera")
+
+
+def _from_this_process(peer: tuple[str, int], local: tuple[str, int]) -> bool:
+    """Whether the loopback connection from `peer` to `local` was made by a socket of
+    this process: its inode in /proc/net/tcp is among this process's descriptors.
+    True where /proc cannot tell (not Linux)."""
+    try:
+        with open("/proc/net/tcp", encoding="ascii") as table:
+            rows = table.read().splitlines()[1:]
+        ours = set()
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/self/fd/{fd}")
+                if link.startswith("socket:["):
+                    ours.add(link[8:-1])
+    except OSError:
+        return True
+    want = (_hex_endpoint(peer), _hex_endpoint(local))
+    for row in rows:
+        fields = row.split()
+        if len(fields) > 9 and (fields[1], fields[2]) == want:
+            return fields[9] in ours
+    return False
+
+
+def _hex_endpoint(endpoint: tuple[str, int]) -> str:
+    """An IPv4 endpoint as /proc/net/tcp writes it (address in host byte order)."""
+    packed = socket.inet_aton(endpoint[0])
+    return f"{int.from_bytes(packed, sys.byteorder):08X}:{endpoint[1]:04X}"
 
 
 def _is_address(host: str) -> bool:

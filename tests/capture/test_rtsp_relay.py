@@ -7,15 +7,20 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from capture.netguard import check_target
+from capture.rtsp_relay import RtspRelay
 from capture.stream import NETWORK_FAILURE, StreamSource
 from capture.types import NetworkPolicy, SourceState
 from config import ClassroomSettings
@@ -134,3 +139,29 @@ async def test_a_control_url_naming_another_host_is_refused(
             assert source.status().last_error == NETWORK_FAILURE
         finally:
             await source.stop()
+
+
+def test_the_relay_serves_only_this_process() -> None:
+    # Another local process that connects to the relay's port first is turned away;
+    # the reader's own connection (here the test's) is then relayed to the camera.
+    with RtspCamera() as camera:
+        relay = RtspRelay(check_target(camera.url, CAMERA_ONLY), 2.0)
+        url = relay.open()
+        try:
+            port = urlsplit(url).port
+            assert urlsplit(url).hostname == "127.0.0.1" and port != camera.port
+            code = (
+                f"import socket; s = socket.create_connection(('127.0.0.1', {port})); "
+                "s.settimeout(3); print(repr(s.recv(100)))"
+            )
+            other = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=10
+            )
+            assert other.stdout.strip() == "b''"  # closed at once, nothing relayed
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as own:
+                own.sendall(b"OPTIONS " + url.encode() + b" RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+                assert own.recv(100).startswith(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n")
+            assert camera.requests == ["OPTIONS"]
+        finally:
+            relay.close()
+            relay.join(2)
