@@ -1,4 +1,4 @@
-"""Classroom cameras by URL: RTSP, HTTP(S) MJPEG or a video file, read with PyAV.
+"""Classroom cameras by URL: RTSP, HTTP(S) MJPEG, HLS or a video file, read with PyAV.
 
 Each `StreamSource` owns one thread that opens and reads its source (PyAV calls
 block; the event loop never waits on them) and reconnects with exponential
@@ -24,13 +24,26 @@ redacted (`redact_url`).
 
 Network cameras and the service's own network. With a `NetworkPolicy`, every
 connection attempt first resolves the camera's host and checks every address
-(`capture.netguard`), then connects to the checked address (HTTP keeps the camera's
-name in its Host header); HTTP redirects are never followed (`max_redirects=0`).
+(`capture.netguard`), then connects to the checked address:
+- HTTP(S): FFmpeg connects to the address, the camera's name in its Host header;
+  redirects are never followed (`max_redirects=0`) and only demuxers that open
+  nothing else are probed (`HTTP_FORMATS`);
+- HLS (a path ending in `.m3u8`): FFmpeg opens nothing itself; every URL (playlist,
+  reloads, segments) goes through `capture.hls.HlsOpener`, checked, pinned and
+  bounded; one refused URL ends the read;
+- RTSP(S): FFmpeg talks, over TCP interleaved only, to a relay on 127.0.0.1
+  (`capture.rtsp_relay`) connected to the checked address, which cuts the
+  connection on a redirect (FFmpeg would follow one anywhere) or anything else it
+  does not pass; stop() closes the relay, which ends a blocked read at once.
 A network camera's failure reads the same whatever happened underneath (nothing
-listening, connection refused, a service that is not a camera, a timeout): state
-`unreachable` (or `reconnecting` after a drop) with `NETWORK_FAILURE` as its error,
-so that the camera list cannot be used to tell open ports from closed ones. The
-precise cause goes to the log only.
+listening, connection refused, a service that is not a camera, a timeout, a refused
+playlist URL, a cut relay): state `unreachable` (or `reconnecting` after a drop)
+with `NETWORK_FAILURE` as its error, so that the camera list cannot be used to tell
+open ports from closed ones; the precise cause goes to the log only. It also takes
+the same time: a failure before an attempt's first frame is reported no sooner than
+`camera_open_timeout_s` after the attempt began (`_even_out`: a wait in the reader
+thread, holding no lock, cut short by stop()). Only the camera's own address being
+refused by the policy reads differently (`TARGET_REFUSED`).
 """
 
 from __future__ import annotations
