@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -66,9 +67,12 @@ class RtspCamera:
         self,
         packets: list[tuple[float, bytes]] | None = None,
         host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: serve RTSPS with this server context."""
         self.packets = packets or []
         self.host = host
+        self.tls = tls
         self.port = free_port()
         self.redirect_to: str | None = None  # answer every request with a 302 here
         self.control: str = "trackID=0"  # the SDP's control URL
@@ -80,7 +84,8 @@ class RtspCamera:
 
     @property
     def url(self) -> str:
-        return f"rtsp://{self.host}:{self.port}/live"
+        scheme = "rtsps" if self.tls is not None else "rtsp"
+        return f"{scheme}://{self.host}:{self.port}/live"
 
     def __enter__(self) -> RtspCamera:
         self._sock = socket.create_server((self.host, self.port))
@@ -106,6 +111,12 @@ class RtspCamera:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                conn.close()
+                return
         reader = conn.makefile("rb")
         playing = threading.Event()
         self._send_lock = threading.Lock()
@@ -163,6 +174,10 @@ class RtspCamera:
                     self._reply(conn, cseq, "200 OK", "Session: 4242")
                     if not playing.is_set():
                         playing.set()
+                        if self.tls is not None:
+                            # One thread per TLS connection: play here, read no more.
+                            self._play(conn)
+                            return
                         threading.Thread(target=self._play, args=(conn,), daemon=True).start()
                 elif method == "TEARDOWN":
                     self._reply(conn, cseq, "200 OK", "Session: 4242")

@@ -7,16 +7,22 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from PIL import Image as PILImage
 
 from capture.netguard import check_target
@@ -74,15 +80,16 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def packets() -> list[tuple[float, bytes]]:
-    """6 s of the classroom with the astronaut in it, 10 frames a second, 320x176
-    (RTP JPEG sizes are multiples of 8)."""
+    """30 s of the classroom with the astronaut in it (ten rendered frames, repeated),
+    10 frames a second, 320x176 (RTP JPEG sizes are multiples of 8): long enough to
+    outlast a slow open on a loaded machine."""
     person = classgen.person("Eileen Collins", imagegen.astronaut())
     images = []
-    for i in range(60):
+    for i in range(10):
         full = classgen.render([Presence(person, 1, 0, 99)], i / 10)
         small = PILImage.fromarray(full).resize((320, 176))
         images.append(np.asarray(small, dtype=np.uint8))
-    return rtp_mjpeg(images, 10)
+    return rtp_mjpeg([images[i % 10] for i in range(300)], 10)
 
 
 async def _until(predicate: Any, timeout: float) -> None:
@@ -93,12 +100,48 @@ async def _until(predicate: Any, timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_an_rtsp_stream_plays_through_the_relay(packets: list[tuple[float, bytes]]) -> None:
-    with RtspCamera(packets) as camera:
-        source = StreamSource("cam-rtsp", camera.url, FAST, clock, policy=CAMERA_ONLY)
+def server_tls(folder: Path) -> ssl.SSLContext:
+    """A TLS server context with a fresh self-signed certificate (as cameras have)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "camera.test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "rtsps"])
+async def test_an_rtsp_stream_plays_through_the_relay(
+    packets: list[tuple[float, bytes]], scheme: str, tmp_path: Path
+) -> None:
+    tls = server_tls(tmp_path) if scheme == "rtsps" else None
+    with RtspCamera(packets, tls=tls) as camera:
+        assert camera.url.startswith(f"{scheme}://")
+        # FFmpeg reads about 2 s of a 10-fps RTP stream before its open returns (it
+        # measures the frame rate): a loaded machine needs more than FAST's 2 s.
+        settings = FAST.model_copy(update={"camera_open_timeout_s": 8.0})
+        source = StreamSource("cam-rtsp", camera.url, settings, clock, policy=CAMERA_ONLY)
         await source.start()
         try:
-            frame = await source.next_frame(8)
+            frame = await source.next_frame(15)
             assert frame.image.shape == (176, 320, 3)
             assert source.status().state is SourceState.live
             assert camera.connections == 1
