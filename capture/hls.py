@@ -31,6 +31,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+import threading
 import time
 from typing import Final
 from urllib.parse import unquote, urlsplit
@@ -83,16 +84,22 @@ class HlsOpener:
     """PyAV's `io_open` for one HLS read: checks and fetches every URL FFmpeg opens."""
 
     def __init__(
-        self, policy: NetworkPolicy | None, timeout: float, deadline_s: float, name: str
+        self,
+        policy: NetworkPolicy | None,
+        timeout: float,
+        deadline_s: float,
+        name: str,
+        stopped: threading.Event | None = None,
     ) -> None:
         """`policy` None checks nothing (tests on loopback); `timeout` per socket
-        operation; `deadline_s` for a whole fetch; `name` (redacted) for the log."""
+        operation; `deadline_s` for a whole fetch; `name` (redacted) for the log;
+        `stopped` set ends a fetch at its next read."""
+        self._stopped = stopped or threading.Event()
         self._policy = policy
         self._timeout = timeout
         self._deadline_s = deadline_s
         self._name = name
         self.refused: str | None = None
-        self.opened = 0
 
     def __call__(self, url: str, flags: int, options: dict[str, str]) -> io.BytesIO:
         if self.refused is not None:
@@ -109,7 +116,6 @@ class HlsOpener:
             self.refused = f"{type(exc).__name__}: {exc}"[:300]
             log.info("hls camera %s: a fetch failed: %s", self._name, self.refused)
             raise FetchRefused(self.refused) from None
-        self.opened += 1
         return io.BytesIO(body)
 
     def _fetch(self, url: str) -> bytes:
@@ -159,6 +165,8 @@ class HlsOpener:
         while True:
             if time.monotonic() > deadline:
                 raise FetchRefused("a fetch over its time bound")
+            if self._stopped.is_set():
+                raise FetchRefused("the camera is stopping")
             chunk = response.read1(_CHUNK)
             if not chunk:
                 return bytes(body)

@@ -400,6 +400,7 @@ class StreamSource:
                 s.camera_read_timeout_s,
                 s.camera_open_timeout_s + s.camera_read_timeout_s,
                 self.redacted,
+                self._stop,
             )
             target = self.url
             container_format = "hls"

@@ -70,6 +70,7 @@ class Site:
 
     def __init__(self, files: dict[str, bytes], host: str = "127.0.0.1") -> None:
         self.files = files
+        self.redirects: dict[str, str] = {}  # path -> where a 302 sends it
         self.paths: list[str] = []
         site = self
 
@@ -79,6 +80,12 @@ class Site:
 
             def do_GET(self) -> None:
                 site.paths.append(self.path)
+                if self.path in site.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", site.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = site.files.get(self.path)
                 if body is None:
                     self.send_response(404)
@@ -147,7 +154,7 @@ async def test_an_hls_playlist_plays_with_every_url_checked(segments: list[bytes
         site.close()
 
 
-@pytest.mark.parametrize("where", ["other-host", "metadata", "file", "mixed"])
+@pytest.mark.parametrize("where", ["other-host", "metadata", "file", "mixed", "redirect"])
 async def test_a_playlist_naming_a_refused_address_is_refused(
     segments: list[bytes], elsewhere: Site, where: str
 ) -> None:
@@ -156,9 +163,11 @@ async def test_a_playlist_naming_a_refused_address_is_refused(
         "metadata": "http://169.254.169.254/latest/meta-data/seg.ts",
         "file": "file:///etc/passwd",
         "mixed": f"http://127.0.0.2:{elsewhere.port}/seg.ts",
+        "redirect": "/moved.ts",  # on the allowed host, redirecting elsewhere
     }[where]
     uris = ["/seg0.ts", bad] if where == "mixed" else [bad]
     site = Site({"/seg0.ts": segments[0], "/cam.m3u8": playlist(*uris)})
+    site.redirects["/moved.ts"] = f"http://127.0.0.2:{elsewhere.port}/seg.ts"
     try:
         url = f"http://127.0.0.1:{site.port}/cam.m3u8"
         source = StreamSource("cam-hls-bad", url, FAST, clock, policy=CAMERA_ONLY)
@@ -169,6 +178,8 @@ async def test_a_playlist_naming_a_refused_address_is_refused(
             if where == "mixed":
                 # The allowed segment was fetched; the refused one ended the read.
                 assert "/seg0.ts" in site.paths
+            if where == "redirect":
+                assert "/moved.ts" in site.paths  # asked, and its redirect not followed
             await asyncio.sleep(0.5)
             assert site.paths and elsewhere.paths == []
         finally:
