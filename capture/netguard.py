@@ -14,7 +14,10 @@ and refuses the service's own ports (`refused_ports`) on every host.
 The check is made again right before every connection (a name that resolved to a
 camera at registration may resolve to 127.0.0.1 now: DNS rebinding), and the
 connection then goes to the address that was checked (`pinned_url`), never to a
-second resolution. Redirects are not followed by the reader (`capture.stream`).
+second resolution. Nothing the camera answers can send the reader elsewhere
+(`capture.stream`): HTTP redirects are not followed; every URL an HLS playlist
+names is checked here in turn before it is fetched (`capture.hls`); RTSP goes
+through a relay that cuts the connection on a redirect (`capture.rtsp_relay`).
 
 Blocking (name resolution): call from a thread, never on the event loop.
 """

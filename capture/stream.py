@@ -1,4 +1,4 @@
-"""Classroom cameras by URL: RTSP, HTTP(S) MJPEG or a video file, read with PyAV.
+"""Classroom cameras by URL: RTSP, HTTP(S) MJPEG, HLS or a video file, read with PyAV.
 
 Each `StreamSource` owns one thread that opens and reads its source (PyAV calls
 block; the event loop never waits on them) and reconnects with exponential
@@ -24,13 +24,26 @@ redacted (`redact_url`).
 
 Network cameras and the service's own network. With a `NetworkPolicy`, every
 connection attempt first resolves the camera's host and checks every address
-(`capture.netguard`), then connects to the checked address (HTTP keeps the camera's
-name in its Host header); HTTP redirects are never followed (`max_redirects=0`).
+(`capture.netguard`), then connects to the checked address:
+- HTTP(S): FFmpeg connects to the address, the camera's name in its Host header;
+  redirects are never followed (`max_redirects=0`) and only demuxers that open
+  nothing else are probed (`HTTP_FORMATS`);
+- HLS (a path ending in `.m3u8`): FFmpeg opens nothing itself; every URL (playlist,
+  reloads, segments) goes through `capture.hls.HlsOpener`, checked, pinned and
+  bounded; one refused URL ends the read;
+- RTSP(S): FFmpeg talks, over TCP interleaved only, to a relay on 127.0.0.1
+  (`capture.rtsp_relay`) connected to the checked address, which cuts the
+  connection on a redirect (FFmpeg would follow one anywhere) or anything else it
+  does not pass; stop() closes the relay, which ends a blocked read at once.
 A network camera's failure reads the same whatever happened underneath (nothing
-listening, connection refused, a service that is not a camera, a timeout): state
-`unreachable` (or `reconnecting` after a drop) with `NETWORK_FAILURE` as its error,
-so that the camera list cannot be used to tell open ports from closed ones. The
-precise cause goes to the log only.
+listening, connection refused, a service that is not a camera, a timeout, a refused
+playlist URL, a cut relay): state `unreachable` (or `reconnecting` after a drop)
+with `NETWORK_FAILURE` as its error, so that the camera list cannot be used to tell
+open ports from closed ones; the precise cause goes to the log only. It also takes
+the same time: a failure before an attempt's first frame is reported no sooner than
+`camera_open_timeout_s` after the attempt began (`_even_out`: a wait in the reader
+thread, holding no lock, cut short by stop()). Only the camera's own address being
+refused by the policy reads differently (`TARGET_REFUSED`).
 """
 
 from __future__ import annotations
@@ -52,7 +65,9 @@ import av
 import numpy as np
 
 from capture.exceptions import SourceDown, TargetRefused
+from capture.hls import HlsOpener, is_hls
 from capture.netguard import check_target, host_header, pinned_url
+from capture.rtsp_relay import RtspRelay
 from capture.types import (
     FrameSample,
     Image,
@@ -102,6 +117,10 @@ class _NotAVideo(Exception):
 
 class _EndOfStream(Exception):
     pass
+
+
+class _PlaylistRefused(Exception):
+    """A URL an HLS playlist named was refused or failed (reads as the network failure)."""
 
 
 def redact_url(url: str) -> str:
@@ -166,6 +185,7 @@ class StreamSource:
         self._reconnects = 0
         self._went_live_now = False  # this connection delivered a frame
         self._jitter = random.Random()  # back-off jitter only; nothing secret
+        self._relay: RtspRelay | None = None  # the RTSP relay of the current connection
 
     @property
     def is_file(self) -> bool:
@@ -187,6 +207,10 @@ class StreamSource:
         """Stop reading; waiting samples fail. Idempotent."""
         self._stop.set()
         self._set_state(SourceState.stopped, None)
+        with self._lock:
+            relay = self._relay
+        if relay is not None:
+            relay.close()  # a read blocked on the relay ends now
         thread, self._thread = self._thread, None
         if thread is not None:
             # A blocking read returns within the read timeout at the latest.
@@ -267,6 +291,7 @@ class StreamSource:
         delay = s.camera_backoff_initial_s
         while not self._stop.is_set():
             self._went_live_now = False
+            attempt_started = time.monotonic()
             try:
                 self._read_once()
                 if self._stop.is_set():
@@ -276,9 +301,11 @@ class StreamSource:
                 if self.is_file and self._went_live_now:
                     self._set_state(SourceState.ended, "end of file")
                     return
+                if self._even_out(attempt_started):
+                    break
                 self._failed(exc, self._went_live_now)
             except Exception as exc:  # any failure of the source is reported, never fatal
-                if self._stop.is_set():
+                if self._stop.is_set() or self._even_out(attempt_started):
                     break
                 self._failed(exc, self._went_live_now)
             if self._went_live_now:
@@ -288,6 +315,17 @@ class StreamSource:
             if self._stop.wait(delay * self._jitter.uniform(0.85, 1.15)):
                 break
             delay = min(delay * 2, s.camera_backoff_max_s)
+
+    def _even_out(self, attempt_started: float) -> bool:
+        """Under a network policy, a failure before the first frame is reported only
+        when the open timeout has passed since the attempt began: a refused connection,
+        a service that is not a camera and a silent port then take the same time, so
+        that timing does not tell port states apart either. Waits in the reader thread,
+        holding no lock, and ends at once on stop(); True if stopped meanwhile."""
+        if self._policy is None or self.is_file or self._went_live_now:
+            return False
+        remaining = attempt_started + self.settings.camera_open_timeout_s - time.monotonic()
+        return remaining > 0 and self._stop.wait(remaining)
 
     def _failed(self, exc: BaseException, was_live: bool) -> None:
         error = self._describe(exc)
@@ -326,6 +364,7 @@ class StreamSource:
         options: dict[str, str] = {}
         target = self._path if self._path is not None else self.url
         scheme = urlsplit(self.url).scheme.lower()
+        relay: RtspRelay | None = None
         if self._path is None and self._policy is not None:
             # Checked now, right before connecting (the name may resolve elsewhere than
             # at registration), and connected to the address that was checked.
@@ -333,19 +372,65 @@ class StreamSource:
             target = pinned_url(checked)
             if scheme in ("http", "https"):
                 options["headers"] = f"Host: {host_header(checked)}\r\n"
-        if scheme in ("http", "https"):
+            if scheme in ("rtsp", "rtsps"):
+                # FFmpeg would follow an RTSP redirect anywhere: it talks to a relay
+                # that refuses one, over TCP interleaved only (`capture.rtsp_relay`).
+                relay = RtspRelay(
+                    checked,
+                    max(s.camera_open_timeout_s, s.camera_read_timeout_s),
+                    self.redacted,
+                )
+                with self._lock:
+                    self._relay = relay
+                if self._stop.is_set():
+                    relay.close()
+                    return
+                try:
+                    target = relay.open()
+                except BaseException:
+                    relay.close()
+                    raise
+        hls: HlsOpener | None = None
+        container_format: str | None = None
+        if scheme in ("http", "https") and is_hls(self.url):
+            # A playlist names more URLs: FFmpeg opens none itself; every open goes
+            # through the opener, which checks, pins and bounds it (`capture.hls`).
+            hls = HlsOpener(
+                self._policy,
+                s.camera_read_timeout_s,
+                s.camera_open_timeout_s + s.camera_read_timeout_s,
+                self.redacted,
+                self._stop,
+            )
+            target = self.url
+            container_format = "hls"
+            options.pop("headers", None)
+            options["format_whitelist"] = HTTP_FORMATS + ",hls"
+            # The demuxer's keep-alive reuses FFmpeg's own HTTP connection: off.
+            options["http_persistent"] = "0"
+            options["http_multiple"] = "0"
+        elif scheme in ("http", "https"):
             # A redirect could lead anywhere, unchecked: refused, never followed. So
             # could a playlist (HLS, DASH) or any demuxer that opens more URLs: only
             # formats that read the one stream they were given are probed.
             options["max_redirects"] = "0"
             options["format_whitelist"] = HTTP_FORMATS
         if scheme in ("rtsp", "rtsps"):
-            options["rtsp_transport"] = s.rtsp_transport
-        container = av.open(
-            target,
-            options=options,
-            timeout=(s.camera_open_timeout_s, s.camera_read_timeout_s),
-        )
+            options["rtsp_transport"] = "tcp" if relay is not None else s.rtsp_transport
+        try:
+            container = av.open(
+                target,
+                format=container_format,
+                options=options,
+                timeout=(s.camera_open_timeout_s, s.camera_read_timeout_s),
+                io_open=hls,
+            )
+        except BaseException as exc:
+            if relay is not None:
+                relay.close()
+            if hls is not None and hls.refused is not None:
+                raise _PlaylistRefused(hls.refused) from exc
+            raise
         try:
             if not container.streams.video:
                 raise _NotAVideo("the source has no video stream")
@@ -362,6 +447,9 @@ class StreamSource:
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return
+                if hls is not None and hls.refused is not None:
+                    # A URL of the playlist was refused: the read ends here.
+                    raise _PlaylistRefused(hls.refused)
                 if packet.size == 0:
                     continue  # the demuxer's end-of-stream marker
                 if self._path is not None:
@@ -411,6 +499,8 @@ class StreamSource:
         finally:
             with contextlib.suppress(Exception):
                 container.close()
+            if relay is not None:
+                relay.close()
 
     def _pace(
         self, packet: av.Packet, start: float | None, first: float | None

@@ -102,7 +102,9 @@ class ClassroomSettings(_Section):
     rtsp_transport: str = Field(
         "tcp",
         pattern="^(tcp|udp|http)$",
-        description="RTSP transport (tcp survives lossy networks and firewalls best).",
+        description="RTSP transport of cameras read without a network policy (tcp survives "
+        "lossy networks and firewalls best). Classroom cameras are read under the policy, "
+        "always over TCP interleaved through the RTSP relay.",
     )
     camera_networks: tuple[IPvAnyNetwork, ...] = Field(
         (

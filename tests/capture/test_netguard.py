@@ -14,7 +14,7 @@ import pytest
 
 from capture.exceptions import TargetRefused
 from capture.netguard import address_problem, check_target, pinned_url
-from capture.stream import TARGET_REFUSED, StreamSource
+from capture.stream import NETWORK_FAILURE, TARGET_REFUSED, StreamSource
 from capture.types import NetworkPolicy, SourceState
 from config import ClassroomSettings
 from tests import classgen, imagegen
@@ -164,9 +164,11 @@ async def test_redirects_are_not_followed(frames: tuple[list[bytes], float]) -> 
                 await source.stop()
 
 
-async def test_playlists_are_not_read(frames: tuple[list[bytes], float]) -> None:
-    # An HLS playlist at an allowed address names its segments' URLs: nobody checked
-    # those, so playlists are not read at all.
+async def test_playlists_are_not_read_by_ffmpeg(frames: tuple[list[bytes], float]) -> None:
+    # An HLS playlist names more URLs: FFmpeg's own HTTP client would fetch them
+    # unchecked. A camera is read as HLS only when its URL names a playlist (`.m3u8`),
+    # and then every URL goes through the checking opener (tests/capture/test_hls.py);
+    # a playlist served at any other URL is not read at all.
     jpegs, fps = frames
     with MjpegCamera(jpegs, fps) as target, MjpegCamera(jpegs, fps) as front:
         front.playlist_to = f"http://127.0.0.1:{target.port}/segment0.ts"
@@ -210,3 +212,58 @@ async def test_a_name_that_rebinds_to_loopback_is_refused_at_connection(
             assert camera.hosts == []
         finally:
             await source.stop()
+
+
+class SilentPort:
+    """A port that accepts connections and never says anything (the kernel completes
+    the handshake for the listening socket; nobody reads or writes)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_server((host, 0), backlog=16)
+        self.port: int = self.sock.getsockname()[1]
+
+    def __enter__(self) -> SilentPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("scheme", ["http", "rtsp"])
+async def test_a_closed_port_fails_no_sooner_than_a_silent_one(scheme: str) -> None:
+    # Timing must not tell port states apart: a refused connection used to fail at
+    # once and a silent port only after the open timeout. Both now report after it.
+    settings = FAST.model_copy(update={"camera_open_timeout_s": 1.0})
+    closed_port = classgen.free_port()
+    with SilentPort() as silent:
+        took: dict[str, float] = {}
+
+        async def failure_time(name: str, port: int) -> None:
+            url = f"{scheme}://127.0.0.1:{port}/stream"
+            source = StreamSource(f"cam-{name}", url, settings, clock, policy=LOOPBACK)
+            started = time.monotonic()
+            await source.start()
+            try:
+                await _until(lambda: source.status().state is SourceState.unreachable, 10)
+                took[name] = time.monotonic() - started
+                assert source.status().last_error == NETWORK_FAILURE
+            finally:
+                stopping = time.monotonic()
+                await source.stop()
+                assert time.monotonic() - stopping < 1.0  # waiting never delays stop()
+
+        await asyncio.gather(
+            failure_time("closed", closed_port), failure_time("silent", silent.port)
+        )
+    assert took["closed"] >= 0.8, took  # no longer near-instant
+    assert abs(took["closed"] - took["silent"]) < 0.6, took
+    # A stop while a failure is being held back ends the wait at once.
+    source = StreamSource(
+        "cam-held", f"{scheme}://127.0.0.1:{closed_port}/", settings, clock, policy=LOOPBACK
+    )
+    await source.start()
+    await asyncio.sleep(0.3)
+    stopping = time.monotonic()
+    await source.stop()
+    assert time.monotonic() - stopping < 0.5
+    assert source.status().state is SourceState.stopped
