@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from config.settings import DatabaseSettings, EvidenceSettings
+from storage.appeals_sql import SqlAppealStore
 from storage.classroom_sql import SqlClassroomStore
 from storage.engine import Database, create_database
 from storage.evidence_local import LocalEvidenceStore
@@ -17,6 +18,7 @@ from storage.ledger_sql import SqlLedgerStore
 from storage.migrate import check_schema
 from storage.protocols import (
     AccessLogStore,
+    AppealStore,
     ClassroomStore,
     EvidenceStore,
     LedgerStore,
@@ -40,7 +42,7 @@ class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.signatures`,
     `.evidence`,
     `.classroom`, `.seals`, `.access_log`, `.subsidy`, `.summaries`,
-    `.workspace_sessions`, each typed by
+    `.workspace_sessions`, `.appeals`, each typed by
     its protocol (`storage.protocols`), whatever implements it.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
@@ -68,6 +70,7 @@ class Storage:
         self.subsidy: SubsidyStore = SqlSubsidyStore(db)
         self.summaries: SummaryStore = SqlSummaryStore(db)
         self.workspace_sessions: WorkspaceSessionStore = SqlWorkspaceSessionStore(db)
+        self.appeals: AppealStore = SqlAppealStore(db)
         self._closed = False
 
     def close(self) -> None:
