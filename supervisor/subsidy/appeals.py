@@ -354,8 +354,9 @@ class AppealService:
             decisions = await self.ctx.db(self._decisions, flag_id)
             holds = _flag_holds(flag, appeal.learner_id, decisions)
             said = f"appeal {appeal.id} upheld: {note}"
+            against: tuple[int, ...] = ()
             if holds == "subject":
-                status, against = FlagStatus.dismissed.value, ()
+                status = FlagStatus.dismissed.value
             elif holds == "against":
                 status = FlagStatus.confirmed.value
                 against = tuple(i for i in (decisions[-1].against or ()) if i != appeal.learner_id)

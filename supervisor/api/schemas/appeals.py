@@ -142,7 +142,7 @@ class AppealableOut(BaseModel):
             ],
             failures=[
                 AppealableFailureOut(
-                    subject=f.subject.value,  # type: ignore[arg-type]
+                    subject=f.subject.value,
                     chain_id=f.chain_id,
                     seq=f.seq,
                     at=f.at,
