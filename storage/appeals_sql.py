@@ -3,8 +3,10 @@ the decisions on them.
 
 Both tables are only inserted into. An appeal is open while it has no row in
 `appeal_decisions`; that table's primary key is the appeal, so an appeal is decided
-once. A subject (`subject_key`) takes a new appeal only while none of its earlier
-appeals is open or upheld: the check and the insert run in one write transaction.
+once. A learner's subject (`subject_key`) takes a new appeal only while none of their
+earlier appeals on it is open or upheld: the check and the insert run in one write
+transaction, under the learner's row lock. (Two learners may appeal one flag: the
+flagged learner, and another learner a confirmation of it holds against.)
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ class SqlAppealStore:
                 .outerjoin(D, D.c.appeal_id == A.c.id)
                 .where(
                     A.c.subject_key == key,
+                    A.c.learner_id == learner_id,
                     or_(D.c.appeal_id.is_(None), D.c.upheld.is_(True)),
                 )
             )

@@ -611,9 +611,9 @@ class AppealStore(Protocol):
         filed_by: str,
         at: datetime,
     ) -> Appeal:
-        """Record a new appeal. Raises `Duplicate` while the subject has an open or an
-        upheld appeal, `NotFound` for an unknown learner, `InvalidInput` for a subject
-        named wrongly or a statement empty or longer than 2,000 characters."""
+        """Record a new appeal. Raises `Duplicate` while the learner has an open or an
+        upheld appeal on the subject, `NotFound` for an unknown learner, `InvalidInput`
+        for a subject named wrongly or a statement empty or over 2,000 characters."""
         ...
 
     def decide(

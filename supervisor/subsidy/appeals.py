@@ -229,7 +229,7 @@ class AppealService:
                 )
             await self.ctx.db(self._check_failure, learner_id, subject, chain_id, seq)
         key = f"flag:{flag_id}" if subject is AppealSubject.flag else f"{chain_id}#{seq}"
-        async with self.ctx.lock(f"appeal-subject:{key}"):
+        async with self.ctx.lock(f"appeal-subject:{learner_id}:{key}"):
             now = self.ctx.clock()
             try:
                 appeal = await self.ctx.db(
@@ -322,13 +322,18 @@ class AppealService:
                 f"the note is longer than {MAX_NOTE} characters", reason="appeal_note_too_long"
             )
         appeal = await self._appeal(appeal_id)
+        if appeal.decision is not None:
+            raise Conflict(f"appeal {appeal_id} is decided already", reason="appeal_decided")
         chain = ae.appeal_chain(appeal_id)
         async with self.ctx.lock(chain):
-            if appeal.decision is not None or await self.ctx.db(self._decided, chain):
-                raise Conflict(f"appeal {appeal_id} is decided already", reason="appeal_decided")
             now = self.ctx.clock()
             event = ae.AppealDecided(appeal_id, upheld, text, p.actor, now)
-            (stored,) = await self.ctx.append(chain, [codec.encode(event)])
+            # Once per appeal, across processes: the ledger keeps the key of the append.
+            (stored,), made = await self.ctx.db(
+                self.ctx.storage.ledger.append_once, chain, "decided", [codec.encode(event)]
+            )
+            if not made:
+                raise Conflict(f"appeal {appeal_id} is decided already", reason="appeal_decided")
             decided = await self.ctx.db(
                 self.store.decide,
                 appeal_id,
@@ -338,13 +343,9 @@ class AppealService:
                 now,
                 (stored.chain_id, stored.seq, stored.hash),
             )
-        if upheld and appeal.subject is AppealSubject.flag and appeal.flag_id is not None:
-            await self._lift_flag(p, appeal, text)
+            if upheld and appeal.subject is AppealSubject.flag and appeal.flag_id is not None:
+                await self._lift_flag(p, appeal, text)
         return decided
-
-    def _decided(self, chain: str) -> bool:
-        events = codec.decode_all(self.ctx.storage.ledger.read_chain(chain))
-        return any(isinstance(e, ae.AppealDecided) for _, e in events)
 
     async def _lift_flag(self, p: Principal, appeal: Appeal, note: str) -> None:
         assert appeal.flag_id is not None

@@ -42,9 +42,11 @@ def test_an_appeal_is_filed_decided_once_and_found(store: Storage) -> None:
     )
     assert check.subject_key == "session:abc#4"
 
-    # One open appeal per subject, whoever files it.
+    # One open appeal per learner and subject (another learner a flag also names may
+    # appeal it too).
     with pytest.raises(Duplicate):
         s.file(a, inst, AppealSubject.flag, 7, None, None, "again", "learner:3", T0)
+    other = s.file(b, inst, AppealSubject.flag, 7, None, None, "me too", "learner:4", T0)
     with pytest.raises(Duplicate):
         s.file(b, inst, AppealSubject.flag, 7, None, None, "again", "learner:4", T0)
 
@@ -62,10 +64,10 @@ def test_an_appeal_is_filed_decided_once_and_found(store: Storage) -> None:
         s.file(a, inst, AppealSubject.flag, 7, None, None, "more", "learner:3", T0)
 
     assert [x.id for x in s.find(learner_id=a)] == [filed.id, check.id, again.id]
-    assert [x.id for x in s.find(status=AppealStatus.open)] == [check.id]
+    assert [x.id for x in s.find(status=AppealStatus.open)] == [check.id, other.id]
     assert [x.id for x in s.find(status=AppealStatus.upheld)] == [again.id]
     assert [x.id for x in s.find(status=AppealStatus.dismissed)] == [filed.id]
-    assert s.find(learner_id=b) == [] and s.find(institution_id=inst + 99) == []
+    assert s.find(learner_id=b) == [other] and s.find(institution_id=inst + 99) == []
     with pytest.raises(NotFound):
         s.get(9999)
     with pytest.raises(NotFound):
