@@ -17,9 +17,9 @@ from tests.supervisor.conftest import EMPTY_FRAME, HOPPER_FRAME, Service, StillF
 from tests.supervisor.subsidy.test_subsidy_api import _course, _eligibility, _publish, _study
 
 
-def _ready(svc: Service, w: World, hours: float = 0.0005) -> int:
+def _ready(svc: Service, w: World, hours: float = 0.0005, mode: str = "online") -> int:
     """A published course the world's learner is enrolled in."""
-    course = _course(svc, w, hours)
+    course = _course(svc, w, hours, mode)
     _publish(svc, w, course)
     r = svc.call(
         "POST",
@@ -334,3 +334,54 @@ def test_hostile_appeals_are_refused_and_change_nothing(service: Service) -> Non
     assert service.storage.subsidy.get_flag(flag.id).status.value == "open"
     e = _eligibility(service, w.operator, w.learner_id, course)
     assert "open_fraud_flag" in e["reasons"]
+
+
+def test_an_upheld_appeal_on_a_missed_roll_call_credits_classroom_time(service: Service) -> None:
+    from supervisor.ledger import codec
+    from supervisor.ledger.classroom import ClassPresence, learner_class_chain
+
+    w = service.world()
+    course = _ready(service, w, hours=40, mode="classroom")
+    now = datetime.now(UTC)
+    r = service.call(
+        "POST",
+        "/api/v1/classes",
+        w.operator,
+        json={
+            "course_id": course,
+            "name": "Welding, morning",
+            "starts_at": (now - timedelta(hours=2)).isoformat(),
+            "ends_at": (now + timedelta(hours=2)).isoformat(),
+        },
+    )
+    assert r.status_code == 201, r.text
+    class_id = r.json()["id"]
+    # The learner's chain in the class as a supervision run writes it (the classroom
+    # tests drive real cameras for that): found, absent, found, found, 10 minutes apart.
+    chain = learner_class_chain(class_id, w.learner_id)
+    t0 = now - timedelta(hours=1)
+    found = [True, False, True, True]
+    service.storage.ledger.append(chain, [codec.encode(ClassPresence(
+        check_id=f"rc-{n}", check_kind="roll_call", purpose="random",
+        verdict="present" if ok else "absent", passed=ok, at=t0 + n * timedelta(minutes=10),
+        distance=0.4 if ok else None, threshold=0.53, issues=(), faces=12, frames=3,
+        evidence_sha256=None, class_id=class_id, learner_id=w.learner_id, run_id=1,
+    )) for n, ok in enumerate(found)])  # fmt: skip
+    _assess(service, w, course)
+
+    before = _eligibility(service, w.learner, w.learner_id, course)
+    r = service.call("GET", f"/api/v1/learners/{w.learner_id}/appealable", w.learner)
+    (absent,) = [f for f in r.json()["failures"] if f["chain_id"] == chain]
+    assert absent["subject"] == "roll_call" and absent["verdict"] == "absent"
+    body = {"subject": "roll_call", "chain_id": chain, "seq": absent["seq"],
+            "statement": "我坐在摄像头拍不到的角落"}  # fmt: skip
+    _refused(service, "POST", "/api/v1/appeals", w.learner, 422, "wrong_subject",
+             json={**body, "subject": "check"})  # fmt: skip
+    appeal = _file(service, w.learner, **body)
+    _decide(service, service.bureau, appeal["id"], True, "teacher's register shows present")
+    after = _eligibility(service, w.learner, w.learner_id, course)
+    # The absence stopped 10 + 10 minutes (found before it, found after it).
+    assert before["classroom_hours"] * 3600 == pytest.approx(10 * 60, abs=0.01)
+    gained = after["classroom_hours"] - before["classroom_hours"]
+    assert gained * 3600 == pytest.approx(20 * 60, abs=0.01)
+    assert after["online_hours"] == before["online_hours"] == 0
