@@ -65,8 +65,9 @@ class Failure:
 
 @dataclass(frozen=True, slots=True)
 class FlagOnLearner:
+    """A flag as its learner sees it: never its details (they may name other learners)."""
+
     flag: Flag
-    summary: str
     appeal: Appeal | None
 
 
@@ -125,7 +126,7 @@ class AppealService:
         for f in storage.subsidy.find_flags(learner_id=learner_id):
             a = latest.get(f"flag:{f.id}")
             if a is not None or _flag_holds(f, learner_id, self._decisions(f.id)) is not None:
-                flags.append(FlagOnLearner(f, view(f).summary, a))
+                flags.append(FlagOnLearner(f, a))
         failures: list[Failure] = []
         for s in storage.registry.list_sessions(None, learner_id, False):
             for stored, e in codec.decode_all(storage.ledger.read_chain(s.chain_id)):
