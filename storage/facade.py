@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from config.settings import DatabaseSettings, EvidenceSettings
+from storage.appeals_sql import SqlAppealStore
 from storage.claims_sql import SqlClaimStore
 from storage.classroom_sql import SqlClassroomStore
 from storage.engine import Database, create_database
@@ -18,6 +19,7 @@ from storage.ledger_sql import SqlLedgerStore
 from storage.migrate import check_schema
 from storage.protocols import (
     AccessLogStore,
+    AppealStore,
     ClaimStore,
     ClassroomStore,
     EvidenceStore,
@@ -44,7 +46,7 @@ class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.signatures`,
     `.evidence`,
     `.classroom`, `.seals`, `.access_log`, `.subsidy`, `.summaries`,
-    `.workspace_sessions`, `.records`, `.claims`, each typed by
+    `.workspace_sessions`, `.records`, `.claims`, `.appeals`, each typed by
     its protocol (`storage.protocols`), whatever implements it.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
@@ -74,6 +76,7 @@ class Storage:
         self.workspace_sessions: WorkspaceSessionStore = SqlWorkspaceSessionStore(db)
         self.records: RecordsStore = SqlRecordsStore(db)
         self.claims: ClaimStore = SqlClaimStore(db)
+        self.appeals: AppealStore = SqlAppealStore(db)
         self._closed = False
 
     def close(self) -> None:

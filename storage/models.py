@@ -765,3 +765,45 @@ claim_draw_members = cast(Table, ClaimDrawMemberRow.__table__)
 claim_notices = cast(Table, ClaimNoticeRow.__table__)
 claim_payment_exports = cast(Table, ClaimPaymentExportRow.__table__)
 claim_payments = cast(Table, ClaimPaymentRow.__table__)
+# -- appeals (issue "The bureau's month": a learner disputes a flag, a failed check or a
+# missed roll call; the bureau or an inspector decides). Both tables are only inserted
+# into: an appeal is open while it has no decision row, and it has at most one.
+
+
+class AppealRow(Base):
+    """An appeal as filed; also `appeal_filed`, the first event of chain `appeal:<id>`."""
+
+    __tablename__ = "appeals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
+    institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(16))
+    # `flag:<id>` or `<chain_id>#<seq>`: one open (or upheld) appeal per subject.
+    subject_key: Mapped[str] = mapped_column(String(96), index=True)
+    flag_id: Mapped[int | None] = mapped_column(Integer)
+    chain_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    statement: Mapped[str] = mapped_column(Text)
+    filed_by: Mapped[str] = mapped_column(String(200))
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class AppealDecisionRow(Base):
+    """The decision on an appeal (its primary key: one per appeal); also the
+    `appeal_decided` event at (`chain_id`, `seq`, `hash`)."""
+
+    __tablename__ = "appeal_decisions"
+
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeals.id"), primary_key=True)
+    upheld: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(HASH_LEN))
+
+
+appeals = cast(Table, AppealRow.__table__)
+appeal_decisions = cast(Table, AppealDecisionRow.__table__)

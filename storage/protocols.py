@@ -12,6 +12,9 @@ from typing import Any, Protocol
 
 from storage.types import (
     AccessEntry,
+    Appeal,
+    AppealStatus,
+    AppealSubject,
     AssessmentResult,
     BrokenRecord,
     CameraSource,
@@ -751,3 +754,50 @@ class ClaimStore(Protocol):
     def payment_export(self, export_id: str) -> tuple[PaymentExport, list[ClaimPayment]]: ...
     def payment_exports(self) -> list[PaymentExport]: ...
     def paid(self, claim_ids: Sequence[int] | None = None) -> dict[int, ClaimPayment]: ...
+
+
+class AppealStore(Protocol):
+    """Learners' appeals (against a flag, a failed check or a missed roll call) and the
+    one decision on each; both only inserted, each also a ledger event."""
+
+    def file(
+        self,
+        learner_id: int,
+        institution_id: int | None,
+        subject: AppealSubject,
+        flag_id: int | None,
+        chain_id: str | None,
+        seq: int | None,
+        statement: str,
+        filed_by: str,
+        at: datetime,
+    ) -> Appeal:
+        """Record a new appeal. Raises `Duplicate` while the learner has an open or an
+        upheld appeal on the subject, `NotFound` for an unknown learner, `InvalidInput`
+        for a subject named wrongly or a statement empty or over 2,000 characters."""
+        ...
+
+    def decide(
+        self,
+        appeal_id: int,
+        upheld: bool,
+        note: str,
+        decided_by: str,
+        at: datetime,
+        ledger_ref: tuple[str, int, str],
+    ) -> Appeal:
+        """Record the decision already appended to the ledger at `ledger_ref` (chain,
+        seq, hash). Raises `Duplicate` when the appeal is decided already."""
+        ...
+
+    def get(self, appeal_id: int) -> Appeal: ...
+
+    def find(
+        self,
+        learner_id: int | None = None,
+        status: AppealStatus | None = None,
+        institution_id: int | None = None,
+        limit: int = 500,
+    ) -> list[Appeal]:
+        """Appeals in id order."""
+        ...

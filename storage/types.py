@@ -622,3 +622,69 @@ class ClaimNotice:
     claim_id: int
     notice_from: datetime
     notice_until: datetime
+
+
+# -- appeals (a learner disputes a flag, a failed check or a missed roll call) ----------
+
+
+class AppealSubject(StrEnum):
+    flag = "flag"
+    check = "check"
+    roll_call = "roll_call"
+
+
+class AppealStatus(StrEnum):
+    open = "open"
+    upheld = "upheld"
+    dismissed = "dismissed"
+
+
+@dataclass(frozen=True, slots=True)
+class AppealDecision:
+    """The one decision on an appeal, also the `appeal_decided` event at (chain, seq, hash)."""
+
+    appeal_id: int
+    upheld: bool
+    note: str
+    decided_by: str
+    decided_at: datetime
+    chain_id: str
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Appeal:
+    """A learner's appeal as filed (`appeal_filed` in `appeal:<id>`). A flag is named by
+    `flag_id`; a check or a roll call by the chain and seq of its ledger event."""
+
+    id: int
+    learner_id: int
+    institution_id: int | None
+    subject: AppealSubject
+    flag_id: int | None
+    chain_id: str | None
+    seq: int | None
+    statement: str
+    filed_by: str
+    filed_at: datetime
+    decision: AppealDecision | None = None
+
+    @property
+    def status(self) -> AppealStatus:
+        if self.decision is None:
+            return AppealStatus.open
+        return AppealStatus.upheld if self.decision.upheld else AppealStatus.dismissed
+
+    @property
+    def subject_key(self) -> str:
+        return subject_key(self.subject, self.flag_id, self.chain_id, self.seq)
+
+
+def subject_key(
+    subject: AppealSubject, flag_id: int | None, chain_id: str | None, seq: int | None
+) -> str:
+    """What an appeal is about, as one string: `flag:<id>` or `<chain_id>#<seq>`."""
+    if subject is AppealSubject.flag:
+        return f"flag:{flag_id}"
+    return f"{chain_id}#{seq}"

@@ -28,6 +28,7 @@ from supervisor.api.pages import docs as pages_docs
 from supervisor.api.pages import inspect as pages_inspect
 from supervisor.api.pages import public as pages_public
 from supervisor.api.ratelimit import RateLimiter
+from supervisor.api.routes import appeals as routes_appeals
 from supervisor.api.routes import claims as routes_claims
 from supervisor.api.routes import classes as routes_classes
 from supervisor.api.routes import inspect as routes_inspect
@@ -50,6 +51,7 @@ from supervisor.privacy.service import PrivacyService
 from supervisor.registry.records import RecordsService
 from supervisor.registry.service import RegistryService
 from supervisor.runtime.redis import open_redis
+from supervisor.subsidy.appeals import AppealService
 from supervisor.subsidy.claims import ClaimService
 from supervisor.subsidy.service import SubsidyService
 from supervisor.subsidy.summary_refresh import SummaryRefresher
@@ -120,6 +122,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.subsidy = SubsidyService(ctx)
             app.state.records = RecordsService(ctx)
             app.state.claims = ClaimService(ctx)
+            app.state.appeals = AppealService(ctx)
             app.state.live = live
             refresher = SummaryRefresher(ctx, redis.client)
             await refresher.start()
@@ -189,6 +192,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_records.router)
     app.include_router(routes_claims.router)
     app.include_router(routes_claims.public)
+    app.include_router(routes_appeals.router)
     app.include_router(pages_public.router)
     pages_docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

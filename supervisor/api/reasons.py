@@ -238,6 +238,18 @@ REASON_MESSAGES: dict[str, str] = {
     "already_paid": N_("The claim has been paid already."),
     "nothing_to_pay": N_("No claim is ready to pay."),
     "duplicate_claim": N_("A claim is listed twice."),
+    # -- appeals --------------------------------------------------------------------------
+    "not_your_subject": N_("You can only appeal what concerns you."),
+    "unknown_subject": N_("What the appeal names does not exist."),
+    "wrong_subject": N_(
+        "Name a flag by its number, or a check or roll call by its record and number."
+    ),
+    "nothing_to_appeal": N_("This does not count against you: there is nothing to appeal."),
+    "appeal_exists": N_("This already has an open or upheld appeal."),
+    "unknown_appeal": N_("There is no such appeal."),
+    "appeal_decided": N_("This appeal has been decided already."),
+    "appeal_note_required": N_("A decision on an appeal needs a note."),
+    "appeal_note_too_long": N_("The note is at most 2000 characters."),
     # -- WebRTC ---------------------------------------------------------------------------
     "invalid_sdp": N_("The video connection could not be set up (invalid offer)."),
     "sdp_too_large": N_("The video connection could not be set up (offer too large)."),

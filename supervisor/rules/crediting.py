@@ -12,7 +12,9 @@ the learner. An inspector who recomputes it from an export gets the same answer.
 through it: a session's credited time on the API, the live view, classroom
 chains, and the eligibility scan (which feeds it from parsed JSON rows through
 the same step methods, `check`, `missed`, `state_changed`, `ended`, and keeps its
-state between scans with `state`/`from_state`).
+state between scans with `state`/`from_state`). A failure overturned on appeal is fed
+to it as a passed check (`supervisor.rules.appeals.credited_back`): the rule itself
+does not change.
 """
 
 from __future__ import annotations

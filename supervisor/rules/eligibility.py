@@ -14,7 +14,11 @@ The chains one decision reads:
   credited with `supervisor.rules.crediting.credit` and `policy.max_credited_gap_s`;
 - every class chain of the learner in a class of the course, credited with the
   same function and `classroom.max_credited_gap_s`;
-- every flag chain naming the learner (`summarise_flag`).
+- every flag chain naming the learner (`summarise_flag`);
+- the learner's appeal chains (`supervisor.rules.appeals`): an upheld appeal on a flag
+  has dismissed it in the flag's own chain; one on a failed check or a missed roll
+  call has its chain credited with that event read as passed (`credited_back`), which
+  gives back at most the interval the failure stopped, within the same `max_gap`.
 
 Reasons a learner is not eligible (all that apply are returned):
 

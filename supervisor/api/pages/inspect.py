@@ -26,17 +26,19 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
 from storage import exceptions as se
-from storage.types import FlagStatus, Role
+from storage.types import AppealStatus, FlagStatus, Role
 from supervisor.api.deps import get_ctx, get_limiter
 from supervisor.api.errors import STORAGE_ERRORS
 from supervisor.api.pages.common import error_text, render
 from supervisor.api.pages.signin import csrf_token, start_session
 from supervisor.api.ratelimit import TooManyRequests
+from supervisor.api.routes.appeals import get_appeals
 from supervisor.api.routes.inspect import frames_of, get_rooms, serve_frame
 from supervisor.api.routes.subsidy import get_subsidy
+from supervisor.api.schemas.appeals import AppealDecisionIn, AppealOut
 from supervisor.api.schemas.subsidy import DecisionIn, FlagOut
 from supervisor.api.speech import speech_of, translator_of
-from supervisor.auth import Principal
+from supervisor.auth import DECIDERS, Principal
 from supervisor.errors import InvalidInput, ServiceError, Unauthenticated, WrongRole
 from supervisor.i18n import N_
 from supervisor.inspect.replay import Replay
@@ -121,6 +123,7 @@ async def _page(request: Request, body: Page, form: dict[str, Any] | None = None
         "csrf": csrf_token(secret),
         "is_admin": p.role is Role.admin,
         "can_spot_check": p.role in (Role.admin, Role.inspector),
+        "can_decide": p.role in DECIDERS,
     }
     try:
         if p.role is Role.learner:
@@ -482,6 +485,46 @@ async def decide_flag(request: Request, flag_id: int) -> Response:
             p, flag_id, FlagStatus(decision.status), decision.note, decision.against
         )
         return JSONResponse({"id": flag_id, "status": decision.status})
+
+    return await _json(request, body)
+
+
+# -- appeals: learners dispute a flag, a failed check or a missed roll call ---------------
+
+
+@router.get("/appeals")
+async def appeals_page(request: Request) -> Response:
+    """The open appeals queue (bureau, inspectors, admins). The page's script reads and
+    decides appeals through the JSON routes below, signed in by the session cookie."""
+
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        if p.role not in DECIDERS:
+            raise WrongRole("appeals are decided by the bureau and inspectors")
+        await get_rooms(request).workspace.log(p, "view_appeals")
+        return render(request, "inspect_appeals.html", **base)
+
+    return await _page(request, body)
+
+
+@router.get("/appeals/open")
+async def open_appeals(request: Request) -> Response:
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        found = await get_appeals(request).list(p, AppealStatus.open)
+        clock = speech_of(request).clock
+        return JSONResponse([AppealOut.of(a, clock).model_dump(mode="json") for a in found])
+
+    return await _json(request, body)
+
+
+@router.post("/appeals/{appeal_id}/decision")
+async def decide_appeal(request: Request, appeal_id: int) -> Response:
+    async def body(request: Request, p: Principal, base: dict[str, Any]) -> Response:
+        try:
+            decision = AppealDecisionIn.model_validate(await request.json())
+        except (ValueError, ValidationError):
+            raise InvalidInput("the decision must be JSON with upheld and a note") from None
+        decided = await get_appeals(request).decide(p, appeal_id, decision.upheld, decision.note)
+        return JSONResponse({"id": appeal_id, "status": decided.status.value})
 
     return await _json(request, body)
 

@@ -176,9 +176,59 @@ function flagsPage() {
   load();
 }
 
+function appealsPage() {
+  const state = $("appeals-state");
+  const body = $("appeals").querySelector("tbody");
+
+  function subject(a) {
+    if (a.subject === "flag") return t("appeals.subject_flag", { id: a.flag_id });
+    return t(`appeals.subject_${a.subject}`, { chain: a.chain_id, seq: a.seq });
+  }
+
+  function load() {
+    fetch("/inspect/appeals/open", { credentials: "same-origin" })
+      .then((r) => {
+        if (r.status === 401) { state.dataset.state = "signed-out"; location.assign("/inspect/login"); throw new Error(t("flags.signed_out")); }
+        if (!r.ok) return r.json().then((b) => { throw new Error(b.message || `HTTP ${r.status}`); });
+        return r.json();
+      })
+      .then((appeals) => {
+        body.innerHTML = "";
+        state.dataset.state = "loaded";
+        state.textContent = t("appeals.count", { n: appeals.length });
+        for (const a of appeals) {
+          const tr = document.createElement("tr");
+          tr.dataset.appeal = a.id;
+          for (const text of [a.id, a.learner_id, subject(a), a.filed_at_local, a.statement]) tr.appendChild(cell(text));
+          const td = document.createElement("td");
+          const note = document.createElement("input"); note.placeholder = t("flags.note"); note.maxLength = 2000; note.className = "appeal-note";
+          td.appendChild(note);
+          for (const upheld of [true, false]) {
+            const b = document.createElement("button"); b.type = "button"; b.textContent = t(upheld ? "appeals.uphold" : "appeals.dismiss");
+            b.className = upheld ? "appeal-uphold" : "appeal-dismiss";
+            b.addEventListener("click", () => decide(a.id, upheld, note.value));
+            td.appendChild(b);
+          }
+          tr.appendChild(td);
+          body.appendChild(tr);
+        }
+      })
+      .catch((e) => { state.className = "bad"; state.textContent = e.message; });
+  }
+
+  function decide(id, upheld, note) {
+    postJSON(`/inspect/appeals/${encodeURIComponent(id)}/decision`, { upheld, note }).then((r) => r.json().then((b) => {
+      if (!r.ok) throw new Error(b.message || `HTTP ${r.status}`);
+      state.className = "ok"; state.textContent = t(upheld ? "appeals.decided_upheld" : "appeals.decided_dismissed", { id }); load();
+    })).catch((e) => { state.className = "bad"; state.textContent = e.message; });
+  }
+  load();
+}
+
 document.addEventListener("DOMContentLoaded", () => window.svI18n.ready.then(() => {
   const page = document.body.dataset.page;
   postForms();
   if (page === "replay") replayPage();
   else if (page === "flags") flagsPage();
+  else if (page === "appeals") appealsPage();
 }));

@@ -74,7 +74,9 @@ async function signIn(token) {
   const learner = await api(`/learners/${S.me.learner_id}`);
   $("who").textContent = `${learner.full_name} (${learner.id_number_masked})`;
   $("mydata").hidden = false;
+  $("appeals").hidden = false;
   refreshAlternative();
+  refreshAppeals();
   const consent = await api(`/learners/${S.me.learner_id}/consent`);
   // Consent to a translation of the version in force (2026-11-v1-zh-CN) is consent to it.
   const base = (v) => String(v || "").replace(/-(zh-CN|en)$/, "");
@@ -212,6 +214,106 @@ async function askAlternative() {
     $("mydata-error").textContent = e.message;
   }
   await refreshAlternative();
+}
+
+// -- appeals: dispute a flag, a failed check or a missed roll call ------------------------
+// The server gives every time also in Beijing time (`*_local`); the page shows those.
+
+function subjectLabel(a) {
+  if (a.subject === "flag") return t("learner.appeal.subject_flag", { id: a.flag_id });
+  return t(`learner.appeal.subject_${a.subject}`);
+}
+
+function verdictLabel(verdict) {
+  const key = `learner.failed.${verdict}`;
+  return t(key) !== key ? t(key) : verdict;
+}
+
+async function refreshAppeals() {
+  const list = $("appeal-list");
+  try {
+    const mine = await api("/appeals");
+    list.replaceChildren();
+    if (!mine.length) {
+      const li = document.createElement("li");
+      li.textContent = t("learner.appeal.mine_none");
+      list.appendChild(li);
+    }
+    for (const a of mine.slice().reverse()) {
+      const li = document.createElement("li");
+      li.dataset.appeal = a.id; li.dataset.status = a.status;
+      const head = document.createElement("div");
+      head.textContent = t("learner.appeal.item", { id: a.id, subject: subjectLabel(a), at: a.filed_at_local });
+      const status = document.createElement("strong");
+      status.textContent = t(`learner.appeal.${a.status}`);
+      li.append(head, status);
+      if (a.decision) {
+        const d = document.createElement("div");
+        d.className = "small";
+        d.textContent = t("learner.appeal.decision", { at: a.decision.decided_at_local, note: a.decision.note });
+        li.appendChild(d);
+      }
+      list.appendChild(li);  // textContent only: a statement or a note is never markup
+    }
+  } catch (e) {
+    $("appeal-error").textContent = e.message;
+  }
+}
+
+async function loadAppealable() {
+  $("appeal-error").textContent = "";
+  let found;
+  try {
+    found = await api(`/learners/${S.me.learner_id}/appealable`);
+  } catch (e) {
+    $("appeal-error").textContent = e.message;
+    return;
+  }
+  const select = $("appeal-subject");
+  select.replaceChildren();
+  const open = (x) => !x.appeal || x.appeal.status === "dismissed";
+  for (const f of found.flags.filter(open)) {
+    const o = document.createElement("option");
+    const kind = t(`flag.${f.kind}`) !== `flag.${f.kind}` ? t(`flag.${f.kind}`) : f.kind;
+    o.textContent = t("learner.appeal.flag", { id: f.flag_id, kind, at: f.raised_at_local });
+    o.value = JSON.stringify({ subject: "flag", flag_id: f.flag_id });
+    select.appendChild(o);
+  }
+  for (const f of found.failures.filter(open)) {
+    const o = document.createElement("option");
+    o.textContent = f.subject === "roll_call"
+      ? t("learner.appeal.roll_call", { at: f.at_local })
+      : t("learner.appeal.check", { verdict: verdictLabel(f.verdict), at: f.at_local });
+    o.value = JSON.stringify({ subject: f.subject, chain_id: f.chain_id, seq: f.seq });
+    select.appendChild(o);
+  }
+  const none = select.childElementCount === 0;
+  $("appeal-form").hidden = false;
+  $("appeal-none").hidden = !none;
+  select.hidden = none;
+  $("appeal-submit").disabled = none;
+}
+
+async function fileAppeal() {
+  $("appeal-error").textContent = ""; $("appeal-done").textContent = "";
+  const statement = $("appeal-statement").value.trim();
+  if (!statement) { $("appeal-error").textContent = t("learner.appeal.empty"); return; }
+  const subject = JSON.parse($("appeal-subject").value);
+  $("appeal-submit").disabled = true;
+  try {
+    const a = await api("/appeals", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify(Object.assign(subject, { statement })),
+    });
+    $("appeal-statement").value = "";
+    $("appeal-done").textContent = t("learner.appeal.filed", { id: a.id });
+  } catch (e) {
+    $("appeal-error").textContent = e.message;
+  } finally {
+    $("appeal-submit").disabled = false;
+  }
+  await loadAppealable();
+  await refreshAppeals();
 }
 
 // -- camera ---------------------------------------------------------------------
@@ -841,6 +943,8 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("mydata-button").addEventListener("click", showMyData);
   $("withdraw-button").addEventListener("click", withdrawConsent);
   $("alt-button").addEventListener("click", askAlternative);
+  $("appeal-load").addEventListener("click", loadAppealable);
+  $("appeal-submit").addEventListener("click", fileAppeal);
   document.addEventListener("visibilitychange", onVisibility);
   window.addEventListener("pagehide", pageAway);
   window.addEventListener("pageshow", (ev) => { if (ev.persisted) pageBack(); });
