@@ -9,6 +9,7 @@ from typing import Self
 
 from config.settings import DatabaseSettings, EvidenceSettings
 from storage.classroom_sql import SqlClassroomStore
+from storage.dispatch_sql import SqlDispatchStore
 from storage.engine import Database, create_database
 from storage.evidence_local import LocalEvidenceStore
 from storage.exceptions import StorageConfigError
@@ -18,6 +19,7 @@ from storage.migrate import check_schema
 from storage.protocols import (
     AccessLogStore,
     ClassroomStore,
+    DispatchStore,
     EvidenceStore,
     LedgerStore,
     RegistryStore,
@@ -40,7 +42,7 @@ class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.signatures`,
     `.evidence`,
     `.classroom`, `.seals`, `.access_log`, `.subsidy`, `.summaries`,
-    `.workspace_sessions`, each typed by
+    `.workspace_sessions`, `.dispatch`, each typed by
     its protocol (`storage.protocols`), whatever implements it.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
@@ -68,6 +70,7 @@ class Storage:
         self.subsidy: SubsidyStore = SqlSubsidyStore(db)
         self.summaries: SummaryStore = SqlSummaryStore(db)
         self.workspace_sessions: WorkspaceSessionStore = SqlWorkspaceSessionStore(db)
+        self.dispatch: DispatchStore = SqlDispatchStore(db)
         self._closed = False
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from storage.types import (
     CourseEnrolment,
     CourseRules,
     DeliveryMode,
+    DispatchRecord,
     EvidenceRecord,
     Flag,
     FlagDecision,
@@ -590,3 +591,30 @@ class SubsidyStore(Protocol):
 
     def decisions(self, flag_ids: Sequence[int]) -> dict[int, list[FlagDecision]]: ...
     def flag_counts(self) -> int: ...
+
+
+class DispatchStore(Protocol):
+    """Closed versions of the dispatch report, kept as reported; never updated."""
+
+    def add(
+        self,
+        region: str,
+        period: str,
+        version: int,
+        body: str,
+        sha256: str,
+        as_of: datetime,
+        reason: str,
+        changes: str,
+        closed_by: str,
+        closed_at: datetime,
+        ref: tuple[str, int, str],
+    ) -> DispatchRecord:
+        """Keep a version; `Duplicate` if (region, period, version) is kept already."""
+        ...
+
+    def versions(self, region: str, period: str) -> list[DispatchRecord]:
+        """Every kept version of a report, oldest first."""
+        ...
+
+    def latest(self, region: str, period: str) -> DispatchRecord | None: ...

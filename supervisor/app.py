@@ -29,6 +29,7 @@ from supervisor.api.pages import inspect as pages_inspect
 from supervisor.api.pages import public as pages_public
 from supervisor.api.ratelimit import RateLimiter
 from supervisor.api.routes import classes as routes_classes
+from supervisor.api.routes import dispatch as routes_dispatch
 from supervisor.api.routes import inspect as routes_inspect
 from supervisor.api.routes import live as routes_live
 from supervisor.api.routes import privacy as routes_privacy
@@ -47,6 +48,7 @@ from supervisor.online.sessions import SessionService
 from supervisor.privacy.service import PrivacyService
 from supervisor.registry.service import RegistryService
 from supervisor.runtime.redis import open_redis
+from supervisor.subsidy.dispatch import DispatchService
 from supervisor.subsidy.service import SubsidyService
 from supervisor.subsidy.summary_refresh import SummaryRefresher
 from supervisor.web import STATIC_DIR
@@ -114,6 +116,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.sessions = sessions
             app.state.privacy = PrivacyService(ctx, sessions)
             app.state.subsidy = SubsidyService(ctx)
+            app.state.dispatch = DispatchService(ctx)
             app.state.live = live
             refresher = SummaryRefresher(ctx, redis.client)
             await refresher.start()
@@ -180,6 +183,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(pages_inspect.router)
     app.include_router(pages_console.router)
     app.include_router(routes_subsidy.router)
+    app.include_router(routes_dispatch.router)
     app.include_router(pages_public.router)
     pages_docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
