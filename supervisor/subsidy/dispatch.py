@@ -130,12 +130,96 @@ class Served:
         }
 
 
+def read_kept(
+    storage: Storage, region_key: str, period: str, version: int | None = None
+) -> tuple[Served | None, list[DispatchRecord]]:
+    """The kept version of a report (the latest, or `version`), checked against its
+    ledger event: the copy must hash to the SHA-256 the ledger (and so the seal)
+    holds (blocking). (None, []) when the report was never closed; (None, kept) when
+    `version` is not kept."""
+    kept = storage.dispatch.versions(region_key, period)
+    if not kept:
+        return None, kept
+    found = [r for r in kept if r.version == version] if version is not None else kept[-1:]
+    if not found:
+        return None, kept
+    record = found[0]
+    events = storage.ledger.read_chain(record.chain_id, record.seq - 1, 1)
+    recorded = None
+    if events and events[0].hash == record.hash:
+        decoded = codec.decode_payload(events[0].kind, events[0].payload)
+        if isinstance(decoded, DispatchReportClosed):
+            recorded = decoded.sha256
+    if recorded is None or recorded != record.sha256 or sha256_text(record.body) != recorded:
+        raise Conflict("the kept copy does not match the ledger", reason="stored_copy_altered")
+    versions = tuple(r.version for r in kept)
+    return Served(json.loads(record.body), record.sha256, record, versions), kept
+
+
+def keep(
+    storage: Storage,
+    period: Period,
+    region: str | None,
+    body: dict[str, Any],
+    as_of: datetime,
+    reason: str,
+    previous: DispatchRecord | None,
+    actor: str,
+    now: datetime,
+) -> tuple[DispatchRecord, str]:
+    """Close a version of a report (blocking): its SHA-256 appended to the ledger
+    (keyed by version, so two writers of one version record it once), then the copy
+    kept under that event. Returns the record and the canonical text."""
+    key = region_chain_key(region)
+    text = canonical_json(body)
+    digest = sha256_text(text)
+    changes: list[dict[str, Any]] = []
+    if previous is not None:
+        changes = diff(json.loads(previous.body), body)
+        if not changes:
+            raise Conflict("the report computed now has the same figures", reason="nothing_changed")
+    version = previous.version + 1 if previous is not None else 1
+    event = DispatchReportClosed(
+        key,
+        period.key,
+        version,
+        digest,
+        as_of,
+        reason,
+        previous.sha256 if previous is not None else None,
+        len(changes),
+        actor,
+        now,
+    )
+    chain = dispatch_chain(region, period.key)
+    appended, fresh = storage.ledger.append_once(chain, f"version-{version}", [codec.encode(event)])
+    if not fresh:
+        raise Conflict("this version was closed by another request", reason="already_closed")
+    ref = (appended[0].chain_id, appended[0].seq, appended[0].hash)
+    try:
+        record = storage.dispatch.add(
+            key,
+            period.key,
+            version,
+            text,
+            digest,
+            as_of,
+            reason,
+            canonical_json(changes),
+            actor,
+            now,
+            ref,
+        )
+    except Duplicate:
+        raise Conflict("this version is kept already", reason="already_closed") from None
+    return record, text
+
+
 class DispatchService:
     """Reading, closing and correcting dispatch reports (bureau, inspectors, admins)."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.store = ctx.storage.dispatch
 
     def _parse(self, period: str, region: str | None) -> tuple[Period, str | None]:
         try:
@@ -150,6 +234,13 @@ class DispatchService:
             raise InvalidInput(str(exc), reason="invalid_region") from None
         return parsed, region
 
+    async def _kept(
+        self, period: Period, region: str | None, version: int | None = None
+    ) -> tuple[Served | None, list[DispatchRecord]]:
+        return await self.ctx.db(
+            read_kept, self.ctx.storage, region_chain_key(region), period.key, version
+        )
+
     async def report(
         self, p: Principal, period: str, region: str | None, version: int | None = None
     ) -> Served:
@@ -157,25 +248,22 @@ class DispatchService:
         past its grace is closed now; an open one is computed."""
         require_role(p, *READ_ALL)
         parsed, code = self._parse(period, region)
-        key = region_chain_key(code)
-        kept = await self.ctx.db(self.store.versions, key, parsed.key)
+        served, kept = await self._kept(parsed, code, version)
+        if served is not None:
+            return served
         if version is not None:
-            found = [r for r in kept if r.version == version]
-            if not found:
-                raise UnknownId(f"no version {version} of this report", reason="unknown_version")
-            return await self._served(found[0], kept)
-        if kept:
-            return await self._served(kept[-1], kept)
+            raise UnknownId(f"no version {version} of this report", reason="unknown_version")
         now = self.ctx.clock()
         grace = timedelta(days=self.ctx.settings.subsidy.dispatch_close_grace_days)
         if now >= parsed.end + grace:
             try:
-                return await self._close(p, parsed, code, "closed: grace passed", kept)
+                return await self._close(p, parsed, code, "closed: grace passed")
             except Conflict:  # closed by another request meanwhile: serve what it kept
-                kept = await self.ctx.db(self.store.versions, key, parsed.key)
-                return await self._served(kept[-1], kept)
-        as_of = min(now, parsed.end)
-        body = await self._compute(parsed, code, as_of)
+                served, _ = await self._kept(parsed, code)
+                if served is None:
+                    raise
+                return served
+        body = await self._compute(parsed, code, min(now, parsed.end))
         return Served(body, sha256_text(canonical_json(body)))
 
     async def close(self, p: Principal, period: str, region: str | None) -> Served:
@@ -185,10 +273,7 @@ class DispatchService:
         parsed, code = self._parse(period, region)
         if self.ctx.clock() < parsed.start:
             raise Conflict("this period has not started", reason="period_not_started")
-        kept = await self.ctx.db(self.store.versions, region_chain_key(code), parsed.key)
-        if kept:
-            raise Conflict("this report is closed already", reason="already_closed")
-        return await self._close(p, parsed, code, "closed by the bureau", kept)
+        return await self._close(p, parsed, code, "closed by the bureau")
 
     async def correct(self, p: Principal, period: str, region: str | None, reason: str) -> Served:
         """A new version of a closed report on the ledger as it stands now, naming the
@@ -197,10 +282,7 @@ class DispatchService:
         parsed, code = self._parse(period, region)
         if not reason.strip():
             raise InvalidInput("a correction needs a reason", reason="reason_required")
-        kept = await self.ctx.db(self.store.versions, region_chain_key(code), parsed.key)
-        if not kept:
-            raise Conflict("this report is not closed", reason="not_closed")
-        return await self._close(p, parsed, code, reason.strip(), kept)
+        return await self._close(p, parsed, code, reason.strip(), correction=True)
 
     async def _compute(self, period: Period, region: str | None, as_of: datetime) -> dict[str, Any]:
         return await self.ctx.db(
@@ -213,83 +295,32 @@ class DispatchService:
         period: Period,
         region: str | None,
         reason: str,
-        kept: list[DispatchRecord],
+        correction: bool = False,
     ) -> Served:
-        key = region_chain_key(region)
-        chain = dispatch_chain(region, period.key)
-        async with self.ctx.lock(chain):
+        async with self.ctx.lock(dispatch_chain(region, period.key)):
+            kept = await self.ctx.db(
+                self.ctx.storage.dispatch.versions, region_chain_key(region), period.key
+            )
+            if correction and not kept:
+                raise Conflict("this report is not closed", reason="not_closed")
+            if not correction and kept:
+                raise Conflict("this report is closed already", reason="already_closed")
             now = self.ctx.clock()
             # A first close is cut at the period's end (or now, if earlier); a correction
             # reads the ledger as it stands.
             as_of = now if kept else min(now, period.end)
             body = await self._compute(period, region, as_of)
-            text = canonical_json(body)
-            digest = sha256_text(text)
-            changes: list[dict[str, Any]] = []
-            previous = kept[-1] if kept else None
-            if previous is not None:
-                changes = diff(json.loads(previous.body), body)
-                if not changes:
-                    raise Conflict(
-                        "the report computed now has the same figures", reason="nothing_changed"
-                    )
-            version = previous.version + 1 if previous is not None else 1
-            event = DispatchReportClosed(
-                key,
-                period.key,
-                version,
-                digest,
+            record, _ = await self.ctx.db(
+                keep,
+                self.ctx.storage,
+                period,
+                region,
+                body,
                 as_of,
                 reason,
-                previous.sha256 if previous is not None else None,
-                len(changes),
+                kept[-1] if kept else None,
                 p.actor,
                 now,
             )
-            # Keyed by version: two processes closing the same version record it once.
-            appended, fresh = await self.ctx.db(
-                self.ctx.storage.ledger.append_once,
-                chain,
-                f"version-{version}",
-                [codec.encode(event)],
-            )
-            if not fresh:
-                raise Conflict(
-                    "this version was closed by another request", reason="already_closed"
-                )
-            ref = (appended[0].chain_id, appended[0].seq, appended[0].hash)
-            try:
-                record = await self.ctx.db(
-                    self.store.add,
-                    key,
-                    period.key,
-                    version,
-                    text,
-                    digest,
-                    as_of,
-                    reason,
-                    canonical_json(changes),
-                    p.actor,
-                    now,
-                    ref,
-                )
-            except Duplicate:
-                raise Conflict("this version is kept already", reason="already_closed") from None
-        return Served(body, digest, record, tuple(r.version for r in kept) + (version,))
-
-    async def _served(self, record: DispatchRecord, kept: list[DispatchRecord]) -> Served:
-        """A kept version, after checking it against its ledger event: the copy must
-        hash to the SHA-256 the ledger (and so the seal) holds."""
-        events = await self.ctx.db(
-            self.ctx.storage.ledger.read_chain, record.chain_id, record.seq - 1, 1
-        )
-        recorded = None
-        if events and events[0].hash == record.hash:
-            decoded = codec.decode_payload(events[0].kind, events[0].payload)
-            if isinstance(decoded, DispatchReportClosed):
-                recorded = decoded.sha256
-        if recorded is None or recorded != record.sha256 or sha256_text(record.body) != recorded:
-            raise Conflict("the kept copy does not match the ledger", reason="stored_copy_altered")
-        return Served(
-            json.loads(record.body), record.sha256, record, tuple(r.version for r in kept)
-        )
+        versions = tuple(r.version for r in kept) + (record.version,)
+        return Served(body, record.sha256, record, versions)
