@@ -257,7 +257,8 @@ class DispatchService:
         grace = timedelta(days=self.ctx.settings.subsidy.dispatch_close_grace_days)
         if now >= parsed.end + grace:
             try:
-                return await self._close(p, parsed, code, "closed: grace passed")
+                # Closed by the service's rule, not by the reader who happened to ask.
+                return await self._close("system:grace", parsed, code, "closed: grace passed")
             except Conflict:  # closed by another request meanwhile: serve what it kept
                 served, _ = await self._kept(parsed, code)
                 if served is None:
@@ -273,7 +274,7 @@ class DispatchService:
         parsed, code = self._parse(period, region)
         if self.ctx.clock() < parsed.start:
             raise Conflict("this period has not started", reason="period_not_started")
-        return await self._close(p, parsed, code, "closed by the bureau")
+        return await self._close(p.actor, parsed, code, "closed by the bureau")
 
     async def correct(self, p: Principal, period: str, region: str | None, reason: str) -> Served:
         """A new version of a closed report on the ledger as it stands now, naming the
@@ -282,7 +283,7 @@ class DispatchService:
         parsed, code = self._parse(period, region)
         if not reason.strip():
             raise InvalidInput("a correction needs a reason", reason="reason_required")
-        return await self._close(p, parsed, code, reason.strip(), correction=True)
+        return await self._close(p.actor, parsed, code, reason.strip(), correction=True)
 
     async def _compute(self, period: Period, region: str | None, as_of: datetime) -> dict[str, Any]:
         return await self.ctx.db(
@@ -291,7 +292,7 @@ class DispatchService:
 
     async def _close(
         self,
-        p: Principal,
+        actor: str,
         period: Period,
         region: str | None,
         reason: str,
@@ -319,7 +320,7 @@ class DispatchService:
                 as_of,
                 reason,
                 kept[-1] if kept else None,
-                p.actor,
+                actor,
                 now,
             )
         versions = tuple(r.version for r in kept) + (record.version,)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
+from sqlalchemy import text
 
 from config import Settings
 from storage import Storage
@@ -472,9 +473,20 @@ def test_a_period_past_its_grace_is_closed_at_first_request(service: Service) ->
     first = r.json()
     assert first["status"] == "closed" and first["version"] == 1
     assert first["report"]["as_of"] == "2026-03-31T16:00:00.000000Z"
+    assert first["closed_by"] == "system:grace"  # the rule closed it, not the reader
     r = service.call("GET", "/api/v1/reports/dispatch", inspector, params=params)
     assert r.json() == first
     assert len(service.storage.ledger.read_chain("dispatch:650000:2026-Q1")) == 1
+    # The kept copy edited in the database (the adversary with database access): it no
+    # longer hashes to the SHA-256 in the ledger, and is not served.
+    edited = canonical_json({**first["report"], "as_of": "2026-03-01T00:00:00.000000Z"})
+    with service.storage.db.write() as conn:
+        conn.execute(
+            text("UPDATE dispatch_reports SET body = :body WHERE period = '2026-Q1'"),
+            {"body": edited},
+        )
+    r = service.call("GET", "/api/v1/reports/dispatch", inspector, params=params)
+    assert r.status_code == 409 and r.json()["reason"] == "stored_copy_altered", r.text
 
 
 def test_generated_world_report_from_summaries_equals_its_recomputation(
