@@ -394,9 +394,13 @@ def dispatch_report(
 
     months = set(period.months)
     start, end = period.start, period.end
+    # The courses of institutions in the region: the rest is skipped before any work.
+    inside = {cid for cid, c in courses.items() if path_of(c.institution_id) is not None}
     # (learner, course) -> [credited seconds, checks, passed, trained]
     pairs: dict[tuple[int, int], list[Any]] = {}
     for s in sessions:
+        if s.course_id not in inside:
+            continue
         seconds = 0.0
         for m, v in s.monthly:
             if m in months:
@@ -416,13 +420,13 @@ def dispatch_report(
     certificates: list[tuple[int, int, int, str]] = []
     for lid, learner in learners.items():
         for cid, passed, at in learner.assessments:
-            if passed and start <= at < end:
+            if passed and start <= at < end and cid in inside:
                 p = pairs.get((lid, cid))
                 if p is None:
                     p = pairs[(lid, cid)] = [0.0, 0, 0, False, 0]
                 p[4] += 1
         for cid, level, occupation, issued_on in learner.certificates:
-            if period.first_day <= issued_on < period.end_day:
+            if period.first_day <= issued_on < period.end_day and cid in inside:
                 certificates.append((lid, cid, level, occupation))
     group_cache: dict[int, tuple[str, ...]] = {}
 
