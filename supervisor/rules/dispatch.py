@@ -254,6 +254,20 @@ class _Cell:
         self.checks += chk
         self.passed += ok
 
+    def merge(self, other: _Cell) -> None:
+        self.learners |= other.learners
+        self.key_learners |= other.key_learners
+        self.trainings += other.trainings
+        self.hs_trainings += other.hs_trainings
+        self.leveled_trainings += other.leveled_trainings
+        self.seconds += other.seconds
+        self.completions += other.completions
+        self.certificates += other.certificates
+        self.hs_certificates += other.hs_certificates
+        self.leveled_certificates += other.leveled_certificates
+        self.checks += other.checks
+        self.passed += other.passed
+
     def certificate(self, level: int) -> None:
         self.certificates += 1
         self.leveled_certificates += 1
@@ -450,12 +464,13 @@ def dispatch_report(
             ("by_skill_level", (_level(course.skill_level),)),
             ("by_delivery_mode", (course.delivery_mode,)),
         )
-        for row in chain:
-            cells = [row.total] + [row.cell(d, k) for d, ks in keys for k in ks]
-            for c in cells:
-                if trained:
-                    c.training(lid, bool(groups), course.skill_level, seconds, checks, passed)
-                c.completions += completed
+        # Into the deepest region only: the regions above get it from `_roll_up`.
+        row = chain[-1]
+        cells = [row.total] + [row.cell(d, k) for d, ks in keys for k in ks]
+        for c in cells:
+            if trained:
+                c.training(lid, bool(groups), course.skill_level, seconds, checks, passed)
+            c.completions += completed
     for lid, cid, level, occupation in certificates:
         course = courses.get(cid)
         if course is None:
@@ -464,13 +479,14 @@ def dispatch_report(
         if chain is None:
             continue
         groups = groups_of(lid)
-        for row in chain:
-            row.total.certificate(level)
-            for g in groups or (NO_GROUP,):
-                row.cell("by_group", g).certificate(level)
-            row.cell("by_occupation", occupation or UNCLASSIFIED).certificate(level)
-            row.cell("by_skill_level", _level(level)).certificate(level)
-            row.cell("by_delivery_mode", course.delivery_mode).certificate(level)
+        row = chain[-1]
+        row.total.certificate(level)
+        for g in groups or (NO_GROUP,):
+            row.cell("by_group", g).certificate(level)
+        row.cell("by_occupation", occupation or UNCLASSIFIED).certificate(level)
+        row.cell("by_skill_level", _level(level)).certificate(level)
+        row.cell("by_delivery_mode", course.delivery_mode).certificate(level)
+    _roll_up(rows)
     for claim in claims:
         chain = path_of(claim.institution_id)
         if chain is None:
@@ -512,6 +528,26 @@ def dispatch_report(
         "ledger": {"chains": ledger[0], "events": ledger[1]},
         "regions": [rows[c].out() for c in sorted(rows, key=_region_order)],
     }
+
+
+def _roll_up(rows: dict[str, _Row]) -> None:
+    """Add every region's training cells into its parent's, deepest regions first (money,
+    flags and standing are added along the whole path where they are counted)."""
+
+    def depth(row: _Row) -> int:
+        n = 0
+        while row.parent is not None and row.parent in rows:
+            row, n = rows[row.parent], n + 1
+        return n
+
+    for row in sorted(rows.values(), key=depth, reverse=True):
+        if row.parent is None or row.parent not in rows:
+            continue
+        parent = rows[row.parent]
+        parent.total.merge(row.total)
+        for dim, cells in row.dims.items():
+            for key, cell in cells.items():
+                parent.cell(dim, key).merge(cell)
 
 
 def _row(rows: dict[str, _Row], code: str, level: str, parent: str) -> _Row:
