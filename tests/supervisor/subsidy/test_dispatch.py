@@ -520,3 +520,35 @@ def test_generated_world_report_from_summaries_equals_its_recomputation(
     assert compute(storage, settings, period, None, late) == compute(
         storage, settings, period, None, late, use_summaries=False
     )
+
+
+def test_a_hostile_occupation_code_in_the_ledger_is_text_in_the_spreadsheet() -> None:
+    """The records API validates occupation codes, but the report reads the ledger: a
+    code written there as a formula stays text in the bureau's spreadsheet."""
+    from supervisor.i18n import Language, LocalTime, translator
+    from supervisor.subsidy.dispatch_view import dispatch_tables
+    from supervisor.subsidy.exports import Writer
+
+    tz = "Asia/Shanghai"
+    period = parse_period("2026-11", tz)
+    t0 = period.start + timedelta(days=1)
+    hostile = '=HYPERLINK("http://x.example/","open")'
+    courses = {1: CourseFacts(1, 7, "online", hostile, 3)}
+    session = SessionSummary(
+        "session:x", "online", 5, 1, 7, t0, t0, 60.0, (("2026-11", 60.0),), True, 1, 1,
+        None, (), (),
+    )  # fmt: skip
+    report = dispatch_report(
+        period, None, tz, period.end, courses, {7: Standing(7, (), "330106")}, {}, [session],
+        [], [],
+    )  # fmt: skip
+    served = {"report": report, "status": "open", "version": None, "reason": None,
+              "sha256": "0" * 64, "changes": []}  # fmt: skip
+    writer = Writer(translator(Language.zh_CN), LocalTime(tz))
+    wb = openpyxl.load_workbook(
+        io.BytesIO(writer.xlsx(dispatch_tables(served, writer.t, writer.clock)))
+    )
+    cells = [c.value for row in wb["分类"].iter_rows() for c in row if isinstance(c.value, str)]
+    assert "'" + hostile in cells
+    assert not any(v.startswith("=") for ws in wb for row in ws.iter_rows() for c in row
+                   if isinstance(v := c.value, str))  # fmt: skip
