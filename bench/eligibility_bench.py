@@ -33,6 +33,14 @@ Merkle root and the signature: what a seal cost before), the **first verifying s
 nothing grew (one row read per chain), and a seal after the growth of step 5 (only the
 new events re-hashed).
 
+The dispatch report (issue 19), beside the monthly report as the in-run baseline: a
+month's report for the busiest province with the summaries current (and compared with
+its recomputation from every event, which must be equal), the same nationwide, the
+month closed (computed, its SHA-256 appended to the ledger, the copy kept), the closed
+copy served from the store (read, checked against its ledger event, parsed: median of
+20), and after the growth of step 5 the open report again and the closed copy (which
+must not have changed).
+
 Every scan's decisions are compared with the recomputation's (they must be equal).
 Aims (issue 6): eligibility under 60 s and the report under 10 s at 100,000 learners
 and 10 million events. Prints a table; the last line is JSON.
@@ -72,6 +80,7 @@ from supervisor.inspect.sealing import make_seal  # noqa: E402
 from supervisor.ledger import codec  # noqa: E402
 from supervisor.ledger import events as ev  # noqa: E402
 from supervisor.ledger import subsidy as se  # noqa: E402
+from supervisor.rules.dispatch import parse_period  # noqa: E402
 from supervisor.rules.eligibility import (  # noqa: E402
     course_terms,
     evaluate,
@@ -81,6 +90,7 @@ from supervisor.rules.eligibility import (  # noqa: E402
 )
 from supervisor.rules.months import month_bounds  # noqa: E402
 from supervisor.runtime.gc_pause import gc_paused  # noqa: E402
+from supervisor.subsidy.dispatch import compute, keep, read_kept  # noqa: E402
 from supervisor.subsidy.report import monthly_report  # noqa: E402
 from supervisor.subsidy.scan import (  # noqa: E402
     FoldRules,
@@ -91,6 +101,7 @@ from supervisor.subsidy.scan import (  # noqa: E402
 from tests import ledgergen as lg  # noqa: E402
 
 MONTH = "2026-10"
+PROVINCE = "330000"  # the first of `ledgergen.PROVINCES`: the most institutions
 T = TypeVar("T")
 
 
@@ -125,6 +136,14 @@ class Result:
     unchanged_seal_s: float = 0.0
     grown_seal_s: float = 0.0
     broken_found: int = 0
+    dispatch_province_s: float = 0.0
+    dispatch_recompute_s: float = 0.0
+    dispatch_nationwide_s: float = 0.0
+    dispatch_close_s: float = 0.0
+    dispatch_served_ms: float = 0.0
+    grown_dispatch_s: float = 0.0
+    grown_served_ms: float = 0.0
+    dispatch_regions: str = ""
 
 
 @gc_paused  # as `report.claims`, which decides every claim of a period, runs
@@ -160,6 +179,94 @@ def report_end_to_end(storage: Storage, settings: Settings, recompute: bool = Fa
     snap = scan(storage, settings, end, use_summaries=not recompute)
     tz = settings.subsidy.timezone
     return monthly_report(snap, institutions, courses, MONTH, start, end, tz)
+
+
+def served_ms(storage: Storage, sha256: str, runs: int = 20) -> float:
+    """The closed month's copy as `GET /reports/dispatch` reads it (the kept row, its
+    ledger event, the hash check, the JSON parsed): the median of `runs`, in ms. The
+    copy must be the one closed (`sha256`)."""
+    times = []
+    for _ in range(runs):
+        (served, _), s = timed(lambda: read_kept(storage, PROVINCE, MONTH))
+        assert served is not None and served.sha256 == sha256, "the closed copy changed"
+        times.append(s)
+    return round(sorted(times)[len(times) // 2] * 1000, 2)
+
+
+def dispatch_steps(storage: Storage, settings: Settings) -> dict[str, Any]:
+    """The dispatch report of the month: the busiest province from current summaries
+    (equal to its recomputation), nationwide, closed, and served from its copy."""
+    period = parse_period(MONTH, settings.subsidy.timezone)
+    province, province_s = timed(lambda: compute(storage, settings, period, PROVINCE, period.end))
+    recomputed, recompute_s = timed(
+        lambda: compute(storage, settings, period, PROVINCE, period.end, use_summaries=False)
+    )
+    assert province == recomputed, "the dispatch report differs from its recomputation"
+    country, nationwide_s = timed(lambda: compute(storage, settings, period, None, period.end))
+    levels = [r["level"] for r in country["regions"]]
+    regions = f"{levels.count('province')} provinces, {levels.count('county')} counties"
+    served, _ = read_kept(storage, PROVINCE, MONTH)
+    close_s = 0.0
+    if served is None:  # a kept world may have been closed by an earlier run
+
+        def close() -> str:
+            body = compute(storage, settings, period, PROVINCE, period.end)
+            now = datetime.now(UTC)
+            record, _ = keep(
+                storage, period, PROVINCE, body, period.end, "bench", None, "bench", now
+            )
+            return record.sha256
+
+        sha256, close_s = timed(close)
+    else:
+        sha256 = served.sha256
+    top = province["regions"][0]["figures"]
+    return {
+        "province_s": round(province_s, 2),
+        "recompute_s": round(recompute_s, 2),
+        "nationwide_s": round(nationwide_s, 2),
+        "close_s": round(close_s, 2),
+        "served_ms": served_ms(storage, sha256),
+        "sha256": sha256,
+        "regions": f"{regions}; {PROVINCE}: {top['trainings']:,} trainings, "
+        f"{top['certificates']:,} certificates",
+    }
+
+
+def dispatch_only(
+    storage: Storage,
+    settings: Settings,
+    args: argparse.Namespace,
+    backend: str,
+    learners: int,
+    load_s: float,
+    migrate_s: float,
+    verified: str,
+) -> Result:
+    """`--dispatch-only`: the summaries brought up to date, then the monthly report (the
+    in-run baseline) and the dispatch steps, before and after the growth."""
+    refreshed, first_s = timed(lambda: refresh_summaries(storage, settings))
+    print(f"[{backend}] summaries stored: {first_s:.1f} s", flush=True)
+    report_json, report_s = timed(lambda: report_end_to_end(storage, settings))
+    print(f"[{backend}] monthly report {report_s:.1f} s", flush=True)
+    d = dispatch_steps(storage, settings)
+    print(f"[{backend}] dispatch: {d}", flush=True)
+    snap = scan(storage, settings)
+    grown = grow(storage, snap, args.grow_share)
+    again, refresh_s = timed(lambda: refresh_summaries(storage, settings))
+    _, grown_report_s = timed(lambda: report_end_to_end(storage, settings))
+    period = parse_period(MONTH, settings.subsidy.timezone)
+    _, grown_dispatch_s = timed(lambda: compute(storage, settings, period, PROVINCE, period.end))
+    grown_served_ms = served_ms(storage, d["sha256"])
+    return Result(
+        backend, learners, snap.events, snap.chains, round(load_s, 1), round(migrate_s, 1),
+        verified, 0.0, round(first_s, 2), 0.0, 0, 0, 0.0, round(report_s, 2), 0.0, grown,
+        round(refresh_s, 2), again.refolded, 0.0, round(grown_report_s, 2), 0, 0.0, 0.0,
+        dispatch_province_s=d["province_s"], dispatch_recompute_s=d["recompute_s"],
+        dispatch_nationwide_s=d["nationwide_s"], dispatch_close_s=d["close_s"],
+        dispatch_served_ms=d["served_ms"], grown_dispatch_s=round(grown_dispatch_s, 2),
+        grown_served_ms=grown_served_ms, dispatch_regions=d["regions"],
+    )  # fmt: skip
 
 
 def grow(storage: Storage, snap: Snapshot, share: float, seed: int = 7) -> int:
@@ -266,6 +373,9 @@ def bench(backend: str, url: str, args: argparse.Namespace, folder: Path) -> Res
             f"{report.chains} chains, {report.events} events: {'ok' if report.ok else 'BROKEN'}"
         )
         print(f"[{backend}] sample verified: {verified}", flush=True)
+        if args.dispatch_only:
+            return dispatch_only(storage, settings, args, backend, len(learner_ids), load_s,
+                                 migrate_s, verified)  # fmt: skip
 
         def eligibility(use_summaries: bool = True) -> tuple[Snapshot, tuple[Any, ...]]:
             snap = scan(storage, settings, use_summaries=use_summaries)
@@ -287,6 +397,8 @@ def bench(backend: str, url: str, args: argparse.Namespace, folder: Path) -> Res
         )
         assert report_json == recomputed_report, "the report differs from its recomputation"
         print(f"[{backend}] report: {report_s:.1f} s ({report_recompute_s:.1f} s recomputed)")
+        d = dispatch_steps(storage, settings)
+        print(f"[{backend}] dispatch: {d}", flush=True)
 
         full, full_verify_s = timed(lambda: storage.ledger.verify())
         assert full.ok, "the generated ledger does not verify"
@@ -314,6 +426,13 @@ def bench(backend: str, url: str, args: argparse.Namespace, folder: Path) -> Res
         (_, want), _ = timed(lambda: eligibility(False))
         assert got == want, "after growth, the summarised scan differs from the recomputation"
         _, grown_report_s = timed(lambda: report_end_to_end(storage, settings))
+        period = parse_period(MONTH, settings.subsidy.timezone)
+        _, grown_dispatch_s = timed(
+            lambda: compute(storage, settings, period, PROVINCE, period.end)
+        )
+        grown_served_ms = served_ms(storage, d["sha256"])
+        print(f"[{backend}] dispatch after growth {grown_dispatch_s:.1f} s, "
+              f"closed copy {grown_served_ms:.1f} ms (unchanged)", flush=True)  # fmt: skip
         seal, grown_seal_s = timed(lambda: make_seal(storage, DEV_SEAL_KEY, datetime.now(UTC)))
         assert seal is not None
         broken_found = int(sl.statement_fields(seal.statement)["broken"])  # type: ignore[call-overload]
@@ -361,6 +480,14 @@ def bench(backend: str, url: str, args: argparse.Namespace, folder: Path) -> Res
             round(unchanged_seal_s, 2),
             round(grown_seal_s, 2),
             broken_found,
+            d["province_s"],
+            d["recompute_s"],
+            d["nationwide_s"],
+            d["close_s"],
+            d["served_ms"],
+            round(grown_dispatch_s, 2),
+            grown_served_ms,
+            d["regions"],
         )
     finally:
         storage.close()
@@ -413,6 +540,18 @@ def print_table(results: list[Result]) -> None:
         ("  subsidy total (yuan)", lambda r: f"{r.subsidy_total:,.0f}"),
         ("**monthly report, end to end (s)**", lambda r: f"**{r.report_s}**"),
         ("monthly report, recomputed (s)", lambda r: f"{r.report_recompute_s}"),
+        ("dispatch report: world", lambda r: r.dispatch_regions),
+        (
+            f"**dispatch report, province {PROVINCE}, summaries current (s)**",
+            lambda r: f"**{r.dispatch_province_s}**",
+        ),
+        ("dispatch report, province, recomputed (s)", lambda r: f"{r.dispatch_recompute_s}"),
+        ("dispatch report, nationwide (s)", lambda r: f"{r.dispatch_nationwide_s}"),
+        ("dispatch report closed: computed, sealed, kept (s)", lambda r: f"{r.dispatch_close_s}"),
+        (
+            "**closed month served from its copy (ms, median of 20)**",
+            lambda r: f"**{r.dispatch_served_ms}**",
+        ),
         ("events appended (1% grown)", lambda r: f"{r.grown_events:,}"),
         (
             "  background refresh (s)",
@@ -420,6 +559,8 @@ def print_table(results: list[Result]) -> None:
         ),
         ("  eligibility after it (s)", lambda r: f"{r.grown_eligibility_s}"),
         ("  monthly report after it (s)", lambda r: f"{r.grown_report_s}"),
+        ("  dispatch report, province, after it (s)", lambda r: f"{r.grown_dispatch_s}"),
+        ("  closed month's copy after it (ms; unchanged)", lambda r: f"{r.grown_served_ms}"),
         ("full verification of every event (s)", lambda r: f"{r.full_verify_s}"),
         ("seal without verification (before; s)", lambda r: f"{r.unverified_seal_s}"),
         ("first verifying seal, every chain (s)", lambda r: f"{r.first_seal_s}"),
@@ -437,6 +578,19 @@ def print_table(results: list[Result]) -> None:
             lambda r: f"{r.baseline_extrapolated_s} (extrapolated)",
         ),
     ]
+    if all(r.recompute_s == 0.0 for r in results):  # --dispatch-only
+        skipped = (
+            "recomputation",
+            "eligibility",
+            "decisions",
+            "subsidy total",
+            "monthly report, recomputed",
+            "full verification",
+            "verifying seal",
+            "seal without",
+            "baseline",
+        )
+        rows = [(n, c) for n, c in rows if not any(k in n for k in skipped)]
     width = max(len(name) for name, _ in rows)
     print()
     print(f"| {'measure'.ljust(width)} | " + " | ".join(r.backend for r in results) + " |")
@@ -453,6 +607,12 @@ def main() -> None:
     parser.add_argument("--checks-per-session", type=int, default=30)
     parser.add_argument("--baseline-sample", type=int, default=300)
     parser.add_argument("--grow-share", type=float, default=0.01)
+    parser.add_argument(
+        "--dispatch-only",
+        action="store_true",
+        help="only what the dispatch report needs: summaries, the monthly report as the "
+        "baseline, the dispatch steps, the growth (no eligibility, seals or naive baseline)",
+    )
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432")
     parser.add_argument("--tmp", default=None, help="folder for the SQLite database")

@@ -108,6 +108,14 @@ class SubsidySettings(_Section):
         description="Objections to claims on notice accepted per client address per hour "
         "(the public form and API take no sign-in).",
     )
+    dispatch_close_grace_days: float = Field(
+        5.0,
+        ge=0,
+        le=366,
+        description="Days after a period's end (month, quarter, year) after which its "
+        "dispatch report is closed: computed once at first request, kept and sealed in "
+        "the ledger; the bureau may close it earlier.",
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> Self:

@@ -11,6 +11,7 @@ from config.settings import DatabaseSettings, EvidenceSettings
 from storage.appeals_sql import SqlAppealStore
 from storage.claims_sql import SqlClaimStore
 from storage.classroom_sql import SqlClassroomStore
+from storage.dispatch_sql import SqlDispatchStore
 from storage.engine import Database, create_database
 from storage.evidence_local import LocalEvidenceStore
 from storage.exceptions import StorageConfigError
@@ -22,6 +23,7 @@ from storage.protocols import (
     AppealStore,
     ClaimStore,
     ClassroomStore,
+    DispatchStore,
     EvidenceStore,
     LedgerStore,
     RecordsStore,
@@ -46,7 +48,7 @@ class Storage:
     """The storage of one process: `.ledger`, `.registry`, `.templates`, `.signatures`,
     `.evidence`,
     `.classroom`, `.seals`, `.access_log`, `.subsidy`, `.summaries`,
-    `.workspace_sessions`, `.records`, `.claims`, `.appeals`, each typed by
+    `.workspace_sessions`, `.records`, `.claims`, `.appeals`, `.dispatch`, each typed by
     its protocol (`storage.protocols`), whatever implements it.
 
     Thread-safe. `close()` finishes pending ledger appends, stops the ledger's
@@ -77,6 +79,7 @@ class Storage:
         self.records: RecordsStore = SqlRecordsStore(db)
         self.claims: ClaimStore = SqlClaimStore(db)
         self.appeals: AppealStore = SqlAppealStore(db)
+        self.dispatch: DispatchStore = SqlDispatchStore(db)
         self._closed = False
 
     def close(self) -> None:

@@ -805,5 +805,36 @@ class AppealDecisionRow(Base):
     hash: Mapped[str] = mapped_column(String(HASH_LEN))
 
 
+# -- the monthly dispatch report (revision 0011d) ------------------------------------
+
+
+class DispatchReportRow(Base):
+    """A closed version of a dispatch report, kept as reported; never updated (a
+    correction is a new version). Its SHA-256 is in the ledger (`dispatch:<region>:
+    <period>`), so the seal covers it."""
+
+    __tablename__ = "dispatch_reports"
+    __table_args__ = (
+        UniqueConstraint("region", "period", "version", name="uq_dispatch_reports_version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region: Mapped[str] = mapped_column(String(16))
+    period: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)  # canonical JSON, exactly what sha256 is of
+    sha256: Mapped[str] = mapped_column(String(HASH_LEN))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    changes: Mapped[str] = mapped_column(Text)
+    closed_by: Mapped[str] = mapped_column(String(200))
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    chain_id: Mapped[str] = mapped_column(String(ID_LEN))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(HASH_LEN))
+
+
 appeals = cast(Table, AppealRow.__table__)
 appeal_decisions = cast(Table, AppealDecisionRow.__table__)
+dispatch_reports = cast(Table, DispatchReportRow.__table__)

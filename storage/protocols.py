@@ -35,6 +35,7 @@ from storage.types import (
     CourseEnrolment,
     CourseRules,
     DeliveryMode,
+    DispatchRecord,
     EvidenceRecord,
     Flag,
     FlagDecision,
@@ -801,3 +802,30 @@ class AppealStore(Protocol):
     ) -> list[Appeal]:
         """Appeals in id order."""
         ...
+
+
+class DispatchStore(Protocol):
+    """Closed versions of the dispatch report, kept as reported; never updated."""
+
+    def add(
+        self,
+        region: str,
+        period: str,
+        version: int,
+        body: str,
+        sha256: str,
+        as_of: datetime,
+        reason: str,
+        changes: str,
+        closed_by: str,
+        closed_at: datetime,
+        ref: tuple[str, int, str],
+    ) -> DispatchRecord:
+        """Keep a version; `Duplicate` if (region, period, version) is kept already."""
+        ...
+
+    def versions(self, region: str, period: str) -> list[DispatchRecord]:
+        """Every kept version of a report, oldest first."""
+        ...
+
+    def latest(self, region: str, period: str) -> DispatchRecord | None: ...

@@ -688,3 +688,29 @@ def subject_key(
     if subject is AppealSubject.flag:
         return f"flag:{flag_id}"
     return f"{chain_id}#{seq}"
+
+
+# -- the monthly dispatch report (revision 0011d) -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRecord:
+    """One closed version of a dispatch report, as kept: `body` is its canonical JSON
+    (exactly the text `sha256` is of), `changes` the canonical JSON list of the figures
+    a correction changed ("[]" for version 1). `chain_id`, `seq` and `hash` name the
+    `dispatch_report_closed` ledger event that carries the same SHA-256."""
+
+    id: int
+    region: str  # a GB/T 2260 code, or "all"
+    period: str
+    version: int
+    body: str
+    sha256: str
+    as_of: datetime
+    reason: str
+    changes: str
+    closed_by: str
+    closed_at: datetime
+    chain_id: str
+    seq: int
+    hash: str

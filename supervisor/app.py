@@ -31,6 +31,7 @@ from supervisor.api.ratelimit import RateLimiter
 from supervisor.api.routes import appeals as routes_appeals
 from supervisor.api.routes import claims as routes_claims
 from supervisor.api.routes import classes as routes_classes
+from supervisor.api.routes import dispatch as routes_dispatch
 from supervisor.api.routes import inspect as routes_inspect
 from supervisor.api.routes import live as routes_live
 from supervisor.api.routes import privacy as routes_privacy
@@ -53,6 +54,7 @@ from supervisor.registry.service import RegistryService
 from supervisor.runtime.redis import open_redis
 from supervisor.subsidy.appeals import AppealService
 from supervisor.subsidy.claims import ClaimService
+from supervisor.subsidy.dispatch import DispatchService
 from supervisor.subsidy.service import SubsidyService
 from supervisor.subsidy.summary_refresh import SummaryRefresher
 from supervisor.web import STATIC_DIR
@@ -123,6 +125,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             app.state.records = RecordsService(ctx)
             app.state.claims = ClaimService(ctx)
             app.state.appeals = AppealService(ctx)
+            app.state.dispatch = DispatchService(ctx)
             app.state.live = live
             refresher = SummaryRefresher(ctx, redis.client)
             await refresher.start()
@@ -193,6 +196,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_claims.router)
     app.include_router(routes_claims.public)
     app.include_router(routes_appeals.router)
+    app.include_router(routes_dispatch.router)
     app.include_router(pages_public.router)
     pages_docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -13,6 +13,13 @@ and identity checks about a minute apart, for some learners a class chain of
 roll calls, and a few planted frauds: overlapping sessions, replayed images
 (identical distances), an institution with a low pass rate, a burst of sessions
 at night.
+
+The records of the dispatch report (`Plan.records`, on by default): each
+institution a division code (`DIVISIONS`: four provinces, every institution in its
+own county up to 60), each course an occupation code and a skill level, about a third
+of the learners one or two key groups, and half of those who passed a certificate.
+They are drawn from their own random stream, so the rest of the world (and every
+figure drawn from it) is the same with or without them.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from storage.canonical import GENESIS_HASH, format_timestamp, hash_event_fields
 from storage.models import courses, institutions, learners, study_sessions, training_classes
 from supervisor.ledger import codec
 from supervisor.ledger import events as ev
+from supervisor.ledger import records as rec
 from supervisor.ledger import subsidy as se
 from supervisor.ledger.classroom import ClassPresence, learner_class_chain
 from supervisor.registry.identity import id_check_character
@@ -56,6 +64,7 @@ class Plan:
     month_start: datetime = datetime(2026, 9, 30, 16, 0, tzinfo=UTC)  # 2026-10 in UTC+8
     classroom_share: float = 0.1
     seed: int = 6
+    records: bool = True  # division codes, classifications, key groups, certificates
 
 
 @dataclass
@@ -138,10 +147,75 @@ def build_registry(storage: Storage, plan: Plan) -> World:
     return world
 
 
+PROVINCES = ("33", "44", "51", "65")  # Zhejiang, Guangdong, Sichuan, Xinjiang
+OCCUPATIONS = ("6-18-02-04", "4-01-02-01", "6-29-01-01", "4-10-01-01", "2-02-07-07")
+LEVELS = (4, 3, 5, 2, 4, 3, 1)
+
+
+def division(k: int) -> str:
+    """The county of the k-th institution (0-based): every institution its own county
+    for the first 60, over four provinces, three cities each."""
+    return f"{PROVINCES[k % 4]}{1 + (k // 4) % 3:02d}{2 + (k // 12) % 5:02d}"
+
+
+def records(world: World, rrng: random.Random) -> Iterator[tuple[str, list[ev.Event]]]:
+    """The institutions' profiles (their chains hold nothing else in a generated world)."""
+    at = world.plan.month_start - timedelta(days=30)
+    for k, iid in enumerate(world.institution_ids):
+        yield (
+            se.institution_chain(iid),
+            [
+                rec.InstitutionProfileRecorded(
+                    iid,
+                    division(k),
+                    f"LIC-{iid}",
+                    f"Rep {iid}",
+                    f"{iid} Road",
+                    "registered",
+                    "bureau:1",
+                    at,
+                )  # fmt: skip
+            ],
+        )
+
+
+def learner_records(
+    lid: int, course: int, passed: bool, at: datetime, rrng: random.Random
+) -> list[ev.Event]:
+    """Key groups and a certificate for one learner, from the records' own stream."""
+    out: list[ev.Event] = []
+    draw = rrng.random()
+    if draw < 0.35:
+        groups = rrng.sample(rec.KEY_GROUPS, 2 if draw < 0.05 else 1)
+        for g in groups:
+            out.append(rec.LearnerGroupAdded(lid, g, "2026-01-01", "register", "bureau:1", at))
+    if passed and rrng.random() < 0.5:
+        level = LEVELS[course % len(LEVELS)]
+        out.append(
+            rec.CertificateIssued(
+                lid,
+                lid,
+                course,
+                lid,
+                f"C{lid:09d}",
+                level,
+                OCCUPATIONS[course % len(OCCUPATIONS)],
+                (at + timedelta(hours=8)).date().isoformat(),
+                "Skills Centre",
+                "bureau:1",
+                at,
+            )  # fmt: skip
+        )
+    return out
+
+
 def generate(world: World) -> Iterator[tuple[str, list[ev.Event]]]:
     """(chain id, events in order) for every chain of the world."""
     plan = world.plan
     rng = random.Random(plan.seed)
+    rrng = random.Random(plan.seed + 19)  # the records' own stream
+    if plan.records:
+        yield from records(world, rrng)
     bad_institution = world.institution_ids[-1]  # low pass rate
     night_institution = world.institution_ids[0]  # a burst of sessions at 02:00 local
     night_left = 25
@@ -166,7 +240,21 @@ def generate(world: World) -> Iterator[tuple[str, list[ev.Event]]]:
                     None,
                     "admin:1",
                     plan.month_start,
-                )
+                ),
+                *(
+                    [
+                        rec.CourseClassified(
+                            cid,
+                            iid,
+                            OCCUPATIONS[cid % len(OCCUPATIONS)],
+                            LEVELS[cid % len(LEVELS)],
+                            "bureau:1",
+                            plan.month_start,
+                        )  # fmt: skip
+                    ]
+                    if plan.records
+                    else []
+                ),
             ],
         )
     for n, lid in enumerate(world.learner_ids):
@@ -256,9 +344,12 @@ def generate(world: World) -> Iterator[tuple[str, list[ev.Event]]]:
                 )
                 at += timedelta(minutes=10)
             yield learner_class_chain(class_id, lid), presence
+        passed = rng.random() < 0.9
         learner_events.append(
-            se.AssessmentRecorded(lid, course, lid, rng.random() < 0.9, 80.0, start, "op:1", start)
+            se.AssessmentRecorded(lid, course, lid, passed, 80.0, start, "op:1", start)
         )
+        if plan.records:
+            learner_events += learner_records(lid, course, passed, start, rrng)
         yield ev.learner_chain(lid), learner_events
 
 

@@ -259,4 +259,15 @@ REASON_MESSAGES: dict[str, str] = {
     "ice_failed": N_("The video connection failed; check the network and try again."),
     "not_connected": N_("The video connection is not open."),
     "capture_error": N_("The camera's pictures could not be read."),
+    # -- the dispatch report ------------------------------------------------------------
+    "invalid_report_period": N_("The period must be written as YYYY-MM, YYYY-Qn or YYYY."),
+    "invalid_region": N_("The region must be a six-digit administrative division code."),
+    "already_closed": N_("This report is already closed; a change is a correction."),
+    "not_closed": N_("This report is not closed yet; close it before correcting it."),
+    "period_not_started": N_("This period has not started yet."),
+    "nothing_changed": N_("The report computed now is the same as the closed one."),
+    "unknown_version": N_("This report has no such version."),
+    "stored_copy_altered": N_(
+        "The kept copy of this report does not match the hash recorded in the ledger."
+    ),
 }

@@ -11,6 +11,7 @@ from supervisor.ledger import (
     appeals,
     claims,
     classroom,
+    dispatch,
     events,
     inspection,
     privacy,
@@ -19,7 +20,7 @@ from supervisor.ledger import (
 )
 from supervisor.ledger.events import Event
 
-_MODULES = (events, classroom, subsidy, inspection, privacy, records, claims, appeals)
+_MODULES = (events, classroom, subsidy, inspection, privacy, records, claims, appeals, dispatch)
 
 
 def _registry() -> dict[str, type[Event]]:

@@ -56,6 +56,7 @@ from typing import Any
 
 from supervisor.ledger import events as ev
 from supervisor.ledger import privacy as pev
+from supervisor.ledger import records as rec
 from supervisor.ledger import subsidy as se
 from supervisor.rules.crediting import CreditClock
 from supervisor.rules.months import MonthSplitter
@@ -131,6 +132,12 @@ class LearnerSummary:
     assessments: tuple[tuple[int, bool, datetime], ...]
     # an approved non-face path: identity is checked in person, not by face
     alternative: bool = False
+    # The key groups of the policy the learner belongs or belonged to (records.py):
+    # (group, since: local date 'YYYY-MM-DD', removed at or None), in ledger order.
+    groups: tuple[tuple[str, str, datetime | None], ...] = ()
+    # Skill-level certificates issued: (course, skill level, occupation code, issued on
+    # 'YYYY-MM-DD' local date), in ledger order.
+    certificates: tuple[tuple[int, int, str, str], ...] = ()
 
     def assessment(self, course_id: int) -> tuple[bool, datetime] | None:
         for cid, passed, at in self.assessments:
@@ -143,6 +150,8 @@ def summarise_learner(learner_id: int, events: Iterable[ev.Event]) -> LearnerSum
     consent = face = alternative = False
     courses: set[int] = set()
     latest: dict[int, tuple[bool, datetime]] = {}
+    groups: list[tuple[str, str, datetime | None]] = []
+    certificates: list[tuple[int, int, str, str]] = []
     for e in events:
         if isinstance(e, ev.ConsentGiven):
             consent, face = True, False
@@ -156,6 +165,17 @@ def summarise_learner(learner_id: int, events: Iterable[ev.Event]) -> LearnerSum
             latest[e.course_id] = (e.passed, e.assessed_at)
         elif isinstance(e, pev.AlternativeDecided):
             alternative = e.approved
+        elif isinstance(e, rec.LearnerGroupAdded):
+            # Added again while held: the earlier span stands.
+            if not any(g == e.group and removed is None for g, _, removed in groups):
+                groups.append((e.group, e.since, None))
+        elif isinstance(e, rec.LearnerGroupRemoved):
+            groups = [
+                (g, since, e.at if g == e.group and removed is None else removed)
+                for g, since, removed in groups
+            ]
+        elif isinstance(e, rec.CertificateIssued):
+            certificates.append((e.course_id, e.skill_level, e.occupation_code, e.issued_on))
     return LearnerSummary(
         learner_id,
         consent,
@@ -163,6 +183,8 @@ def summarise_learner(learner_id: int, events: Iterable[ev.Event]) -> LearnerSum
         frozenset(courses),
         tuple((c, p, a) for c, (p, a) in sorted(latest.items())),
         alternative,
+        tuple(groups),
+        tuple(certificates),
     )
 
 
@@ -485,6 +507,8 @@ class Standing:
 
     institution_id: int
     changes: tuple[tuple[datetime, str], ...] = ()
+    # The GB/T 2260 administrative division of the latest profile recorded (records.py).
+    division: str | None = None
 
     def status_at(self, at: datetime | None) -> str:
         """The status in force at `at` (None: the latest); active before any change."""
@@ -496,12 +520,14 @@ class Standing:
 
 
 def summarise_standing(institution_id: int, events: Iterable[ev.Event]) -> Standing:
-    return Standing(
-        institution_id,
-        tuple(
-            (e.effective_at, e.status) for e in events if isinstance(e, se.InstitutionStatusChanged)
-        ),
-    )
+    changes: list[tuple[datetime, str]] = []
+    division: str | None = None
+    for e in events:
+        if isinstance(e, se.InstitutionStatusChanged):
+            changes.append((e.effective_at, e.status))
+        elif isinstance(e, rec.InstitutionProfileRecorded):
+            division = e.division_code
+    return Standing(institution_id, tuple(changes), division)
 
 
 @dataclass(frozen=True, slots=True)

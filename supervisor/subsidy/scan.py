@@ -45,6 +45,12 @@ from supervisor.ledger.appeals import appeal_chain
 from supervisor.ledger.classroom import learner_class_chain
 from supervisor.metrics import Metrics
 from supervisor.rules.appeals import AppealSummary, credited_back, overrides, summarise_appeal
+from supervisor.rules.dispatch import (
+    ClaimFact,
+    CourseClass,
+    summarise_claim,
+    summarise_course_class,
+)
 from supervisor.rules.eligibility import (
     CourseTerms,
     Eligibility,
@@ -80,6 +86,9 @@ class Snapshot:
     flags: list[FlagSummary] = field(default_factory=list)
     registered: dict[int, int] = field(default_factory=dict)  # learner -> institution
     standings: dict[int, Standing] = field(default_factory=dict)  # by institution
+    # The dispatch report's facts: courses' classification, claims' money.
+    classified: dict[int, CourseClass] = field(default_factory=dict)  # by course
+    claims: dict[int, ClaimFact] = field(default_factory=dict)  # by claim
     events: int = 0
     chains: int = 0
     # Chains found broken (by this scan, an earlier one, a seal): chain -> (first bad
@@ -261,8 +270,9 @@ def _row_ref(row: LedgerRow) -> tuple[str, int, str]:
 
 # Bump when a body's meaning changes: summaries of another version are refolded.
 # 2: session folds keep the crediting clock's own state; 3: flags say whom they hold up;
-# 4: institutions' standing.
-SUMMARY_FORMAT = 4
+# 4: institutions' standing; 5: the dispatch report's facts (learners' key groups and
+# certificates, courses' classification, institutions' division, claims' money).
+SUMMARY_FORMAT = 5
 
 
 def summary_version(settings: Settings) -> str:
@@ -349,6 +359,8 @@ def _fold_whole(
             "courses": sorted(learner.courses),
             "assessments": learner.assessments,
             "alternative": learner.alternative,
+            "groups": [[g, since, removed] for g, since, removed in learner.groups],
+            "certs": [list(c) for c in learner.certificates],
         }
     if chain_id.startswith("class:"):
         m = _CLASS_LEARNER.fullmatch(chain_id)
@@ -374,14 +386,31 @@ def _fold_whole(
             "ref": c.ref,
         }
     if chain_id.startswith("course:"):
-        terms = course_terms(_decoded(rows))
-        return _NONE if terms is None else {"k": "course", **_fields(terms)}
+        decoded = _decoded(rows)
+        terms = course_terms(decoded)
+        classified = summarise_course_class(decoded)
+        if terms is None and classified is None:
+            return _NONE
+        return {
+            "k": "course",
+            "terms": None if terms is None else _fields(terms),
+            "class": None if classified is None else _fields(classified),
+        }
+    if chain_id.startswith("claim:"):
+        claim = summarise_claim(_decoded(rows))
+        if claim is None:
+            return _NONE
+        return {"k": "claim", **_fields(claim)}
     if chain_id.startswith("flag:"):
         flag = summarise_flag(_decoded(rows))
         return _NONE if flag is None else {"k": "flag", **_fields(flag)}
     if chain_id.startswith("institution:"):
         standing = summarise_standing(int(chain_id.split(":", 1)[1]), _decoded(rows))
-        return {"k": "institution", "changes": [[at, s] for at, s in standing.changes]}
+        return {
+            "k": "institution",
+            "changes": [[at, s] for at, s in standing.changes],
+            "division": standing.division,
+        }
     if chain_id.startswith("appeal:"):
         # No stored summary of an `appeal:` chain predates this branch (no code wrote
         # one), so the summary format needs no new version for it.
@@ -428,6 +457,11 @@ def _absorb_body(
             frozenset(body["courses"]),
             tuple((c, p, fromiso(at)) for c, p, at in body["assessments"]),
             body["alternative"],
+            tuple(
+                (g, since, fromiso(removed) if removed is not None else None)
+                for g, since, removed in body["groups"]
+            ),
+            tuple((c, lv, occ, on) for c, lv, occ, on in body["certs"]),
         )
         snap.learners[learner_id] = summary
         return summary
@@ -459,6 +493,17 @@ def _absorb_body(
         snap.sessions.setdefault(learner_id, []).append(s)
         return s
     if kind == "course":
+        found = body["class"]
+        if found is not None:
+            snap.classified[found["course_id"]] = CourseClass(
+                found["course_id"],
+                found["institution_id"],
+                found["occupation_code"],
+                found["skill_level"],
+            )
+        body = body["terms"]
+        if body is None:
+            return snap.classified[found["course_id"]]
         terms = CourseTerms(
             body["course_id"],
             body["institution_id"],
@@ -488,7 +533,11 @@ def _absorb_body(
         return flag
     if kind == "institution":
         institution_id = int(chain_id.split(":", 1)[1])
-        standing = Standing(institution_id, tuple((fromiso(at), s) for at, s in body["changes"]))
+        standing = Standing(
+            institution_id,
+            tuple((fromiso(at), s) for at, s in body["changes"]),
+            body["division"],
+        )
         snap.standings[institution_id] = standing
         return standing
     if kind == "appeal":
@@ -506,6 +555,19 @@ def _absorb_body(
         )
         snap.appeals.append(appeal)
         return appeal
+    if kind == "claim":
+        claim = ClaimFact(
+            body["claim_id"],
+            body["institution_id"],
+            fromiso(body["submitted_at"]),
+            body["amount"],
+            _time_or_none(body["decided_at"]),
+            body["status"],
+            body["approved"],
+            tuple((fromiso(at), amount) for at, amount in body["paid"]),
+        )
+        snap.claims[claim.claim_id] = claim
+        return claim
     return None
 
 

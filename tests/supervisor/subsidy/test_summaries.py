@@ -29,6 +29,9 @@ def _plain(snap: Snapshot) -> tuple[object, ...]:
         snap.sessions,
         snap.flags,
         snap.registered,
+        snap.standings,
+        snap.classified,
+        snap.claims,
     )
 
 
