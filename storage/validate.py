@@ -36,13 +36,22 @@ def aware(value: Any, what: str) -> datetime:
     return value
 
 
+# Control characters other than tab, line feed and carriage return (NUL breaks
+# PostgreSQL's text and a spreadsheet file; the others hide in what a clerk reads), and
+# the bidirectional overrides and isolates that make text read as other text.
+_HIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
 def text(value: Any, what: str, max_len: int) -> str:
-    """A non-empty string, stripped, at most `max_len` characters."""
+    """A non-empty string, stripped, at most `max_len` characters, with no control
+    character but tab and line breaks and no bidirectional override."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{what} must be a non-empty string")
     value = value.strip()
     if len(value) > max_len:
         raise InvalidInput(f"{what} must be at most {max_len} characters")
+    if _HIDDEN.search(value) is not None:
+        raise InvalidInput(f"{what} must not contain control characters")
     return value
 
 

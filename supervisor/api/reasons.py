@@ -223,6 +223,8 @@ REASON_MESSAGES: dict[str, str] = {
     "already_decided": N_("This has been decided already."),
     "not_in_claim": N_("That learner is not on this claim."),
     "bad_decision": N_("The decision is approved or rejected."),
+    "claim_not_drawn": N_("A claim is approved only after a draw of its period has included it."),
+    "period_not_ended": N_("The period has not ended yet; claim it once it is over."),
     "claim_not_verified": N_("A sampled claim can be approved only after its verification."),
     "nothing_to_approve": N_("No line of the claim is left to approve; reject it instead."),
     "not_on_notice": N_("The claim is not on public notice."),

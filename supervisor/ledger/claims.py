@@ -109,6 +109,10 @@ class ClaimObjectionReceived(ev.Event):
 
 @dataclass(frozen=True, slots=True)
 class ClaimObjectionDecided(ev.Event):
+    """`amount_withdrawn`: what an upheld objection took out of the approved amount (the
+    named learner's lines, or all that was left of the claim), so that the ledger alone
+    says how much of a claim stays approved."""
+
     KIND: ClassVar[str] = "claim_objection_decided"
     claim_id: int
     objection_id: int
@@ -116,6 +120,7 @@ class ClaimObjectionDecided(ev.Event):
     note: str
     decided_by: str
     at: datetime
+    amount_withdrawn: float | None = ev.optional()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,16 @@ own (Poisson sampling), with the rate
     rate = min(1, base_rate * 2 ** risk_factors)
 
 where `risk_factors` counts what is true of the claim's institution when the draw is
-made (0 to 3):
+made (0 to 4):
 
 - a fraud flag on it was **confirmed** (by the bureau or an inspector);
 - it was ever **suspended** or expelled (its status history);
-- an inspector's spot check of its sessions found one **irregular**.
+- an inspector's spot check of its sessions found one **irregular**;
+- a claim of it was **rejected**, in whole or in part (by the bureau's decision, a
+  verification, a broken chain or an upheld public objection).
 
 So with a base rate of 10 % an institution with no history is sampled at 10 %, one
-with a confirmed flag at 20 %, one with all three at 80 %. Claim `c` is sampled when
+with a confirmed flag at 20 %, one with all four at 100 %. Claim `c` is sampled when
 `u(seed, c) < rate(c)`, where `u` is the first 8 bytes of SHA-256("seed:c") read as a
 fraction of 2**64: the same seed, population and rates give the same sample, in any
 order, and each claim's chance is its own rate.
@@ -64,11 +66,15 @@ class InstitutionRisk:
     confirmed_flags: int = 0
     suspensions: int = 0  # suspensions or expulsions in its status history
     irregular_spot_checks: int = 0
+    rejected_claims: int = 0  # claims rejected in whole or in part
 
     @property
     def factors(self) -> int:
         return (
-            (self.confirmed_flags > 0) + (self.suspensions > 0) + (self.irregular_spot_checks > 0)
+            (self.confirmed_flags > 0)
+            + (self.suspensions > 0)
+            + (self.irregular_spot_checks > 0)
+            + (self.rejected_claims > 0)
         )
 
 

@@ -177,23 +177,32 @@ def summarise_claim(events: Iterable[ev.Event]) -> ClaimFact | None:
     found: ClaimFact | None = None
     paid: list[tuple[datetime, float]] = []
     decided: cl.ClaimDecided | None = None
+    withdrawn = 0.0  # taken out of the approved amount by upheld objections
     for e in events:
         if isinstance(e, cl.ClaimSubmitted):
             found = ClaimFact(e.claim_id, e.institution_id, e.at, e.amount)
         elif isinstance(e, cl.ClaimDecided):
             decided = e
+        elif isinstance(e, cl.ClaimObjectionDecided) and e.upheld:
+            withdrawn += e.amount_withdrawn or 0.0
         elif isinstance(e, cl.ClaimPaid):
             paid.append((e.at, e.amount))
     if found is None:
         return None
+    approved = 0.0
+    status = decided.status if decided is not None else None
+    if decided is not None and decided.status == "approved":
+        approved = round(max(0.0, decided.amount_approved - withdrawn), 2)
+        if approved == 0.0 and withdrawn > 0.0:
+            status = "rejected"  # nothing left of it after the objections
     return ClaimFact(
         found.claim_id,
         found.institution_id,
         found.submitted_at,
         found.amount,
         decided.at if decided is not None else None,
-        decided.status if decided is not None else None,
-        decided.amount_approved if decided is not None else 0.0,
+        status,
+        approved,
         tuple(paid),
     )
 

@@ -280,6 +280,10 @@ class ClaimService:
             raise InvalidInput("the period must end after it starts", reason="invalid_period")
         if end - start > MAX_PERIOD:
             raise InvalidInput("a claim covers at most a year", reason="invalid_period")
+        if end > self.clock():
+            # The lines are decided on the ledger at the period's end; claiming earlier
+            # would freeze a month half-lived and block its late finishers (overlap).
+            raise Conflict("the period has not ended yet", reason="period_not_ended")
         async with self.ctx.lock(f"claims:institution:{institution_id}"):
             claim_id = await self.ctx.db(
                 self.submit_blocking, p.actor, institution_id, start, end, course_id
@@ -355,11 +359,14 @@ class ClaimService:
                     )
         learners = {lr.id: lr for lr in self.storage.registry.list_learners(institution_id)}
         rows = claim_rows(snap, courses, learners, institution_id, start, end)
+        refused = self.rejected_before(institution_id)
         lines: list[NewClaimLine] = []
         for r in rows:
             e = r.eligibility
             if not e.eligible or (course_id is not None and r.course_id != course_id):
                 continue
+            if (r.learner_id, r.course_id) in refused:
+                continue  # rejected in an earlier claim: never claimed again
             chain_ids = [
                 ev.learner_chain(r.learner_id),
                 se.course_chain(r.course_id),
@@ -377,11 +384,30 @@ class ClaimService:
         lines.sort(key=lambda x: (x.course_id, x.learner_id))
         return lines
 
+    def rejected_before(self, institution_id: int) -> set[tuple[int, int]]:
+        """(learner, course) of the lines that a verification or an upheld objection took
+        out of an earlier claim of the institution (blocking): a resubmission does not
+        bring them back."""
+        out: set[tuple[int, int]] = set()
+        for claim in self.store.list_claims(institution_id, None, None):
+            state = self._state(claim.id)
+            out_learners = set(state.rejected)
+            if state.rejected_by_objection:
+                out_learners |= {x.learner_id for x in self.store.lines(claim.id)}
+            if out_learners:
+                out |= {
+                    (x.learner_id, x.course_id)
+                    for x in self.store.lines(claim.id)
+                    if x.learner_id in out_learners
+                }
+        return out
+
     # -- sample ------------------------------------------------------------------------
 
     def risk(self, institution_ids: set[int]) -> dict[int, rules.InstitutionRisk]:
         """The risk now of each of these institutions (blocking): confirmed flags, the
-        suspensions or expulsions in its chain, irregular spot-check verdicts."""
+        suspensions or expulsions in its chain, irregular spot-check verdicts, claims
+        rejected in whole or in part."""
         confirmed: dict[int, int] = {}
         for f in self.storage.subsidy.find_flags(FlagStatus.confirmed):
             if f.institution_id is not None:
@@ -406,8 +432,16 @@ class ClaimService:
                 inst = drawn.get(e.draw_id)
                 if inst is not None:
                     irregular[inst] = irregular.get(inst, 0) + 1
+        rejected: dict[int, int] = {}
+        for i in sorted(institution_ids):
+            for claim in self.store.list_claims(i, None, None):
+                state = self._state(claim.id)
+                if state.rejected or state.status == "rejected":
+                    rejected[i] = rejected.get(i, 0) + 1
         return {
-            i: rules.InstitutionRisk(confirmed.get(i, 0), suspended.get(i, 0), irregular.get(i, 0))
+            i: rules.InstitutionRisk(
+                confirmed.get(i, 0), suspended.get(i, 0), irregular.get(i, 0), rejected.get(i, 0)
+            )
             for i in institution_ids
         }
 
@@ -553,6 +587,13 @@ class ClaimService:
         state = detail.view.state
         if state.decided is not None:
             raise Conflict("the claim was decided already", reason="already_decided")
+        if status == "approved" and detail.view.claim.id not in self.store.drawn():
+            # Every claim goes through a draw before money: approving one that no draw
+            # saw would let a resubmission skip sampling.
+            raise Conflict(
+                "a claim is approved only after a draw of its period has included it",
+                reason="claim_not_drawn",
+            )
         if status == "approved" and detail.view.sampled_by is not None and state.verified is None:
             raise Conflict(
                 "a sampled claim is approved only after its verification",
@@ -711,8 +752,21 @@ class ClaimService:
                     raise Conflict("the objection was decided already", reason="already_decided")
                 if state.paid is not None:
                     raise Conflict("the claim was paid already", reason="already_paid")
+                withdrawn = None
+                if upheld:
+                    detail = self._detail(claim_id)
+                    named = found[0].received.learner_id
+                    withdrawn = round(
+                        sum(
+                            x.amount
+                            for x in detail.lines
+                            if x.learner_id not in state.rejected
+                            and (named is None or x.learner_id == named)
+                        ),
+                        2,
+                    )
                 event = ce.ClaimObjectionDecided(
-                    claim_id, objection_id, upheld, note, p.actor, self.clock()
+                    claim_id, objection_id, upheld, note, p.actor, self.clock(), withdrawn
                 )
                 self.storage.ledger.append(ce.claim_chain(claim_id), [codec.encode(event)])
 

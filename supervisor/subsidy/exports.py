@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,8 +41,15 @@ COUNT = "0"
 DATETIME = "yyyy-mm-dd hh:mm"
 
 
+# What a spreadsheet file cannot hold (openpyxl refuses it): control characters but tab
+# and line breaks. Storage refuses them in new text; rows written before are cleaned here.
+_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def safe_text(value: str) -> str:
-    """`value`, with a leading `'` when a spreadsheet would read it as a formula."""
+    """`value`, with a leading `'` when a spreadsheet would read it as a formula, and
+    without the control characters a spreadsheet cannot hold."""
+    value = _UNWRITABLE.sub("", value)
     return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
 
 

@@ -73,6 +73,12 @@ def test_learners_are_unique_by_id_number(store: Storage) -> None:
             store.registry.create_learner(inst, "X", bad)
     with pytest.raises(NotFound):
         store.registry.create_learner(999, "X", id_number(9))
+    # Hidden characters: NUL and other controls (PostgreSQL and spreadsheets refuse
+    # them), bidirectional overrides (text that reads as other text) are refused.
+    for name in ("bad\x01name", "a\x00b", "Li\u202eSi", "x\u2066y"):
+        with pytest.raises(InvalidInput, match="control characters"):
+            store.registry.create_learner(inst, name, id_number(12))
+    assert store.registry.find_learner_by_id_number(id_number(12)) is None
 
 
 def test_consent_record_and_withdraw_deletes_templates_in_one_go(store: Storage) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 
+from storage.types import Role
 from supervisor.api.deps import PrincipalDep
 from supervisor.api.errors import ErrorBody
 from supervisor.api.schemas.claims import (
@@ -29,6 +30,7 @@ from supervisor.api.schemas.claims import (
 )
 from supervisor.api.schemas.common import EventOut, checked_time
 from supervisor.api.speech import LanguageDep, speech_of
+from supervisor.auth import Principal
 from supervisor.errors import InvalidInput
 from supervisor.i18n import Speech
 from supervisor.rules.months import month_bounds
@@ -85,7 +87,7 @@ async def submit(body: SubmitIn, p: PrincipalDep, svc: ClaimsDep) -> ClaimDetail
     `other_institution`, `wrong_role`."""
     start, end = period(svc, body.month, body.from_, body.until)
     detail = await svc.submit(p, body.institution_id, start, end, body.course_id)
-    return ClaimDetailOut.of_detail(detail)
+    return ClaimDetailOut.of_detail(detail, statements=_reads_statements(p))
 
 
 @router.get("/submitted-claims", response_model=list[ClaimOut])
@@ -109,7 +111,7 @@ async def list_claims(
 
 @router.get("/submitted-claims/{claim_id}", response_model=ClaimDetailOut)
 async def get_claim(claim_id: int, p: PrincipalDep, svc: ClaimsDep) -> ClaimDetailOut:
-    return ClaimDetailOut.of_detail(await svc.get(p, claim_id))
+    return ClaimDetailOut.of_detail(await svc.get(p, claim_id), statements=_reads_statements(p))
 
 
 @router.get("/submitted-claims/{claim_id}/history")
@@ -279,3 +281,8 @@ async def object_to_claim(
     statement and optionally the learner's line. Blocks payment until decided.
     Refused: `not_on_notice`, `notice_closed`, `not_in_claim`, `too_many_posts`."""
     return await file_objection(request, svc, claim_id, body)
+
+
+def _reads_statements(p: Principal) -> bool:
+    """Objectors' words go to those who decide, never to the institution claimed for."""
+    return p.role is not Role.operator

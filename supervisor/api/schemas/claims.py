@@ -72,7 +72,10 @@ class ObjectionOut(BaseModel):
 
 
 class ObjectionDetailOut(ObjectionOut):
-    statement: str
+    statement: str | None = Field(
+        description="What the objector wrote; withheld (null) from the institution's "
+        "operators, whose claim it is about (objectors are often its learners or staff)."
+    )
 
 
 class ClaimOut(BaseModel):
@@ -142,7 +145,9 @@ class ClaimDetailOut(ClaimOut):
     )
 
     @classmethod
-    def of_detail(cls, d: ClaimDetail, broken: list[int] | None = None) -> ClaimDetailOut:
+    def of_detail(
+        cls, d: ClaimDetail, broken: list[int] | None = None, statements: bool = True
+    ) -> ClaimDetailOut:
         base = ClaimOut.of(d.view)
         rejected = d.view.state.rejected
         return cls(
@@ -152,7 +157,7 @@ class ClaimDetailOut(ClaimOut):
             objections=[
                 ObjectionDetailOut(
                     **ObjectionOut.of(o, objection_status(d, o.id)).model_dump(),
-                    statement=o.statement,
+                    statement=o.statement if statements else None,
                 )
                 for o in d.objections
             ],

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from storage.types import (
     Consent,
@@ -72,7 +72,7 @@ class CourseIn(In):
         description="Occupation code of the national occupational classification (2022), "
         "X-XX-XX-XX (422 `invalid_occupation_code` otherwise); with `skill_level`.",
     )
-    skill_level: int | None = Field(
+    skill_level: StrictInt | None = Field(
         None, description="1 (一级/高级技师) to 5 (五级/初级工); with `occupation_code`."
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from storage.types import Certificate, CourseClassification, LearnerGroup
 from supervisor.api.schemas.common import In
@@ -71,7 +71,7 @@ class ProfileOut(BaseModel):
 
 class ClassificationIn(In):
     occupation_code: str = Field(max_length=32, description="X-XX-XX-XX (2022 classification).")
-    skill_level: int = Field(description="1 (一级/高级技师) to 5 (五级/初级工).")
+    skill_level: StrictInt = Field(description="1 (一级/高级技师) to 5 (五级/初级工).")
 
 
 class ClassificationOut(BaseModel):
@@ -124,7 +124,7 @@ class GroupsOut(BaseModel):
 class CertificateIn(In):
     course_id: int = Field(ge=1)
     number: str = Field(max_length=64, description="The certificate's number, unique.")
-    skill_level: int = Field(description="Must equal the course's skill level.")
+    skill_level: StrictInt = Field(description="Must equal the course's skill level.")
     issued_on: str = Field(max_length=32, description="Local date YYYY-MM-DD.")
     issuing_body: str = Field(max_length=200)
 

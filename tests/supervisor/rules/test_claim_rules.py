@@ -20,6 +20,7 @@ from supervisor.rules.claims import (
     lines_sha256,
     redraw,
 )
+from supervisor.rules.dispatch import summarise_claim
 
 T = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -31,6 +32,10 @@ def test_the_rate_doubles_per_risk_factor_up_to_one() -> None:
     assert claim_rate(0.1, InstitutionRisk(1, 2, 5)) == 0.8
     assert claim_rate(0.3, InstitutionRisk(1, 1, 1)) == 1.0
     assert claim_rate(0.0, InstitutionRisk(1, 1, 1)) == 0.0
+    # A claim rejected in whole or in part is a risk factor of its own: a resubmission
+    # after an upheld objection is sampled more, not less.
+    assert claim_rate(0.1, InstitutionRisk(rejected_claims=1)) == 0.2
+    assert claim_rate(0.1, InstitutionRisk(1, 1, 1, 1)) == 1.0
     with pytest.raises(ValueError):
         claim_rate(1.5, InstitutionRisk())
 
@@ -88,3 +93,25 @@ def test_a_claim_state_replays_from_its_events() -> None:
     assert state.status == "rejected"
     paid = ce.ClaimPaid(1, "e" * 32, 3000.0, "bureau", T)
     assert claim_state(1, [sub, dec, notice, paid]).status == "paid"
+
+
+def test_the_dispatch_reports_what_objections_left_of_an_approval() -> None:
+    """The approved amount the dispatch report reads is the decision's, less what upheld
+    objections took out (`amount_withdrawn`); nothing left reads as rejected."""
+    t = datetime(2026, 11, 3, tzinfo=UTC)
+    events = [
+        ce.ClaimSubmitted(7, 1, t, t + timedelta(days=30), 2, 3000.0, "0" * 64, "op", t),
+        ce.ClaimDecided(7, "approved", 3000.0, "", "bureau", t + timedelta(days=1)),
+        ce.ClaimObjectionDecided(7, 1, False, "", "bureau", t + timedelta(days=2), None),
+        ce.ClaimObjectionDecided(
+            7, 2, True, "proxy study", "bureau", t + timedelta(days=3), 1500.0
+        ),
+    ]
+    fact = summarise_claim(events)
+    assert fact is not None and fact.status == "approved" and fact.approved == 1500.0
+    more = [
+        *events,
+        ce.ClaimObjectionDecided(7, 3, True, "all", "b", t + timedelta(days=4), 1500.0),
+    ]
+    fact = summarise_claim(more)
+    assert fact is not None and fact.status == "rejected" and fact.approved == 0.0

@@ -121,7 +121,7 @@ def _period(w: World, **more: object) -> dict[str, object]:
     return {
         "institution_id": w.institution_id,
         "from": (now - timedelta(days=1)).isoformat(),
-        "until": (now + timedelta(days=1)).isoformat(),
+        "until": now.isoformat(),  # a claim is for a period that has ended
         **more,
     }
 
@@ -627,15 +627,38 @@ def test_broken_chains_upheld_objections_and_suspension_refuse_money(service: Se
     r = svc.call("POST", "/api/v1/submitted-claims", w.operator, json=_period(w))
     assert r.status_code == 409 and r.json()["reason"] == "nothing_to_claim", r.text
 
-    # A second institution: approved without a draw, then an upheld objection against
-    # the whole claim rejects it; a suspended institution cannot claim at all.
+    # A second institution: no claim is approved before a draw has seen it; drawn and
+    # not sampled, approved; then an upheld objection against the whole claim rejects
+    # it, and a resubmission does not bring its line back; a suspended institution
+    # cannot claim at all.
     w2 = svc.world(enrol=False)
     course2 = _course(svc, w2)
     lid, token = _learner(svc, w2, "Astronaut", ASTRONAUT_PHOTO)
     _eligible(svc, w2, course2, [(lid, token, ASTRONAUT_FRAME)])
-    r = svc.call("POST", "/api/v1/submitted-claims", w2.operator, json=_period(w2))
+    p2 = _period(w2)
+    r = svc.call("POST", "/api/v1/submitted-claims", w2.operator, json=p2)
     assert r.status_code == 201, r.text
     cid2 = r.json()["id"]
+    before = svc.event_count()
+    _refused(
+        svc,
+        409,
+        "claim_not_drawn",
+        before,
+        svc.call(
+            "POST",
+            f"/api/v1/submitted-claims/{cid2}/decision",
+            svc.bureau,
+            json={"status": "approved"},
+        ),
+    )
+    r = svc.call(
+        "POST",
+        "/api/v1/claim-draws",
+        svc.bureau,
+        json={"from": p2["from"], "until": p2["until"], "base_rate": 0.0},
+    )
+    assert r.status_code == 201 and cid2 not in r.json()["sampled"], r.text
     r = svc.call(
         "POST", f"/api/v1/submitted-claims/{cid2}/decision", svc.bureau, json={"status": "approved"}
     )
@@ -668,6 +691,24 @@ def test_broken_chains_upheld_objections_and_suspension_refuse_money(service: Se
         json={"upheld": True, "note": "confirmed by the spot check"},
     )
     assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
+    # The operator sees that an objection was upheld, never what the objector wrote.
+    r = svc.call("GET", f"/api/v1/submitted-claims/{cid2}", w2.operator)
+    assert r.status_code == 200 and r.json()["objections"][0]["statement"] is None, r.text
+    r = svc.call("GET", f"/api/v1/submitted-claims/{cid2}", svc.bureau)
+    assert r.json()["objections"][0]["statement"] == "该机构整班代学"
+    # The ledger says how much the objection took out (the dispatch report reads it).
+    r = svc.call("GET", f"/api/v1/submitted-claims/{cid2}/history", svc.bureau)
+    decided = [e for e in r.json()["events"] if e["kind"] == "claim_objection_decided"]
+    assert decided[0]["payload"]["amount_withdrawn"] == 1500, r.text
+    # The same period again: the line the objection took out is not claimed again.
+    before = svc.event_count()
+    _refused(
+        svc,
+        409,
+        "nothing_to_claim",
+        before,
+        svc.call("POST", "/api/v1/submitted-claims", w2.operator, json=_period(w2)),
+    )
     r = svc.call("GET", "/api/v1/public/claim-notices", None)
     assert all(n["claim_id"] != cid2 for n in r.json())
     claims = svc.app.state.claims

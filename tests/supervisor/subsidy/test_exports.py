@@ -64,6 +64,12 @@ def test_every_formula_trigger_is_neutralised() -> None:
     for trigger in FORMULA_TRIGGERS:
         assert safe_text(trigger + "1+1") == "'" + trigger + "1+1"
     assert safe_text("焊工 4 级") == "焊工 4 级" and safe_text("") == ""
+    # Control characters a spreadsheet file cannot hold (rows stored before storage
+    # refused them) are dropped, so one such name cannot break an export.
+    assert safe_text("bad\x01name\x00") == "badname"
+    assert safe_text("\x00=cmd") == "'=cmd"
+    wb = openpyxl.Workbook()
+    wb.active.cell(row=1, column=1, value=safe_text("a\x0bb"))  # would raise without
 
 
 def test_claims_xlsx_and_csv_in_chinese_with_formulas_neutralised(service: Service) -> None:
