@@ -100,6 +100,9 @@ REASON_MESSAGES: dict[str, str] = {
     "no_rules": N_("The course has no catalogue rules yet."),
     "rules_frozen": N_("The rules are published and can no longer be changed."),
     "not_published": N_("Only published rules can be withdrawn."),
+    "before_birth": N_(
+        "A learner cannot belong to a group before the birth date of their ID number."
+    ),
     "future_date": N_("The date cannot be in the future."),
     "invalid_period": N_("The period must end after it starts."),
     "invalid_status": N_("A decision either confirms or dismisses."),

@@ -284,6 +284,12 @@ class RecordsService:
                 reason="invalid_group",
             )
         day = _local_date(since, "since", self._today())
+        born = learner.id_number[6:14]  # YYYYMMDD in a resident ID number (GB 11643)
+        if born.isdigit() and day.replace("-", "") < born:
+            raise InvalidInput(
+                "a learner cannot belong to a group before they were born",
+                reason="before_birth",
+            )
         origin = _one_line(source, "the source", "invalid_source", 200)
         chain = ev.learner_chain(learner.id)
         async with self.ctx.lock(chain):

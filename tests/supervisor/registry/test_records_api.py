@@ -311,6 +311,16 @@ def test_learners_carry_key_groups_with_date_and_source(service: Service) -> Non
         refused(
             service, "POST", path, w.operator, 422, "invalid_date", json={**veteran, "since": bad}
         )
+    # Before the birth date in the learner's ID number: the group's date is made up.
+    refused(
+        service,
+        "POST",
+        path,
+        w.operator,
+        422,
+        "before_birth",
+        json={**veteran, "since": "0001-01-01"},
+    )
     refused(
         service, "POST", path, w.operator, 422, "invalid_source", json={**veteran, "source": "  "}
     )
