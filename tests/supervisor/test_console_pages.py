@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -301,7 +302,8 @@ def test_bureau_pages(service: Service) -> None:
         json={"learner_id": w.learner_id, "passed": True},
     )
     assert r.status_code == 201, r.text
-    today = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    # A local (Beijing) date, the day after today there.
+    today = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=1)).date().isoformat()
     query = f"institution_id={w.institution_id}&date_from=2020-01-01&date_to={today}"
     r = c.get(f"/console/claims?{query}")
     assert r.status_code == 200, r.text

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -137,7 +138,9 @@ def test_inspector_searches_replays_spot_checks_and_exports(
     # Spot check: draw from a recorded seed, review, record a verdict.
     page.click("text=Spot checks")
     page.select_option("#draw-form select[name=institution_id]", str(w.institution_id))
-    today = datetime.now(UTC).date()
+    # The form's dates are local (Beijing) dates: between 16:00 and 24:00 UTC the local
+    # day is already the next one.
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     page.fill("#draw-form input[name=period_start]", str(today - timedelta(days=1)))
     page.fill("#draw-form input[name=period_end]", str(today + timedelta(days=1)))
     page.fill("#draw-form input[name=size]", "3")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -373,7 +374,8 @@ def test_a_certificate_only_for_a_passed_assessment_and_only_by_the_bureau(
     )
     assert r.status_code == 201, r.text
     path = f"/api/v1/learners/{w.learner_id}/certificates"
-    today = datetime.now(UTC).date().isoformat()
+    # The certificate's date is a local (Beijing) date, as the assessment's day is read.
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
     cert = {
         "course_id": course,
         "number": f"S{course:06d}-0001",
