@@ -587,7 +587,7 @@ class ClaimService:
         state = detail.view.state
         if state.decided is not None:
             raise Conflict("the claim was decided already", reason="already_decided")
-        if status == "approved" and detail.view.claim.id not in self.store.drawn():
+        if status == "approved" and claim_id not in self.store.drawn([claim_id]):
             # Every claim goes through a draw before money: approving one that no draw
             # saw would let a resubmission skip sampling.
             raise Conflict(
