@@ -275,4 +275,8 @@ REASON_MESSAGES: dict[str, str] = {
     "stored_copy_altered": N_(
         "The kept copy of this report does not match the hash recorded in the ledger."
     ),
+    "dispatch_copy_lost": N_(
+        "This version of the report was closed but its copy was not kept, and it cannot "
+        "be computed again to the same figures; ask an inspector to check the ledger."
+    ),
 }

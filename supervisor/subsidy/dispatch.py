@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +45,8 @@ from supervisor.rules.dispatch import (
 )
 from supervisor.runtime.gc_pause import gc_paused
 from supervisor.subsidy.scan import Snapshot, scan
+
+log = logging.getLogger(__name__)
 
 
 def sha256_text(text: str) -> str:
@@ -215,6 +218,60 @@ def keep(
     return record, text
 
 
+def repair(
+    storage: Storage,
+    settings: Settings,
+    period: Period,
+    region: str | None,
+    kept: list[DispatchRecord],
+) -> DispatchRecord | None:
+    """The version after the kept ones whose ledger event was appended but whose copy
+    was never kept (the process stopped, or the database refused the row, between the
+    two steps of `keep`), recomputed as of the cut its event names and kept now
+    (blocking). None when there is no such version. The copy is kept only if it hashes
+    to the SHA-256 the ledger recorded; otherwise `dispatch_copy_lost` (409): the
+    ledger before that cut changed, which the seals will show."""
+    previous = kept[-1] if kept else None
+    version = previous.version + 1 if previous is not None else 1
+    found = storage.ledger.find_once(dispatch_chain(region, period.key), f"version-{version}")
+    if found is None:
+        return None
+    event = codec.decode(found)
+    if not isinstance(event, DispatchReportClosed) or event.version != version:
+        raise Conflict("the report's chain holds an unexpected event", reason="dispatch_copy_lost")
+    body = compute(storage, settings, period, region, event.as_of)
+    text = canonical_json(body)
+    digest = sha256_text(text)
+    if digest != event.sha256:
+        log.error(
+            "dispatch report %s %s version %d: the copy was not kept and the recomputation "
+            "does not hash to the ledger's SHA-256 (%s, not %s)",
+            region_chain_key(region), period.key, version, digest, event.sha256,
+        )  # fmt: skip
+        raise Conflict(
+            f"version {version} of this report was closed but its copy was not kept, and "
+            "it cannot be recomputed to the same figures",
+            reason="dispatch_copy_lost",
+        )
+    changes = diff(json.loads(previous.body), body) if previous is not None else []
+    try:
+        return storage.dispatch.add(
+            region_chain_key(region),
+            period.key,
+            version,
+            text,
+            digest,
+            event.as_of,
+            event.reason,
+            canonical_json(changes),
+            event.closed_by,
+            event.at,
+            (found.chain_id, found.seq, found.hash),
+        )
+    except Duplicate:
+        return None  # kept meanwhile by another process
+
+
 class DispatchService:
     """Reading, closing and correcting dispatch reports (bureau, inspectors, admins)."""
 
@@ -302,6 +359,17 @@ class DispatchService:
             kept = await self.ctx.db(
                 self.ctx.storage.dispatch.versions, region_chain_key(region), period.key
             )
+            # A version closed on the ledger whose copy was not kept is kept first, so
+            # that the period is never stuck on a version number already used.
+            repaired = await self.ctx.db(
+                repair, self.ctx.storage, self.ctx.settings, period, region, list(kept)
+            )
+            if repaired is not None:
+                log.warning(
+                    "dispatch report %s %s: version %d kept after its close was interrupted",
+                    region_chain_key(region), period.key, repaired.version,
+                )  # fmt: skip
+                kept = [*kept, repaired]
             if correction and not kept:
                 raise Conflict("this report is not closed", reason="not_closed")
             if not correction and kept:

@@ -26,10 +26,12 @@ from sqlalchemy import text
 from config import Settings
 from storage import Storage
 from storage.canonical import canonical_json
+from storage.exceptions import StorageUnavailable
 from storage.types import Role
 from supervisor.ledger import claims as cl
 from supervisor.ledger import codec
 from supervisor.ledger import records as rec
+from supervisor.ledger.dispatch import DispatchReportClosed
 from supervisor.ledger.events import Event
 from supervisor.rules.dispatch import (
     ClaimFact,
@@ -487,6 +489,46 @@ def test_a_period_past_its_grace_is_closed_at_first_request(service: Service) ->
         )
     r = service.call("GET", "/api/v1/reports/dispatch", inspector, params=params)
     assert r.status_code == 409 and r.json()["reason"] == "stored_copy_altered", r.text
+
+
+def test_a_close_cut_between_its_ledger_event_and_its_copy_is_kept_at_the_next_request(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The close appends the report's SHA-256 to the ledger, then keeps the copy. If the
+    second step fails, the version is on the ledger without a copy: the next request
+    recomputes it as of the cut the event names and keeps it (the digests agree),
+    instead of refusing every later close as `already_closed`."""
+    inspector = service.token(Role.inspector)
+    params = {"period": "2025-Q4", "region": "650000"}
+    chain = "dispatch:650000:2025-Q4"
+    app_storage = service.app.state.ctx.storage
+
+    def refused(*_: object, **__: object) -> None:
+        raise StorageUnavailable("the database went away between the two steps")
+
+    monkeypatch.setattr(app_storage.dispatch, "add", refused)
+    r = service.call("GET", "/api/v1/reports/dispatch", inspector, params=params)
+    assert r.status_code == 503, r.text
+    (closed,) = service.storage.ledger.read_chain(chain)  # the first step stood
+    assert service.storage.dispatch.versions("650000", "2025-Q4") == []
+    monkeypatch.undo()
+
+    r = service.call("GET", "/api/v1/reports/dispatch", inspector, params=params)
+    assert r.status_code == 200, r.text
+    served = r.json()
+    assert served["status"] == "closed" and served["version"] == 1
+    assert served["closed_by"] == "system:grace"
+    event = codec.decode(closed)
+    assert isinstance(event, DispatchReportClosed)
+    assert served["sha256"] == event.sha256
+    assert hashlib.sha256(canonical_json(served["report"]).encode()).hexdigest() == event.sha256
+    assert len(service.storage.ledger.read_chain(chain)) == 1  # nothing appended again
+    (kept,) = service.storage.dispatch.versions("650000", "2025-Q4")
+    assert (kept.chain_id, kept.seq, kept.hash) == (closed.chain_id, closed.seq, closed.hash)
+    assert kept.closed_at == event.at and kept.as_of == event.as_of
+    # and it is served from then on like any closed period
+    again = service.call("GET", "/api/v1/reports/dispatch", inspector, params=params)
+    assert again.json() == served
 
 
 def test_generated_world_report_from_summaries_equals_its_recomputation(
