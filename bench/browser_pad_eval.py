@@ -17,7 +17,23 @@ session is made:
 - `still_then_moved`: held still for 5 s (the sign-in), then moved as `rigid`;
 - `replay`: the learner's talking-head recording played through the camera (looped);
 - `honest`: the learner's talking-head recording, with the learner turning as asked
-  when the page shows a challenge.
+  when the page shows a challenge (the side the recording never turns to is its real
+  turn seen in a mirror: the switch between the recording and its mirror image is a
+  jump no head makes, so this kind measures the simulation as much as the service);
+- `honest_real`: the same learner, but the service asks each person only for the turn
+  their recording really makes (`challenge_kinds` = that turn alone, one service per
+  person), so every answer is real, unmirrored motion (no mirrored frame is even
+  loaded): the turn's start pose held for the reaction time, the turn, and the
+  recording's own way back, then the recording goes on from there. With one kind the
+  two rounds ask the same turn twice; the second is judged against the pose before the
+  first as well;
+- `replay_real`: `replay` against the `honest_real` services (each person asked only
+  the turn their recording contains): the worst case for replay detection;
+- `honest_passive`: the `honest_real` learner on services where the passive stage
+  alone decides (`challenge_first_check` false, `challenge_probability` 0,
+  `challenge_when_doubtful` true): a challenge comes only when a check's passive
+  liveness is doubtful (or spoof, or the browser's signals are suspicious); the
+  report counts the sessions escalated so.
 
 Attack sessions use the photos and clips of both talking-head people in turn (photos
 taken from their videos at different moments, never the enrolment photo itself).
@@ -33,6 +49,17 @@ of its attempts) or it was stopped; BPCER is the share rejected. The table also 
 credited seconds when the session was stopped (or at the end of the window), and what
 stopped it. `--baseline` kinds run again, in the same invocation, with one challenge
 round (`challenge_rounds = 1`: the service before rounds were added).
+
+The per-person kinds (`honest_real`, `replay_real`, `honest_passive`) run on services of
+their own, one per person (the settings are service-wide): session i uses person
+i % 2 as the other kinds do, and the sessions of a person of `honest_real` and
+`replay_real` share that person's service. `--liveness-json` applies to them too
+(under their own overrides).
+
+    taskset -c 1 .venv/bin/python bench/browser_pad_eval.py --n 6 \
+        --only honest_real,replay_real --baseline ""
+    taskset -c 1 .venv/bin/python bench/browser_pad_eval.py --n 6 \
+        --only honest_passive --baseline ""
 """
 
 from __future__ import annotations
@@ -60,13 +87,33 @@ from tests import browser_attacks as ba  # noqa: E402
 from tests.supervisor.conftest import Service, _service, chromium_path  # noqa: E402
 from verification.engines import make_engine  # noqa: E402
 
-KINDS = ("rigid", "tilt", "still_then_moved", "replay", "honest")
+KINDS = (
+    "rigid",
+    "tilt",
+    "still_then_moved",
+    "replay",
+    "honest",
+    "replay_real",
+    "honest_real",
+    "honest_passive",
+)
 LABELS = {
     "rigid": "photo moved and zoomed",
     "tilt": "photo tilted",
     "still_then_moved": "photo held still to sign in, then moved",
     "replay": "replayed clip of the learner",
     "honest": "honest talking head (answers challenges)",
+    "replay_real": "replayed clip, asked only its real turn",
+    "honest_real": "honest talking head, asked only its real turn (no mirror)",
+    "honest_passive": "honest talking head, passive stage only (challenge if doubtful)",
+}
+# Kinds whose service asks each person only for the turn their recording makes.
+PER_PERSON = ("replay_real", "honest_real", "honest_passive")
+# The passive stage alone: no first-check or random challenge, one when doubtful.
+PASSIVE_ONLY: dict[str, Any] = {
+    "challenge_first_check": False,
+    "challenge_probability": 0.0,
+    "challenge_when_doubtful": True,
 }
 # Supervision at bench speed: a check every 5-7 s (as the browser tests run it).
 POLICY = {
@@ -120,10 +167,14 @@ class Row:
     passive: list[str] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    # Each challenge: its pose figures (baseline yaw at the prompt, the yaw changes).
+    challenge_poses: list[str] = field(default_factory=list)
+    challenge_kinds: list[str] = field(default_factory=list)  # what the service asked
+    verdicts: list[str] = field(default_factory=list)  # every check: purpose:verdict
 
     @property
     def attack(self) -> bool:
-        return self.kind != "honest"
+        return not self.kind.startswith("honest")
 
     def more_than_one_interval(self) -> bool:
         if self.credited_s == 0:
@@ -165,12 +216,15 @@ def session(
 ) -> Row:
     row = Row(kind, clip.name)
     y4m = tmp / f"{kind}-{i}.y4m"
+    row.challenge_kinds = list(svc.settings.liveness.challenge_kinds)
+    honest = kind.startswith("honest")
+    real_only = kind in ("honest_real", "honest_passive")  # never a mirrored frame
     photo_at = 1.0 + 1.7 * (i // 2)  # a different photo of the learner per session
     if kind in ("rigid", "tilt"):
         ba.photo_y4m(y4m, engine, ba.learner_photo(clip, photo_at), kind, 100 + i)
     elif kind == "still_then_moved":
         ba.photo_y4m(y4m, engine, ba.learner_photo(clip, photo_at), "rigid", 100 + i, still_s=5.0)
-    elif kind == "replay":
+    elif kind in ("replay", "replay_real"):
         ba.replay_y4m(y4m, clip, start_s=0.8 * i)
     svc.forget_faces()
     w = svc.world(photo=clip.enrolled)
@@ -178,16 +232,15 @@ def session(
         executable_path=chromium_path(),
         headless=True,
         # The honest page's camera is its canvas: the fake camera's file is not used.
-        args=[*CHROMIUM_ARGS]
-        + ([] if kind == "honest" else [f"--use-file-for-fake-video-capture={y4m}"]),
+        args=[*CHROMIUM_ARGS] + ([] if honest else [f"--use-file-for-fake-video-capture={y4m}"]),
     )
     started = time.monotonic()
     try:
         context = browser.new_context(viewport={"width": 1000, "height": 800})
-        context.add_init_script(ba.camera_script(clip if kind == "honest" else None))
+        context.add_init_script(ba.camera_script(clip if honest else None, real_only=real_only))
         page = context.new_page()
-        if kind == "honest":
-            ba.serve_clip(page, clip)
+        if honest:
+            ba.serve_clip(page, clip, mirrored=not real_only)
         sid, errors = ba.start_session(svc.url, page, w.learner, attempts=SIGNIN_ATTEMPTS)
         row.signin_refusals = len(errors)
         if sid is None:
@@ -212,7 +265,7 @@ def session(
         row.first_interval_s = o.first_interval_s
         last = o.checks[-1] if o.checks else {}
         row.halted = bool(last.get("challenge")) and not last.get("passed")
-        if kind == "honest":
+        if honest:
             row.answers = list(page.evaluate("window.__answers || []"))
         svc.call("POST", f"/api/v1/sessions/{sid}/end", w.learner)
         f = o.first_failure
@@ -228,6 +281,15 @@ def session(
             + (f"({','.join(c['challenge'].get('reasons') or ())})" if not c["passed"] else "")
             for c in o.challenges
         ]
+        row.challenge_poses = [
+            f"{c['challenge']['kind']}:{c['challenge']['outcome']}"
+            f" base={c['challenge'].get('baseline_yaw_deg')}"
+            f" peak={c['challenge'].get('peak_yaw_change_deg')}"
+            f" trough={c['challenge'].get('trough_yaw_change_deg')}"
+            f" t={c.get('at', '')[11:19]}"
+            for c in o.challenges
+        ]
+        row.verdicts = [f"{c.get('purpose')}:{c.get('verdict')}" for c in o.checks]
         row.passive = [
             f"{c.get('purpose')}:{(c.get('liveness') or {}).get('verdict')}"
             f"({','.join((c.get('liveness') or {}).get('reasons') or ())})"
@@ -252,7 +314,7 @@ def report(title: str, rows: list[Row]) -> None:
         mine = [r for r in rows if r.kind == kind]
         if not mine:
             continue
-        if kind == "honest":
+        if kind.startswith("honest"):
             metric = "BPCER"
             bad = sum(r.signin_refused is not None or r.stopped or r.halted for r in mine)
         else:
@@ -270,21 +332,69 @@ def report(title: str, rows: list[Row]) -> None:
             f"{max(credited):.1f} | {first} | {cause} |"
         )
     challenges = Counter(
-        (r.kind == "honest", c.split("(")[0].split(":")[1]) for r in rows for c in r.challenges
+        (not r.attack, c.split("(")[0].split(":")[1]) for r in rows for c in r.challenges
     )
     for honest, who in ((False, "attacks"), (True, "honest")):
         got = {k: v for (h, k), v in challenges.items() if h == honest}
         if got:
             print(f"challenges of {who}: " + ", ".join(f"{k} {v}" for k, v in sorted(got.items())))
+    for kind in PER_PERSON:
+        mine = [r for r in rows if r.kind == kind]
+        if not mine:
+            continue
+        got = Counter(c.split("(")[0] for r in mine for c in r.challenges)
+        print(
+            f"{kind}: challenges by kind and outcome: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(got.items())) or "none")
+        )
+        if kind == "honest_passive":
+            # The passive stage's honest cost: checks judged doubtful or spoof, and the
+            # sessions it escalated to a challenge.
+            verdicts = Counter(p.split("(")[0].split(":", 1)[1] for r in mine for p in r.passive)
+            escalated = sum(bool(r.challenges) for r in mine)
+            print(
+                "honest_passive: passive verdicts of all checks: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items()))
+                + f"; sessions escalated to a challenge: {escalated}/{len(mine)}"
+            )
 
 
 def run(
     args: argparse.Namespace, kinds: list[str], liveness: dict[str, Any], clips: list[ba.Clip],
     engine: Any,
 ) -> list[Row]:  # fmt: skip
+    """The shared-service kinds on one service, then each per-person kind on services of
+    their own (one per person; see the module docstring)."""
+    shared = [k for k in kinds if k not in PER_PERSON]
+    rows = run_service(args, [(k, i) for k in shared for i in range(args.n)], liveness, clips,
+                       engine)  # fmt: skip
+    groups: list[tuple[list[str], dict[str, Any]]] = []
+    real = [k for k in ("honest_real", "replay_real") if k in kinds]
+    if real:
+        groups.append((real, {}))
+    if "honest_passive" in kinds:
+        groups.append((["honest_passive"], PASSIVE_ONLY))
+    for group, extra in groups:
+        for c, clip in enumerate(clips):
+            plan = [(k, i) for k in group for i in range(args.n) if i % len(clips) == c]
+            if not plan:
+                continue
+            turn = ba.REAL_TURN[clip.name]
+            own = {**liveness, **extra, "challenge_kinds": [turn]}
+            print(f"per-person service: {clip.name} {group} asks only {turn}", file=sys.stderr)
+            rows += run_service(args, plan, own, clips, engine)
+    return rows
+
+
+def run_service(
+    args: argparse.Namespace, plan: list[tuple[str, int]], liveness: dict[str, Any],
+    clips: list[ba.Clip], engine: Any,
+) -> list[Row]:  # fmt: skip
     from playwright.sync_api import sync_playwright
 
     rows: list[Row] = []
+    if not plan:
+        return rows
     with tempfile.TemporaryDirectory(prefix="browser-pad-") as d:
         tmp = Path(d)
         services: Iterator[Service] = _service(
@@ -295,12 +405,11 @@ def run(
         print(f"liveness: {svc.settings.liveness.model_dump_json()}", file=sys.stderr)
         try:
             with sync_playwright() as pw:
-                for kind in kinds:
-                    for i in range(args.n):
-                        clip = clips[i % len(clips)]
-                        row = session(svc, pw, kind, clip, i, engine, tmp, args.window)
-                        rows.append(row)
-                        print(json.dumps(row.__dict__), file=sys.stderr, flush=True)
+                for kind, i in plan:
+                    clip = clips[i % len(clips)]
+                    row = session(svc, pw, kind, clip, i, engine, tmp, args.window)
+                    rows.append(row)
+                    print(json.dumps(row.__dict__), file=sys.stderr, flush=True)
         finally:
             services.close()
     return rows
@@ -332,7 +441,9 @@ def main() -> int:
             if line.startswith("liveness: "):
                 part += 1
             elif line.startswith("{"):
-                (rows if part <= 1 else base).append(Row.from_json(json.loads(line)))
+                row = Row.from_json(json.loads(line))
+                # The per-person kinds run on services of their own, never as a baseline.
+                (rows if part <= 1 or row.kind in PER_PERSON else base).append(row)
         report("the service", rows)
         if base:
             report("baseline: one challenge round (challenge_rounds = 1)", base)

@@ -71,6 +71,21 @@ REAL_TURN: dict[str, str] = {"3.mp4": "turn_left", "2.mp4": "turn_right"}
 OTHER_SIDE = {"turn_left": "turn_right", "turn_right": "turn_left"}
 
 
+# Where each recording's real turn has come back (s): the `honest_real` answer plays
+# the turn and then the recording's own way back, and the page carries on playing the
+# recording from there (no cut after an answer). 3.mp4 is back at yaw 14 to 17 by
+# 3.4 s; 2.mp4 comes back from -18 to -6 at 2.7 to 2.8 s (measured as above).
+REAL_RETURN_S: dict[str, float] = {"3.mp4": 3.5, "2.mp4": 2.9}
+
+
+def real_answer(clip_name: str) -> tuple[float, float]:
+    """The part of the recording the `honest_real` learner plays for its real turn,
+    forwards and unmirrored: from the turn's start pose to the end of its way back."""
+    start, _, step = ANSWERS[clip_name][REAL_TURN[clip_name]]
+    assert step == 1
+    return start, REAL_RETURN_S[clip_name]
+
+
 def honest_answer(clip_name: str, asked: str) -> tuple[float, float, int, bool]:
     """The part of the recording an honest learner shows for `asked`: (start, end,
     step, mirrored)."""
@@ -204,18 +219,45 @@ _CAMERA_JS = """
     }
     tctx.putImageData(img, 0, 0);
     const noise = ctx.createPattern(tile, "repeat");
-    let queue = [], pos = 0, last = null;
+    let queue = [], pos = 0, last = null, pending = null, resume = null;
     window.__answers = [];
+    if (C.restart) {
+      // Every prompt starts an answer, also the same kind asked twice in a row (the
+      // page hides one challenge and shows the next between two frames). The records
+      // give each change's old value: the new one is the next record's old value.
+      new MutationObserver((recs) => {
+        for (let k = 0; k < recs.length; k++) {
+          const v = k + 1 < recs.length ? recs[k + 1].oldValue : document.body.dataset.challenge;
+          if (v) pending = v;
+        }
+      }).observe(document.body, {
+        attributes: true, attributeFilter: ["data-challenge"], attributeOldValue: true,
+      });
+    }
     const draw = () => {
-      const kind = document.body ? document.body.dataset.challenge : undefined;
-      if (kind && kind !== last && C.answers[kind]) {
-        queue = C.answers[kind].slice();
-        window.__answers.push(kind);
+      if (C.restart) {
+        if (pending) {
+          window.__answers.push(pending);
+          if (C.answers[pending]) {
+            queue = C.answers[pending].slice();
+            resume = C.resume[pending];
+          }
+        }
+        pending = null;
+      } else {
+        const kind = document.body ? document.body.dataset.challenge : undefined;
+        if (kind && kind !== last && C.answers[kind]) {
+          queue = C.answers[kind].slice();
+          window.__answers.push(kind);
+        }
+        last = kind || null;
       }
-      last = kind || null;
       let i;
-      if (queue.length) i = queue.shift();
-      else { i = C.idle[pos]; pos = (pos + 1) % C.idle.length; }
+      if (queue.length) {
+        i = queue.shift();
+        // After an answer the recording goes on from where the answer ended.
+        if (!queue.length && resume != null) { pos = resume; resume = null; }
+      } else { i = C.idle[pos]; pos = (pos + 1) % C.idle.length; }
       ctx.globalAlpha = 1;
       ctx.drawImage(frames[i], 0, 0);
       const dx = Math.random() * 128, dy = Math.random() * 128;
@@ -236,36 +278,61 @@ _CAMERA_JS = """
 HONEST_PREFIX = "/__honest_camera/"
 
 
-def camera_script(clip: Clip | None = None) -> str:
+def camera_script(clip: Clip | None = None, real_only: bool = False) -> str:
     """The init script of a page: a webcam-like camera name, and with `clip`, the
-    honest learner's camera (see the module docstring)."""
+    honest learner's camera (see the module docstring).
+
+    With `real_only` (the `honest_real` learner), the camera holds only the recording,
+    never its mirror image: it answers only the turn the recording really makes
+    (`real_answer`: the turn's start pose held for `REACTION_S`, the turn, and the
+    recording's own way back), answers every prompt of it, also the same turn asked
+    twice in a row, and after an answer goes on playing the recording from where the
+    answer ended. Another kind of challenge is left unanswered (the recording plays on).
+    (Holding the last frame of the way back until the next round instead was tried: the
+    next round's frames then repeat the first's, and passive liveness calls them
+    `looped`, a spoof.)
+    """
     config: dict[str, Any] = {"label": WEBCAM_LABEL, "count": 0}
     if clip is not None:
         a = clip.index(IDLE_FROM_S)
         b = len(clip.frames) - 1
         idle = list(range(a, b + 1)) + list(range(b - 1, a, -1))
         answers = {}
+        resume: dict[str, int] = {}
         hold = round(REACTION_S * clip.fps)
         n = len(clip.frames)
-        for kind in ANSWERS[clip.name]:
-            start, end, step, mirrored = honest_answer(clip.name, kind)
+        if real_only:
+            kind = REAL_TURN[clip.name]
+            start, end = real_answer(clip.name)
             i, j = clip.index(start), clip.index(end)
-            shift = n if mirrored else 0  # frames n.. are the recording mirrored
-            answers[kind] = [i + shift] * hold + [k + shift for k in range(i, j + step, step)]
+            answers[kind] = [i] * hold + list(range(i, j + 1))
+            # The idle's forward pass holds frame k at position k - a.
+            resume[kind] = (min(j + 1, b) - a) % len(idle)
+        else:
+            for kind in ANSWERS[clip.name]:
+                start, end, step, mirrored = honest_answer(clip.name, kind)
+                i, j = clip.index(start), clip.index(end)
+                shift = n if mirrored else 0  # frames n.. are the recording mirrored
+                answers[kind] = [i + shift] * hold + [k + shift for k in range(i, j + step, step)]
         config.update(
-            count=2 * n,
+            count=n if real_only else 2 * n,
             fps=round(clip.fps),
             idle=idle,
             answers=answers,
+            resume=resume,
+            restart=real_only,
             prefix=HONEST_PREFIX,
         )
     return _CAMERA_JS.replace("__CONFIG__", json.dumps(config))
 
 
-def serve_clip(page: Any, clip: Clip) -> None:
-    """Answer the honest camera's frame requests (page-side only: never the service)."""
+def serve_clip(page: Any, clip: Clip, mirrored: bool = True) -> None:
+    """Answer the honest camera's frame requests (page-side only: never the service).
+    Without `mirrored` only the recording itself is served (the `real_only` camera)."""
     # The recording, then the same mirrored (frames n..2n-1: the other side's turn).
-    both = [*clip.frames, *(np.ascontiguousarray(f[:, ::-1]) for f in clip.frames)]
+    both = [*clip.frames]
+    if mirrored:
+        both += [np.ascontiguousarray(f[:, ::-1]) for f in clip.frames]
     encoded = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes()
                for f in both]  # fmt: skip
 
