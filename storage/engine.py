@@ -9,7 +9,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
@@ -21,7 +21,6 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from config.settings import DatabaseSettings
-from storage.ahead import read_ahead
 from storage.exceptions import (
     Duplicate,
     IntegrityViolation,
@@ -69,20 +68,10 @@ class Database:
             with conn.begin():
                 yield conn
 
-    def stream(
-        self, sql: str, params: tuple[Any, ...], batch: int
-    ) -> Generator[list[Any], None, None]:
+    def stream(self, sql: str, params: tuple[Any, ...], batch: int) -> Iterator[list[Any]]:
         """Rows of one fixed SQL text (placeholders in the driver's style) as DBAPI
         tuples, in lists of up to `batch`: the bulk reads, without Row objects or
-        type processing. On PostgreSQL a thread reads the next batches while the caller
-        works on the last one (`storage.ahead`); SQLite reads in the caller's thread."""
-        if self.is_sqlite:
-            return self._stream(sql, params, batch)
-        return read_ahead(lambda: self._stream(sql, params, batch))
-
-    def _stream(
-        self, sql: str, params: tuple[Any, ...], batch: int
-    ) -> Generator[list[Any], None, None]:
+        type processing. PostgreSQL sends rows while the caller works on the last batch."""
         with self.read() as conn:
             dbapi: Any = conn.connection.driver_connection
             cursor = dbapi.cursor()
