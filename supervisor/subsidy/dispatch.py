@@ -27,7 +27,7 @@ from config import Settings
 from storage import Storage
 from storage.canonical import canonical_json
 from storage.exceptions import Duplicate
-from storage.types import DispatchRecord
+from storage.types import DispatchRecord, LedgerEvent
 from supervisor.auth import READ_ALL, Principal, require_bureau, require_role
 from supervisor.context import Context
 from supervisor.errors import Conflict, InvalidInput, UnknownId
@@ -198,24 +198,35 @@ def keep(
     appended, fresh = storage.ledger.append_once(chain, f"version-{version}", [codec.encode(event)])
     if not fresh:
         raise Conflict("this version was closed by another request", reason="already_closed")
-    ref = (appended[0].chain_id, appended[0].seq, appended[0].hash)
     try:
-        record = storage.dispatch.add(
-            key,
-            period.key,
-            version,
-            text,
-            digest,
-            as_of,
-            reason,
-            canonical_json(changes),
-            actor,
-            now,
-            ref,
-        )
+        record = _keep_copy(storage, event, appended[0], text, changes)
     except Duplicate:
         raise Conflict("this version is kept already", reason="already_closed") from None
     return record, text
+
+
+def _keep_copy(
+    storage: Storage,
+    event: DispatchReportClosed,
+    stored: LedgerEvent,
+    text: str,
+    changes: list[dict[str, Any]],
+) -> DispatchRecord:
+    """The copy of a closed version kept under its ledger event (`stored`), with the
+    facts the event records; raises `Duplicate` when that version is kept already."""
+    return storage.dispatch.add(
+        event.region,
+        event.period,
+        event.version,
+        text,
+        event.sha256,
+        event.as_of,
+        event.reason,
+        canonical_json(changes),
+        event.closed_by,
+        event.at,
+        (stored.chain_id, stored.seq, stored.hash),
+    )
 
 
 def repair(
@@ -255,19 +266,7 @@ def repair(
         )
     changes = diff(json.loads(previous.body), body) if previous is not None else []
     try:
-        return storage.dispatch.add(
-            region_chain_key(region),
-            period.key,
-            version,
-            text,
-            digest,
-            event.as_of,
-            event.reason,
-            canonical_json(changes),
-            event.closed_by,
-            event.at,
-            (found.chain_id, found.seq, found.hash),
-        )
+        return _keep_copy(storage, event, found, text, changes)
     except Duplicate:
         return None  # kept meanwhile by another process
 
